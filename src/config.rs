@@ -1,0 +1,308 @@
+//! Command-line and environment configuration (clap; every flag is also a `DBCERT_*` variable).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use zeroize::Zeroizing;
+
+use crate::domain::{CaSubject, CoreSettings};
+use crate::storage::redact_url;
+
+/// The default gRPC listen address.
+pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
+/// The default HTTP (Atlas REST gateway) listen address.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./dbcert-data";
+/// The default `O` of project CAs.
+pub const DEFAULT_CA_ORGANIZATION: &str = "dbcert";
+/// The default `OU` of project CAs.
+pub const DEFAULT_CA_ORGANIZATIONAL_UNIT: &str = "Managed X.509";
+/// How long in-flight calls may take to finish after a shutdown signal.
+pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
+/// The longest a request may run.
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
+
+/// dbcert: a self-hosted, Atlas-compatible issuer of X.509 client certificates for database
+/// users.
+#[derive(Debug, Parser)]
+#[command(name = "dbcert", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the gRPC service and the Atlas REST gateway.
+    Serve(Box<ServeArgs>),
+    /// Asks a running server's gRPC health service; exits 0 when it is SERVING.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// The log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `dbcert serve`.
+#[derive(Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the gRPC listener.
+    #[arg(long, env = "DBCERT_GRPC_LISTEN", default_value = DEFAULT_GRPC_LISTEN)]
+    pub grpc_listen: SocketAddr,
+    /// Address of the HTTP listener (the Atlas REST gateway).
+    #[arg(long, env = "DBCERT_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
+    pub http_listen: SocketAddr,
+    /// Directory for the embedded database, the generated master key and bootstrap key.
+    #[arg(long, env = "DBCERT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://PATH` or `postgres://…`. Default: SQLite in the data directory.
+    #[arg(long, env = "DBCERT_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+    /// File holding the master key (base64 of 32 bytes) that seals CA private keys.
+    #[arg(long, env = "DBCERT_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself (base64 of 32 bytes); prefer the file. Environment only.
+    #[arg(long, env = "DBCERT_MASTER_KEY", hide = true, hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// `publicKey:privateKey` of an ORG_OWNER key to ensure in the default organization.
+    #[arg(long, env = "DBCERT_BOOTSTRAP_API_KEY", hide_env_values = true)]
+    pub bootstrap_api_key: Option<String>,
+    /// `O` of project CA subjects.
+    #[arg(long, env = "DBCERT_CA_ORGANIZATION", default_value = DEFAULT_CA_ORGANIZATION)]
+    pub ca_organization: String,
+    /// `OU` of project CA subjects.
+    #[arg(long, env = "DBCERT_CA_ORGANIZATIONAL_UNIT", default_value = DEFAULT_CA_ORGANIZATIONAL_UNIT)]
+    pub ca_organizational_unit: String,
+    /// Most unexpired certificates per user (ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED beyond).
+    #[arg(long, env = "DBCERT_MAX_CERTIFICATES_PER_USER", default_value_t = 100)]
+    pub max_certificates_per_user: u64,
+    /// Log format.
+    #[arg(long, env = "DBCERT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+    /// Time given to in-flight calls after SIGTERM/SIGINT.
+    #[arg(long, env = "DBCERT_SHUTDOWN_GRACE", default_value = DEFAULT_SHUTDOWN_GRACE, value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// The longest a request may run.
+    #[arg(long, env = "DBCERT_REQUEST_TIMEOUT", default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+/// Flags of `dbcert healthcheck`.
+#[derive(Clone, Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The server's gRPC address (an unspecified IP such as 0.0.0.0 means loopback).
+    #[arg(long, env = "DBCERT_GRPC_LISTEN", default_value = DEFAULT_GRPC_LISTEN)]
+    pub grpc_listen: SocketAddr,
+    /// The service to ask about ("" for the whole server).
+    #[arg(long, default_value = "")]
+    pub service: String,
+}
+
+/// Where the master key comes from.
+pub enum MasterKeySource {
+    /// A file given by the operator.
+    File(PathBuf),
+    /// The key itself, from the environment.
+    Inline(Zeroizing<String>),
+    /// `<data-dir>/master-key`, generated on first start.
+    DataDir,
+}
+
+/// The validated configuration of a server.
+pub struct Config {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The database URL.
+    pub database_url: String,
+    /// The master key source.
+    pub master_key: MasterKeySource,
+    /// The configured bootstrap key (`public`, `private`).
+    pub bootstrap_api_key: Option<(String, Zeroizing<String>)>,
+    /// Settings of the core.
+    pub core: CoreSettings,
+    /// Time given to in-flight calls after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// The longest a request may run.
+    pub request_timeout: Duration,
+}
+
+/// A configuration error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The bootstrap key is not `public:private`.
+    #[error("DBCERT_BOOTSTRAP_API_KEY must be <publicKey>:<privateKey>")]
+    BootstrapKey,
+    /// Both a master key and a master key file were given.
+    #[error("give either DBCERT_MASTER_KEY or --master-key-file, not both")]
+    TwoMasterKeys,
+}
+
+impl ServeArgs {
+    /// Validates the flags into a [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let database_url = self
+            .database
+            .unwrap_or_else(|| crate::storage::SqliteStore::url_in(&self.data_dir));
+        let master_key = match (self.master_key_file, self.master_key) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoMasterKeys),
+            (Some(file), None) => MasterKeySource::File(file),
+            (None, Some(key)) => MasterKeySource::Inline(Zeroizing::new(key)),
+            (None, None) => MasterKeySource::DataDir,
+        };
+        let bootstrap_api_key = match self.bootstrap_api_key {
+            None => None,
+            Some(pair) => {
+                let pair = Zeroizing::new(pair);
+                let (public, private) = pair.split_once(':').ok_or(ConfigError::BootstrapKey)?;
+                Some((public.to_owned(), Zeroizing::new(private.to_owned())))
+            }
+        };
+        Ok(Config {
+            data_dir: self.data_dir,
+            database_url,
+            master_key,
+            bootstrap_api_key,
+            core: CoreSettings {
+                ca_subject: CaSubject {
+                    organization: self.ca_organization,
+                    organizational_unit: self.ca_organizational_unit,
+                },
+                max_certificates_per_user: self.max_certificates_per_user,
+            },
+            shutdown_grace: self.shutdown_grace,
+            request_timeout: self.request_timeout,
+        })
+    }
+}
+
+impl Config {
+    /// A configuration for tests: everything under `data_dir`, defaults elsewhere.
+    pub fn for_test(data_dir: PathBuf) -> Self {
+        Self {
+            database_url: crate::storage::SqliteStore::url_in(&data_dir),
+            data_dir,
+            master_key: MasterKeySource::DataDir,
+            bootstrap_api_key: None,
+            core: CoreSettings::default(),
+            shutdown_grace: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Parses `30s`, `500ms`, `2m` or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration unit in {text:?} (use ms, s or m)")),
+    }
+}
+
+impl fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            grpc_listen,
+            http_listen,
+            data_dir,
+            database,
+            master_key_file,
+            master_key: _,
+            bootstrap_api_key: _,
+            ca_organization,
+            ca_organizational_unit,
+            max_certificates_per_user,
+            log_format,
+            shutdown_grace,
+            request_timeout,
+        } = self;
+        f.debug_struct("ServeArgs")
+            .field("grpc_listen", grpc_listen)
+            .field("http_listen", http_listen)
+            .field("data_dir", data_dir)
+            .field("database", &database.as_deref().map(redact_url))
+            .field("master_key_file", master_key_file)
+            .field("ca_organization", ca_organization)
+            .field("ca_organizational_unit", ca_organizational_unit)
+            .field("max_certificates_per_user", max_certificates_per_user)
+            .field("log_format", log_format)
+            .field("shutdown_grace", shutdown_grace)
+            .field("request_timeout", request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            data_dir,
+            database_url,
+            master_key: _,
+            bootstrap_api_key,
+            core,
+            shutdown_grace,
+            request_timeout,
+        } = self;
+        f.debug_struct("Config")
+            .field("data_dir", data_dir)
+            .field("database_url", &redact_url(database_url))
+            .field("bootstrap_api_key", &bootstrap_api_key.as_ref().map(|(public, _)| public))
+            .field("core", core)
+            .field("shutdown_grace", shutdown_grace)
+            .field("request_timeout", request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let cli = Cli::try_parse_from([
+            "dbcert",
+            "serve",
+            "--database",
+            "postgres://u:hunter2@h/db",
+            "--bootstrap-api-key",
+            "abcdefgh:11111111-2222-4333-8444-555555555555",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve") };
+        let text = format!("{args:?}");
+        assert!(!text.contains("hunter2") && !text.contains("11111111"), "{text}");
+        let config = args.into_config().unwrap();
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2") && !text.contains("11111111"), "{text}");
+        assert!(text.contains("abcdefgh"));
+    }
+}

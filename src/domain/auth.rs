@@ -1,0 +1,295 @@
+//! API keys as credentials: generating them, verifying Basic and Digest credentials against
+//! the stored HA1 values, and the role checks every operation makes.
+
+use std::collections::HashMap;
+
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::core::{Core, store_error};
+use super::error::{AtlasError, AtlasResult};
+use super::model::{ApiKeyId, OrgId, OrgRole, Project, ProjectId, ProjectRole};
+use super::store::ApiKeyRecord;
+
+/// The digest realm of the Atlas Administration API; part of every stored HA1.
+pub const DIGEST_REALM: &str = "MMS Public API";
+
+/// What an operation does to a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reads it: GROUP_READ_ONLY suffices.
+    Read,
+    /// Changes it: GROUP_OWNER needed.
+    Write,
+}
+
+/// An authenticated API key and its roles, resolved per request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// The key's id.
+    pub key_id: ApiKeyId,
+    /// The key's public key.
+    pub public_key: String,
+    /// The key's organization.
+    pub org_id: OrgId,
+    /// Its organization roles.
+    pub org_roles: Vec<OrgRole>,
+    /// Its project roles.
+    pub project_roles: HashMap<ProjectId, ProjectRole>,
+}
+
+/// A freshly generated API key pair. The private key exists only here and in the response.
+pub struct NewApiKey {
+    /// The stored record.
+    pub record: ApiKeyRecord,
+    /// The private key (UUID form).
+    pub private_key: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for NewApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { record, private_key: _ } = self;
+        f.debug_struct("NewApiKey").field("record", record).finish_non_exhaustive()
+    }
+}
+
+/// The stored secrets of a key, for the gateway's HTTP Digest verification.
+pub struct DigestSecrets {
+    /// `MD5(publicKey:realm:privateKey)`, lowercase hex.
+    pub ha1_md5: Zeroizing<String>,
+    /// `SHA-256(publicKey:realm:privateKey)`, lowercase hex.
+    pub ha1_sha256: Zeroizing<String>,
+}
+
+// === impl Principal ===
+
+impl Principal {
+    fn from_record(record: ApiKeyRecord) -> Self {
+        Self {
+            key_id: record.id,
+            public_key: record.public_key,
+            org_id: record.org_id,
+            org_roles: record.org_roles,
+            project_roles: record.project_roles.into_iter().collect(),
+        }
+    }
+
+    /// Whether the key holds an organization role.
+    pub fn has_org_role(&self, role: OrgRole) -> bool {
+        self.org_roles.contains(&role)
+    }
+
+    /// Checks access to a project: another organization's key is `NOT_IN_GROUP`, a key of the
+    /// organization without the needed role `USER_UNAUTHORIZED` (or `NOT_IN_GROUP` when it holds
+    /// no role on the project at all). ORG_OWNER implies GROUP_OWNER on every project of its
+    /// organization, ORG_READ_ONLY implies GROUP_READ_ONLY.
+    pub fn authorize_project(&self, project: &Project, access: Access) -> AtlasResult<()> {
+        if self.org_id != project.org_id {
+            return Err(AtlasError::not_in_group(project.id.as_str()));
+        }
+        let project_role = self.project_roles.get(&project.id).copied();
+        let owner = self.has_org_role(OrgRole::OrgOwner) || project_role == Some(ProjectRole::GroupOwner);
+        let reader = owner || self.has_org_role(OrgRole::OrgReadOnly) || project_role.is_some();
+        match access {
+            Access::Write if owner => Ok(()),
+            Access::Read if reader => Ok(()),
+            _ if reader => Err(AtlasError::user_unauthorized()),
+            _ => Err(AtlasError::not_in_group(project.id.as_str())),
+        }
+    }
+
+    /// Checks access to the organization itself (its keys, its projects list, new projects).
+    pub fn authorize_org(&self, org_id: &OrgId, access: Access) -> AtlasResult<()> {
+        let allowed = self.org_id == *org_id
+            && match access {
+                Access::Write => self.has_org_role(OrgRole::OrgOwner),
+                Access::Read => {
+                    self.has_org_role(OrgRole::OrgOwner) || self.has_org_role(OrgRole::OrgReadOnly)
+                }
+            };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AtlasError::user_unauthorized())
+        }
+    }
+}
+
+// === credentials ===
+
+/// Computes an HA1 value of RFC 7616: `H(username:realm:password)`, lowercase hex.
+fn ha1<D: Digest>(public_key: &str, private_key: &str) -> Zeroizing<String> {
+    let mut hasher = D::new();
+    hasher.update(public_key.as_bytes());
+    hasher.update(b":");
+    hasher.update(DIGEST_REALM.as_bytes());
+    hasher.update(b":");
+    hasher.update(private_key.as_bytes());
+    Zeroizing::new(hex::encode(hasher.finalize()))
+}
+
+/// Whether a string has the shape of an Atlas public key: 8 lowercase ASCII letters.
+pub fn is_public_key(s: &str) -> bool {
+    s.len() == 8 && s.bytes().all(|b| b.is_ascii_lowercase())
+}
+
+/// Whether a string has the shape of an Atlas private key: a lowercase UUID.
+pub fn is_private_key(s: &str) -> bool {
+    uuid::Uuid::try_parse(s).is_ok_and(|u| u.hyphenated().to_string() == s)
+}
+
+/// Generates a random public key: 8 lowercase letters.
+fn generate_public_key() -> String {
+    (0..8)
+        .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
+        .collect()
+}
+
+impl NewApiKey {
+    /// Builds a key record for the given pair, hashing the private key.
+    pub fn from_pair(
+        id: ApiKeyId,
+        org_id: OrgId,
+        public_key: String,
+        private_key: Zeroizing<String>,
+        desc: String,
+        org_roles: Vec<OrgRole>,
+        created: time::OffsetDateTime,
+    ) -> Self {
+        let record = ApiKeyRecord {
+            id,
+            org_id,
+            ha1_md5: ha1::<Md5>(&public_key, &private_key).to_string(),
+            ha1_sha256: ha1::<Sha256>(&public_key, &private_key).to_string(),
+            public_key,
+            desc,
+            org_roles,
+            project_roles: Vec::new(),
+            created,
+        };
+        Self { record, private_key }
+    }
+
+    /// Generates a fresh key pair.
+    pub fn generate(org_id: OrgId, desc: String, org_roles: Vec<OrgRole>, now: time::OffsetDateTime) -> Self {
+        let private_key = Zeroizing::new(uuid::Uuid::new_v4().hyphenated().to_string());
+        Self::from_pair(
+            ApiKeyId::generate(now),
+            org_id,
+            generate_public_key(),
+            private_key,
+            desc,
+            org_roles,
+            now,
+        )
+    }
+}
+
+/// Masks a private key for listings: Atlas shows only its shape.
+pub fn masked_private_key() -> &'static str {
+    "********-****-****-************"
+}
+
+impl Core {
+    /// Verifies Basic credentials (`publicKey`, `privateKey`) and resolves the key's roles.
+    pub async fn authenticate_basic(&self, public_key: &str, private_key: &str) -> AtlasResult<Principal> {
+        let record = self
+            .store
+            .api_key_by_public_key(public_key)
+            .await
+            .map_err(store_error)?;
+        let presented = ha1::<Sha256>(public_key, private_key);
+        // Compare in constant time, and against a dummy when the key is unknown, so the time
+        // taken does not tell which public keys exist.
+        let expected = record.as_ref().map_or("0".repeat(64), |r| r.ha1_sha256.clone());
+        let equal: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
+        match record {
+            Some(record) if equal => Ok(Principal::from_record(record)),
+            _ => Err(AtlasError::unauthenticated()),
+        }
+    }
+
+    /// Resolves a key already verified by the HTTP gateway's Digest check.
+    pub async fn principal_for_verified_key(&self, public_key: &str) -> AtlasResult<Principal> {
+        self.store
+            .api_key_by_public_key(public_key)
+            .await
+            .map_err(store_error)?
+            .map(Principal::from_record)
+            .ok_or_else(AtlasError::unauthenticated)
+    }
+
+    /// Returns a key's HA1 values for HTTP Digest verification; `None` for an unknown key.
+    pub async fn digest_secrets(&self, public_key: &str) -> AtlasResult<Option<DigestSecrets>> {
+        Ok(self
+            .store
+            .api_key_by_public_key(public_key)
+            .await
+            .map_err(store_error)?
+            .map(|r| DigestSecrets {
+                ha1_md5: Zeroizing::new(r.ha1_md5),
+                ha1_sha256: Zeroizing::new(r.ha1_sha256),
+            }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn principal(org: &OrgId, org_roles: Vec<OrgRole>, project_roles: Vec<(ProjectId, ProjectRole)>) -> Principal {
+        Principal {
+            key_id: ApiKeyId::generate(OffsetDateTime::UNIX_EPOCH),
+            public_key: "abcdefgh".into(),
+            org_id: org.clone(),
+            org_roles,
+            project_roles: project_roles.into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn role_matrix() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let org = OrgId::generate(now);
+        let other_org = OrgId::generate(now);
+        let project = Project {
+            id: ProjectId::generate(now),
+            name: "p".into(),
+            org_id: org.clone(),
+            created: now,
+        };
+        let pid = project.id.clone();
+        let code = |p: &Principal, a| p.authorize_project(&project, a).err().map(|e| e.code().as_str());
+        let owner = principal(&org, vec![OrgRole::OrgOwner], vec![]);
+        assert_eq!(code(&owner, Access::Write), None);
+        let org_ro = principal(&org, vec![OrgRole::OrgReadOnly], vec![]);
+        assert_eq!(code(&org_ro, Access::Read), None);
+        assert_eq!(code(&org_ro, Access::Write), Some("USER_UNAUTHORIZED"));
+        let group_owner = principal(&org, vec![], vec![(pid.clone(), ProjectRole::GroupOwner)]);
+        assert_eq!(code(&group_owner, Access::Write), None);
+        let group_ro = principal(&org, vec![], vec![(pid.clone(), ProjectRole::GroupReadOnly)]);
+        assert_eq!(code(&group_ro, Access::Read), None);
+        assert_eq!(code(&group_ro, Access::Write), Some("USER_UNAUTHORIZED"));
+        let stranger = principal(&org, vec![], vec![]);
+        assert_eq!(code(&stranger, Access::Read), Some("NOT_IN_GROUP"));
+        let foreign = principal(&other_org, vec![OrgRole::OrgOwner], vec![(pid, ProjectRole::GroupOwner)]);
+        assert_eq!(code(&foreign, Access::Read), Some("NOT_IN_GROUP"));
+    }
+
+    #[test]
+    fn key_shapes() {
+        let key = NewApiKey::generate(OrgId::generate(OffsetDateTime::UNIX_EPOCH), "d".into(), vec![], OffsetDateTime::UNIX_EPOCH);
+        assert!(is_public_key(&key.record.public_key));
+        assert!(is_private_key(&key.private_key));
+        assert!(!is_private_key("ABCDEF00-0000-0000-0000-000000000000"));
+        assert!(!is_public_key("abcdefg1"));
+        assert!(!format!("{key:?}").contains(key.private_key.as_str()));
+        // HA1 of RFC 7616 §3.9.1's example shape: H(user:realm:pass).
+        assert_eq!(ha1::<Md5>("a", "b").len(), 32);
+        assert_eq!(ha1::<Sha256>("a", "b").len(), 64);
+    }
+}

@@ -1,0 +1,149 @@
+//! Database users of a project.
+
+use tracing::info;
+
+use super::auth::{Access, Principal};
+use super::core::{Core, store_error};
+use super::error::{AtlasError, AtlasResult, ErrorCode};
+use super::model::{DatabaseName, DatabaseUser, DatabaseUserRole, Page, Paged, Username, X509Type};
+use super::store::StoreError;
+
+/// A request to create a database user, as received (validated here).
+#[derive(Clone, Debug)]
+pub struct NewDatabaseUser<'a> {
+    /// The project id.
+    pub group_id: &'a str,
+    /// The username.
+    pub username: &'a str,
+    /// `$external` or `admin`.
+    pub database_name: &'a str,
+    /// The X.509 mode.
+    pub x509_type: X509Type,
+    /// The MongoDB roles.
+    pub roles: Vec<DatabaseUserRole>,
+}
+
+/// The most roles one user may hold.
+pub const MAX_ROLES: usize = 100;
+
+impl Core {
+    /// Creates a database user.
+    pub async fn create_database_user(&self, principal: &Principal, new: NewDatabaseUser<'_>) -> AtlasResult<DatabaseUser> {
+        let project = self.authorized_project(principal, new.group_id, Access::Write).await?;
+        let user = DatabaseUser {
+            project_id: project.id,
+            username: Username::parse(new.username)?,
+            database_name: DatabaseName::parse(new.database_name)?,
+            x509_type: new.x509_type,
+            roles: check_roles(new.roles)?,
+        };
+        check_database_name(&user)?;
+        match self.store.insert_database_user(&user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                return Err(AtlasError::new(
+                    ErrorCode::UserAlreadyExists,
+                    "The specified database user already exists.",
+                    Vec::new(),
+                ));
+            }
+            Err(error) => return Err(store_error(error)),
+        }
+        info!(project_id = %user.project_id, username = %user.username, x509_type = user.x509_type.as_str(), key_id = %principal.key_id, "created database user");
+        Ok(user)
+    }
+
+    /// Returns a database user.
+    pub async fn database_user(&self, principal: &Principal, group_id: &str, database_name: &str, username: &str) -> AtlasResult<DatabaseUser> {
+        let project = self.authorized_project(principal, group_id, Access::Read).await?;
+        let database_name = DatabaseName::parse(database_name)?;
+        let username = Username::parse(username)?;
+        self.store
+            .database_user(&project.id, database_name, &username)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| AtlasError::username_not_found(username.as_str()))
+    }
+
+    /// Lists a project's database users.
+    pub async fn list_database_users(&self, principal: &Principal, group_id: &str, page: Page) -> AtlasResult<Paged<DatabaseUser>> {
+        let project = self.authorized_project(principal, group_id, Access::Read).await?;
+        self.store.list_database_users(&project.id, page).await.map_err(store_error)
+    }
+
+    /// Changes a user's x509Type and/or roles (`None` leaves a field unchanged).
+    pub async fn update_database_user(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        database_name: &str,
+        username: &str,
+        x509_type: Option<X509Type>,
+        roles: Option<Vec<DatabaseUserRole>>,
+    ) -> AtlasResult<DatabaseUser> {
+        let project = self.authorized_project(principal, group_id, Access::Write).await?;
+        let database_name = DatabaseName::parse(database_name)?;
+        let username = Username::parse(username)?;
+        let mut user = self
+            .store
+            .database_user(&project.id, database_name, &username)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| AtlasError::username_not_found(username.as_str()))?;
+        if let Some(x509_type) = x509_type {
+            user.x509_type = x509_type;
+        }
+        if let Some(roles) = roles {
+            user.roles = check_roles(roles)?;
+        }
+        check_database_name(&user)?;
+        if !self.store.update_database_user(&user).await.map_err(store_error)? {
+            return Err(AtlasError::username_not_found(username.as_str()));
+        }
+        info!(project_id = %user.project_id, username = %user.username, key_id = %principal.key_id, "updated database user");
+        Ok(user)
+    }
+
+    /// Deletes a database user; the certificates issued to it stay listed.
+    pub async fn delete_database_user(&self, principal: &Principal, group_id: &str, database_name: &str, username: &str) -> AtlasResult<()> {
+        let project = self.authorized_project(principal, group_id, Access::Write).await?;
+        let database_name = DatabaseName::parse(database_name)?;
+        let username = Username::parse(username)?;
+        if !self
+            .store
+            .delete_database_user(&project.id, database_name, &username)
+            .await
+            .map_err(store_error)?
+        {
+            return Err(AtlasError::username_not_found(username.as_str()));
+        }
+        info!(project_id = %project.id, username = %username, key_id = %principal.key_id, "deleted database user");
+        Ok(())
+    }
+}
+
+/// X.509 users authenticate against `$external`; password users against `admin`.
+fn check_database_name(user: &DatabaseUser) -> AtlasResult<()> {
+    match (user.x509_type, user.database_name) {
+        (X509Type::Managed | X509Type::Customer, DatabaseName::Admin) => Err(AtlasError::new(
+            ErrorCode::DatabaseNameInvalidExternal,
+            "X.509 database users must use the $external authentication database.",
+            Vec::new(),
+        )
+        .with_field("database_name")),
+        (X509Type::None, DatabaseName::External) => Err(AtlasError::new(
+            ErrorCode::DatabaseNameInvalidAdmin,
+            "Database users without external authentication must use the admin database.",
+            Vec::new(),
+        )
+        .with_field("database_name")),
+        _ => Ok(()),
+    }
+}
+
+fn check_roles(roles: Vec<DatabaseUserRole>) -> AtlasResult<Vec<DatabaseUserRole>> {
+    if roles.len() > MAX_ROLES {
+        return Err(AtlasError::invalid_attribute("roles", "roles"));
+    }
+    Ok(roles)
+}

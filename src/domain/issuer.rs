@@ -1,0 +1,246 @@
+//! The issue pipeline: parse → authorise → check the user and the project's mode → load or
+//! create the project CA → sign on a blocking thread → record durably → respond.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::auth::{Access, Principal};
+use super::ca::{IssuedCertificate, ProjectCa, random_serial};
+use super::core::{Core, store_error};
+use super::error::{AtlasError, AtlasResult, ErrorCode};
+use super::model::{CertificateRecord, DatabaseName, Page, Paged, Project, ProjectId, Username, X509Type};
+use super::store::{StoreError, StoredCa};
+use super::validity::{Months, Validity};
+
+/// How often a serial collision (one in 2^63) is retried before giving up.
+const SERIAL_ATTEMPTS: usize = 3;
+
+impl Core {
+    /// Creates a certificate and private key for a MANAGED database user.
+    pub async fn create_user_certificate(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        username: &str,
+        months_until_expiration: Option<i64>,
+    ) -> AtlasResult<IssuedCertificate> {
+        let project = self.authorized_project(principal, group_id, Access::Write).await?;
+        let username = Username::parse(username)?;
+        let months = Months::parse(months_until_expiration)?;
+
+        let security = self.store.user_security(&project.id).await.map_err(store_error)?;
+        if security.customer_ca_pem.is_some() {
+            return Err(AtlasError::new(
+                ErrorCode::CannotGenerateCertIfAdvancedX509,
+                "Cannot generate X.509 certificates while self-managed X.509 is enabled.",
+                Vec::new(),
+            ));
+        }
+        let user = self
+            .store
+            .database_user(&project.id, DatabaseName::External, &username)
+            .await
+            .map_err(store_error)?;
+        let user = match user {
+            Some(user) => user,
+            None => self
+                .store
+                .database_user(&project.id, DatabaseName::Admin, &username)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| AtlasError::username_not_found(username.as_str()))?,
+        };
+        if user.x509_type != X509Type::Managed {
+            return Err(AtlasError::new(
+                ErrorCode::UserNotManagedX509,
+                "The user does not have managed mode X509 enabled.",
+                Vec::new(),
+            ));
+        }
+
+        let now = self.clock.now();
+        let held = self
+            .store
+            .count_unexpired_certificates(&project.id, username.as_str(), now)
+            .await
+            .map_err(store_error)?;
+        if held >= self.settings.max_certificates_per_user {
+            let limit = self.settings.max_certificates_per_user;
+            return Err(AtlasError::new(
+                ErrorCode::AtlasGeneratedCertsLimitExceeded,
+                format!("The user {username} already has the maximum of {limit} unexpired Atlas-generated certificates."),
+                vec![username.to_string(), limit.to_string()],
+            ));
+        }
+
+        let ca = self.project_ca(&project).await?;
+        let validity = Validity::for_months(now, months, ca.not_after());
+
+        // RSA-4096 key generation costs about a second of CPU: never on an async worker.
+        let mut key = tokio::task::spawn_blocking(|| {
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
+        })
+        .await
+        .map_err(AtlasError::internal)?
+        .map_err(AtlasError::internal)?;
+
+        for attempt in 1..=SERIAL_ATTEMPTS {
+            let serial = random_serial();
+            // Signing with RSA-4096 takes milliseconds: also too long for an async worker.
+            let (signing_ca, subject_user) = (ca.clone(), username.clone());
+            let (issued, returned_key) = tokio::task::spawn_blocking(move || {
+                let issued = signing_ca.issue_with_key(&subject_user, validity, serial, &key);
+                (issued, key)
+            })
+            .await
+            .map_err(AtlasError::internal)?;
+            key = returned_key;
+            let issued = issued.map_err(AtlasError::internal)?;
+            let record = CertificateRecord {
+                serial: issued.serial,
+                project_id: project.id.clone(),
+                username: username.to_string(),
+                subject: issued.subject.clone(),
+                not_before: validity.not_before,
+                not_after: validity.not_after,
+                sha256_fingerprint: issued.sha256_fingerprint.clone(),
+            };
+            match self.store.insert_certificate(&record).await {
+                Ok(()) => {
+                    info!(
+                        project_id = %project.id,
+                        serial = issued.serial,
+                        sha256 = %issued.sha256_fingerprint,
+                        not_after = %validity.not_after,
+                        key_id = %principal.key_id,
+                        "issued client certificate"
+                    );
+                    return Ok(issued);
+                }
+                Err(StoreError::Conflict) if attempt < SERIAL_ATTEMPTS => {
+                    warn!(project_id = %project.id, serial, "serial collision, drawing another");
+                }
+                Err(error) => return Err(store_error(error)),
+            }
+        }
+        Err(AtlasError::internal("serial collisions exhausted"))
+    }
+
+    /// Lists a user's unexpired certificates, oldest first. The user may have been deleted.
+    pub async fn list_user_certificates(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        username: &str,
+        page: Page,
+    ) -> AtlasResult<Paged<CertificateRecord>> {
+        let project = self.authorized_project(principal, group_id, Access::Read).await?;
+        let username = Username::parse(username)?;
+        self.store
+            .list_certificates(&project.id, username.as_str(), self.clock.now(), page)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Returns the project's CA, creating it on first use.
+    pub async fn project_ca_certificate(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+    ) -> AtlasResult<Arc<ProjectCa>> {
+        let project = self.authorized_project(principal, group_id, Access::Read).await?;
+        self.project_ca(&project).await
+    }
+
+    /// Loads the project's CA (cached), or creates it: insert-or-read, so concurrent first
+    /// issues (in this process or on other replicas) all end up with the one stored CA.
+    pub(super) async fn project_ca(&self, project: &Project) -> AtlasResult<Arc<ProjectCa>> {
+        if let Some(ca) = self.cached_ca(&project.id) {
+            return Ok(ca);
+        }
+        let lock = {
+            let mut locks = self.ca_creation.lock().await;
+            locks.entry(project.id.clone()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        if let Some(ca) = self.cached_ca(&project.id) {
+            return Ok(ca);
+        }
+        let ca = match self.load_ca(&project.id).await? {
+            Some(ca) => ca,
+            None => self.create_ca(project).await?,
+        };
+        let ca = Arc::new(ca);
+        self.ca_cache
+            .lock()
+            .expect("ca cache lock must not be poisoned")
+            .insert(project.id.clone(), ca.clone());
+        self.ca_creation.lock().await.remove(&project.id);
+        Ok(ca)
+    }
+
+    fn cached_ca(&self, project_id: &ProjectId) -> Option<Arc<ProjectCa>> {
+        self.ca_cache
+            .lock()
+            .expect("ca cache lock must not be poisoned")
+            .get(project_id)
+            .cloned()
+    }
+
+    /// Forgets a cached CA (its project was deleted).
+    pub(super) fn forget_ca(&self, project_id: &ProjectId) {
+        self.ca_cache
+            .lock()
+            .expect("ca cache lock must not be poisoned")
+            .remove(project_id);
+    }
+
+    async fn load_ca(&self, project_id: &ProjectId) -> AtlasResult<Option<ProjectCa>> {
+        let Some(stored) = self.store.project_ca(project_id).await.map_err(store_error)? else {
+            return Ok(None);
+        };
+        let Some(sealed) = stored.sealed_key else {
+            return Err(AtlasError::internal("project ca key was destroyed"));
+        };
+        let key = self
+            .master_key
+            .open(&ca_key_context(project_id), &sealed)
+            .map_err(AtlasError::internal)?;
+        let ca = ProjectCa::from_parts(stored.cert_der, &key).map_err(AtlasError::internal)?;
+        Ok(Some(ca))
+    }
+
+    async fn create_ca(&self, project: &Project) -> AtlasResult<ProjectCa> {
+        let (project_id, subject, now) = (project.id.clone(), self.settings.ca_subject.clone(), self.clock.now());
+        let new = tokio::task::spawn_blocking(move || ProjectCa::generate(&project_id, &subject, now))
+            .await
+            .map_err(AtlasError::internal)?
+            .map_err(AtlasError::internal)?;
+        let sealed = self
+            .master_key
+            .seal(&ca_key_context(&project.id), new.key_pkcs8.secret_der())
+            .map_err(AtlasError::internal)?;
+        let stored = StoredCa {
+            cert_der: new.ca.certificate_der().to_vec(),
+            sealed_key: Some(sealed),
+        };
+        match self.store.insert_project_ca(&project.id, &stored, now).await {
+            Ok(()) => {
+                info!(project_id = %project.id, subject = new.ca.subject(), "created project ca");
+                Ok(new.ca)
+            }
+            // Another replica created it first: use theirs.
+            Err(StoreError::Conflict) => self
+                .load_ca(&project.id)
+                .await?
+                .ok_or_else(|| AtlasError::internal("project ca vanished after conflict")),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+}
+
+/// The AEAD context binding a sealed CA key to its project.
+fn ca_key_context(project_id: &ProjectId) -> String {
+    format!("dbcert/v1/project-ca-key/{project_id}")
+}

@@ -1,0 +1,29 @@
+//! The PKI and account core of dbcert. It knows no transport (tonic, axum) and no SQL: the
+//! adapters in `crate::grpc` call [`Core`], and `crate::storage` implements [`Store`].
+
+mod api_keys;
+mod auth;
+mod ca;
+mod core;
+mod database_users;
+mod error;
+mod issuer;
+mod model;
+mod organizations;
+mod projects;
+mod secret;
+mod store;
+mod user_security;
+mod validity;
+
+pub use self::auth::{Access, DIGEST_REALM, DigestSecrets, NewApiKey, Principal, is_private_key, is_public_key, masked_private_key};
+pub use self::ca::{CA_LIFETIME, CaError, CaSubject, IssuedCertificate, ProjectCa, random_serial};
+pub use self::core::{Clock, Core, CoreSettings, SystemClock};
+pub use self::database_users::{MAX_ROLES, NewDatabaseUser};
+pub use self::error::{AtlasError, AtlasResult, ErrorCode, ErrorKind};
+pub use self::model::*;
+pub use self::organizations::{Bootstrap, DEFAULT_ORG_NAME};
+pub use self::secret::{MASTER_KEY_LEN, MasterKey, SealError, SecretDer};
+pub use self::store::{ApiKeyRecord, Store, StoreError, StoreResult, StoredCa};
+pub use self::user_security::MAX_CUSTOMER_CA_LEN;
+pub use self::validity::{BACKDATE, DEFAULT_MONTHS, MAX_MONTHS, Months, Validity, add_calendar_months};

@@ -1,0 +1,211 @@
+//! The storage port: what the service core needs from a database. `crate::storage` implements
+//! it for SQLite and PostgreSQL; one conformance suite (`tests/storage_conformance.rs`) holds
+//! both to the same behaviour.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::model::{
+    ApiKeyId, CertificateRecord, DatabaseName, DatabaseUser, OrgId, OrgRole, Organization, Page,
+    Paged, Project, ProjectId, ProjectRole, UserSecurity, Username,
+};
+
+/// Failures of a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness constraint refused the write.
+    #[error("record already exists")]
+    Conflict,
+    /// The database cannot be reached; the call may be retried.
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Any other database failure.
+    #[error("store failure")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The result type of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An API key as stored: never the private key itself, only the digest HA1 values
+/// (`H(publicKey:realm:privateKey)`), which verify both HTTP Digest and Basic credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The key's id.
+    pub id: ApiKeyId,
+    /// The owning organization.
+    pub org_id: OrgId,
+    /// The public key (the digest username).
+    pub public_key: String,
+    /// The description.
+    pub desc: String,
+    /// MD5 HA1, lowercase hex.
+    pub ha1_md5: String,
+    /// SHA-256 HA1, lowercase hex.
+    pub ha1_sha256: String,
+    /// Organization roles.
+    pub org_roles: Vec<OrgRole>,
+    /// Project roles.
+    pub project_roles: Vec<(ProjectId, ProjectRole)>,
+    /// When it was created.
+    pub created: OffsetDateTime,
+}
+
+impl std::fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            id,
+            org_id,
+            public_key,
+            desc,
+            ha1_md5: _,
+            ha1_sha256: _,
+            org_roles,
+            project_roles,
+            created,
+        } = self;
+        f.debug_struct("ApiKeyRecord")
+            .field("id", id)
+            .field("org_id", org_id)
+            .field("public_key", public_key)
+            .field("desc", desc)
+            .field("org_roles", org_roles)
+            .field("project_roles", project_roles)
+            .field("created", created)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A project CA as stored.
+#[derive(Clone, Debug)]
+pub struct StoredCa {
+    /// The CA certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The CA private key sealed under the master key; `None` once the project is deleted.
+    pub sealed_key: Option<Vec<u8>>,
+}
+
+/// The storage port of the service core.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- meta ---
+
+    /// Stores `value` under `key` unless a value is there; returns the value now stored.
+    async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    /// Checks that the database answers (for health).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- organizations ---
+
+    /// Inserts an organization.
+    async fn insert_organization(&self, org: &Organization) -> StoreResult<()>;
+    /// Returns an organization.
+    async fn organization(&self, id: &OrgId) -> StoreResult<Option<Organization>>;
+
+    // --- projects ---
+
+    /// Inserts a project; `Conflict` when its organization has a live project of that name.
+    async fn insert_project(&self, project: &Project) -> StoreResult<()>;
+    /// Returns a live (not deleted) project.
+    async fn project(&self, id: &ProjectId) -> StoreResult<Option<Project>>;
+    /// Lists an organization's live projects, oldest first; with `member`, only the projects
+    /// that key holds a role on.
+    async fn list_projects(
+        &self,
+        org_id: &OrgId,
+        member: Option<&ApiKeyId>,
+        page: Page,
+    ) -> StoreResult<Paged<Project>>;
+    /// Deletes a project with its users, settings and API key roles; its CA key is destroyed,
+    /// its CA certificate and certificate records are kept. Returns whether it existed.
+    async fn delete_project(&self, id: &ProjectId, now: OffsetDateTime) -> StoreResult<bool>;
+
+    // --- API keys ---
+
+    /// Inserts an API key; `Conflict` when the public key is taken.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// Replaces the secrets and organization roles of a key found by public key (bootstrap).
+    async fn update_api_key_secrets(&self, key: &ApiKeyRecord) -> StoreResult<bool>;
+    /// Returns a key by public key.
+    async fn api_key_by_public_key(&self, public_key: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Returns a key by id.
+    async fn api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Lists an organization's keys, oldest first.
+    async fn list_api_keys(&self, org_id: &OrgId, page: Page) -> StoreResult<Paged<ApiKeyRecord>>;
+    /// Deletes a key of an organization. Returns whether it existed.
+    async fn delete_api_key(&self, org_id: &OrgId, id: &ApiKeyId) -> StoreResult<bool>;
+    /// Replaces a key's roles on one project (empty removes it from the project).
+    async fn set_api_key_project_roles(
+        &self,
+        id: &ApiKeyId,
+        project_id: &ProjectId,
+        roles: &[ProjectRole],
+    ) -> StoreResult<()>;
+    /// Whether any API key exists.
+    async fn any_api_key(&self) -> StoreResult<bool>;
+
+    // --- database users ---
+
+    /// Inserts a user; `Conflict` when (project, database, username) exists.
+    async fn insert_database_user(&self, user: &DatabaseUser) -> StoreResult<()>;
+    /// Returns a user.
+    async fn database_user(
+        &self,
+        project_id: &ProjectId,
+        database_name: DatabaseName,
+        username: &Username,
+    ) -> StoreResult<Option<DatabaseUser>>;
+    /// Lists a project's users by username.
+    async fn list_database_users(
+        &self,
+        project_id: &ProjectId,
+        page: Page,
+    ) -> StoreResult<Paged<DatabaseUser>>;
+    /// Replaces a user's x509Type and roles. Returns whether it existed.
+    async fn update_database_user(&self, user: &DatabaseUser) -> StoreResult<bool>;
+    /// Deletes a user. Returns whether it existed.
+    async fn delete_database_user(
+        &self,
+        project_id: &ProjectId,
+        database_name: DatabaseName,
+        username: &Username,
+    ) -> StoreResult<bool>;
+
+    // --- X.509 settings ---
+
+    /// Returns a project's X.509 settings.
+    async fn user_security(&self, project_id: &ProjectId) -> StoreResult<UserSecurity>;
+    /// Sets or clears the customer CA.
+    async fn set_customer_ca(&self, project_id: &ProjectId, pem: Option<&str>) -> StoreResult<()>;
+
+    // --- CAs and certificates ---
+
+    /// Returns a project's CA.
+    async fn project_ca(&self, project_id: &ProjectId) -> StoreResult<Option<StoredCa>>;
+    /// Inserts a project's CA; `Conflict` when the project has one (another replica won).
+    async fn insert_project_ca(
+        &self,
+        project_id: &ProjectId,
+        ca: &StoredCa,
+        created: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Records an issued certificate durably; `Conflict` when the serial is taken for the CA.
+    async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()>;
+    /// Lists a user's certificates unexpired at `now`, oldest first.
+    async fn list_certificates(
+        &self,
+        project_id: &ProjectId,
+        username: &str,
+        now: OffsetDateTime,
+        page: Page,
+    ) -> StoreResult<Paged<CertificateRecord>>;
+    /// Counts a user's certificates unexpired at `now`.
+    async fn count_unexpired_certificates(
+        &self,
+        project_id: &ProjectId,
+        username: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+}

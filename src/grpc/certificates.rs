@@ -1,0 +1,86 @@
+//! `dbcert.v1.CertificateService`.
+
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use super::auth::authenticate;
+use super::convert::{page, page_parts, timestamp};
+use super::status::to_status;
+use super::Services;
+use crate::proto::v1::{
+    self, CreateUserCertificateRequest, CreateUserCertificateResponse, GetProjectCaCertificateRequest,
+    GetProjectCaCertificateResponse, ListUserCertificatesRequest, ListUserCertificatesResponse,
+    certificate_service_server::CertificateService,
+};
+
+#[tonic::async_trait]
+impl CertificateService for Services {
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn create_user_certificate(
+        &self,
+        request: Request<CreateUserCertificateRequest>,
+    ) -> Result<Response<CreateUserCertificateResponse>, Status> {
+        let principal = authenticate(&self.core, &request).await?;
+        let req = request.into_inner();
+        let issued = self
+            .core
+            .create_user_certificate(&principal, &req.group_id, &req.username, req.months_until_expiration)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(CreateUserCertificateResponse {
+            certificate_pem: issued.certificate_pem.clone(),
+            private_key_pem: issued.private_key_pem.to_string(),
+            serial_number: issued.serial,
+            subject: issued.subject.clone(),
+            not_before: Some(timestamp(issued.validity.not_before)),
+            not_after: Some(timestamp(issued.validity.not_after)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn list_user_certificates(
+        &self,
+        request: Request<ListUserCertificatesRequest>,
+    ) -> Result<Response<ListUserCertificatesResponse>, Status> {
+        let principal = authenticate(&self.core, &request).await?;
+        let req = request.into_inner();
+        let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
+        let certificates = self
+            .core
+            .list_user_certificates(&principal, &req.group_id, &req.username, page)
+            .await
+            .map_err(to_status)?;
+        let (results, total_count, has_next_page) = page_parts(certificates, |c| v1::UserCertificate {
+            serial_number: c.serial,
+            subject: c.subject,
+            group_id: c.project_id.to_string(),
+            created_at: Some(timestamp(c.not_before)),
+            not_after: Some(timestamp(c.not_after)),
+        });
+        Ok(Response::new(ListUserCertificatesResponse {
+            results,
+            total_count,
+            has_next_page,
+        }))
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn get_project_ca_certificate(
+        &self,
+        request: Request<GetProjectCaCertificateRequest>,
+    ) -> Result<Response<GetProjectCaCertificateResponse>, Status> {
+        let principal = authenticate(&self.core, &request).await?;
+        let req = request.into_inner();
+        let ca = self
+            .core
+            .project_ca_certificate(&principal, &req.group_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(GetProjectCaCertificateResponse {
+            certificate_pem: ca.certificate_pem().to_owned(),
+            subject: ca.subject().to_owned(),
+            not_before: Some(timestamp(ca.not_before())),
+            not_after: Some(timestamp(ca.not_after())),
+        }))
+    }
+}

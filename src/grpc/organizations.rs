@@ -1,0 +1,51 @@
+//! `dbcert.v1.OrganizationService`.
+
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use super::auth::authenticate;
+use super::convert::{api_key, organization, page, page_parts};
+use super::status::to_status;
+use super::Services;
+use crate::proto::v1::{
+    CreateOrganizationRequest, CreateOrganizationResponse, ListOrganizationsRequest,
+    ListOrganizationsResponse, organization_service_server::OrganizationService,
+};
+
+#[tonic::async_trait]
+impl OrganizationService for Services {
+    #[instrument(skip_all)]
+    async fn list_organizations(
+        &self,
+        request: Request<ListOrganizationsRequest>,
+    ) -> Result<Response<ListOrganizationsResponse>, Status> {
+        let principal = authenticate(&self.core, &request).await?;
+        let req = request.into_inner();
+        let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
+        let orgs = self.core.list_organizations(&principal, page).await.map_err(to_status)?;
+        let (results, total_count, has_next_page) = page_parts(orgs, organization);
+        Ok(Response::new(ListOrganizationsResponse {
+            results,
+            total_count,
+            has_next_page,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn create_organization(
+        &self,
+        request: Request<CreateOrganizationRequest>,
+    ) -> Result<Response<CreateOrganizationResponse>, Status> {
+        let principal = authenticate(&self.core, &request).await?;
+        let req = request.into_inner();
+        let (org, key) = self
+            .core
+            .create_organization(&principal, &req.name, &req.api_key_desc)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(CreateOrganizationResponse {
+            organization: Some(organization(org)),
+            api_key: Some(api_key(key.record, Some(&key.private_key))),
+        }))
+    }
+}

@@ -1,0 +1,101 @@
+//! The one mapping from the core's [`AtlasError`] to a gRPC [`Status`]: the code from the
+//! error's kind, the Atlas errorCode as `google.rpc.ErrorInfo.reason` (with the Atlas HTTP
+//! status and parameters in its metadata, so the REST gateway renders Atlas errors without
+//! deciding them again), and a `BadRequest` field violation for a bad field.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::error;
+
+use crate::domain::{AtlasError, ErrorCode, ErrorKind};
+
+/// The `ErrorInfo.domain` of dbcert's errors.
+pub const ERROR_DOMAIN: &str = "dbcert";
+/// The `ErrorInfo.metadata` key holding the Atlas HTTP status.
+pub const METADATA_HTTP_STATUS: &str = "httpStatus";
+/// The `ErrorInfo.metadata` key holding the Atlas parameters, as a JSON array.
+pub const METADATA_PARAMETERS: &str = "parameters";
+
+/// Maps an error kind to its gRPC code.
+pub fn grpc_code(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
+        ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        ErrorKind::Internal => Code::Internal,
+        ErrorKind::InvalidArgument => Code::InvalidArgument,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::Unavailable => Code::Unavailable,
+    }
+}
+
+/// Converts a core error into a status. Internal and unavailable errors are logged here, once.
+pub fn to_status(error: AtlasError) -> Status {
+    let code = error.code();
+    match code {
+        ErrorCode::UnexpectedError => error!(error = %display_chain(&error), "request failed"),
+        ErrorCode::ServiceUnavailable => {
+            tracing::warn!(error = %display_chain(&error), "store unavailable")
+        }
+        _ => {}
+    }
+    let parameters = serde_json::to_string(error.parameters()).expect("strings serialize");
+    let metadata = HashMap::from([
+        (METADATA_HTTP_STATUS.to_owned(), code.http_status().to_string()),
+        (METADATA_PARAMETERS.to_owned(), parameters),
+    ]);
+    let mut details = ErrorDetails::with_error_info(code.as_str(), ERROR_DOMAIN, metadata);
+    if let Some(field) = error.field() {
+        details.add_bad_request_violation(field, error.detail());
+    }
+    Status::with_error_details(grpc_code(code.kind()), error.detail(), details)
+}
+
+/// Renders an error with its sources, for the log.
+fn display_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_maps_to_an_error_info_with_its_http_status() {
+        for &code in ErrorCode::ALL {
+            let status = to_status(AtlasError::new(code, "detail", vec!["p".into()]));
+            assert_eq!(status.code(), grpc_code(code.kind()));
+            let details = status.get_error_details();
+            let info = details.error_info().expect("error info");
+            assert_eq!(info.reason, code.as_str());
+            assert_eq!(info.metadata[METADATA_HTTP_STATUS], code.http_status().to_string());
+            assert_eq!(info.metadata[METADATA_PARAMETERS], "[\"p\"]");
+        }
+    }
+
+    #[test]
+    fn internal_errors_show_no_cause() {
+        let status = to_status(AtlasError::internal("connection string postgres://u:pw@h"));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("pw"));
+    }
+
+    #[test]
+    fn bad_fields_become_violations() {
+        let status = to_status(AtlasError::invalid_group_id("xyz"));
+        let details = status.get_error_details();
+        let violations = &details.bad_request().expect("bad request").field_violations;
+        assert_eq!(violations[0].field, "group_id");
+    }
+}

@@ -1,0 +1,18 @@
+//! dbcert: a self-hosted, Atlas-compatible issuer of X.509 client certificates for database
+//! users, as a gRPC service with an Atlas REST gateway.
+//!
+//! Layout: [`domain`] is the core (no transport, no SQL); [`storage`] implements its store;
+//! [`grpc`] adapts it to `dbcert.v1`; [`gateway`] maps Atlas HTTP onto those RPCs; [`app`]
+//! wires everything; [`config`] and [`telemetry`] serve `main.rs`.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod gateway;
+pub mod grpc;
+pub mod healthcheck;
+pub mod proto;
+pub mod storage;
+pub mod telemetry;

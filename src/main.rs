@@ -1,0 +1,32 @@
+//! The `dbcert` binary: parses the command line and runs a subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use dbcert::config::{Cli, Command};
+use dbcert::{app, healthcheck, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            telemetry::init(args.log_format);
+            let (grpc_addr, http_addr) = (args.grpc_listen, args.http_listen);
+            let result = async {
+                let config = args.into_config()?;
+                let listeners = app::bind(grpc_addr, http_addr).await?;
+                app::serve(config, listeners, app::shutdown_signal()).await
+            }
+            .await;
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "dbcert failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Healthcheck(args) => healthcheck::run(args).await,
+    }
+}

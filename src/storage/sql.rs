@@ -1,0 +1,669 @@
+//! The SQL both backends share. The schema and every statement are portable between SQLite
+//! and PostgreSQL (numbered `$N` parameters, `ON CONFLICT`, partial unique indexes), so one
+//! implementation is pasted for each backend's pool type by [`impl_store!`]; only connecting,
+//! migrations and error classification differ (in `sqlite.rs` and `postgres.rs`).
+
+use time::OffsetDateTime;
+
+use crate::domain::{
+    DatabaseName, DatabaseUserRole, OrgRole, Page, Paged, ProjectRole, StoreError, StoreResult,
+    X509Type,
+};
+
+/// Converts a time to the stored Unix seconds.
+pub(super) fn to_secs(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+/// Converts stored Unix seconds to a time.
+pub(super) fn from_secs(secs: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| StoreError::Other(e.into()))
+}
+
+/// A stored value that does not parse back: the database was changed behind our back.
+pub(super) fn corrupt(what: &'static str) -> StoreError {
+    StoreError::Other(format!("corrupt stored {what}").into())
+}
+
+pub(super) fn org_roles_to_text(roles: &[OrgRole]) -> String {
+    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+}
+
+pub(super) fn org_roles_from_text(text: &str) -> StoreResult<Vec<OrgRole>> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| OrgRole::parse(s).map_err(|_| corrupt("org role")))
+        .collect()
+}
+
+pub(super) fn project_role_from_text(text: &str) -> StoreResult<ProjectRole> {
+    ProjectRole::parse(text).map_err(|_| corrupt("project role"))
+}
+
+pub(super) fn x509_type_from_text(text: &str) -> StoreResult<X509Type> {
+    X509Type::parse(text).map_err(|_| corrupt("x509 type"))
+}
+
+pub(super) fn database_name_from_text(text: &str) -> StoreResult<DatabaseName> {
+    DatabaseName::parse(text).map_err(|_| corrupt("database name"))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RoleJson {
+    d: String,
+    r: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    c: String,
+}
+
+pub(super) fn roles_to_json(roles: &[DatabaseUserRole]) -> String {
+    let json: Vec<RoleJson> = roles
+        .iter()
+        .map(|r| RoleJson {
+            d: r.database_name.clone(),
+            r: r.role_name.clone(),
+            c: r.collection_name.clone(),
+        })
+        .collect();
+    serde_json::to_string(&json).expect("roles serialize")
+}
+
+pub(super) fn roles_from_json(text: &str) -> StoreResult<Vec<DatabaseUserRole>> {
+    let json: Vec<RoleJson> = serde_json::from_str(text).map_err(|_| corrupt("roles"))?;
+    Ok(json
+        .into_iter()
+        .map(|r| DatabaseUserRole {
+            database_name: r.d,
+            role_name: r.r,
+            collection_name: r.c,
+        })
+        .collect())
+}
+
+/// Builds a page from rows fetched with `LIMIT items_per_page + 1`.
+pub(super) fn paged<T>(mut rows: Vec<T>, page: Page, total_count: Option<i64>) -> Paged<T> {
+    let has_next_page = rows.len() > page.items_per_page as usize;
+    rows.truncate(page.items_per_page as usize);
+    Paged {
+        results: rows,
+        total_count: total_count.map(|n| n.max(0) as u64),
+        has_next_page,
+    }
+}
+
+pub(super) fn limit(page: Page) -> i64 {
+    i64::from(page.items_per_page) + 1
+}
+
+pub(super) fn offset(page: Page) -> i64 {
+    i64::try_from(page.offset()).unwrap_or(i64::MAX)
+}
+
+/// Implements [`crate::domain::Store`] for a backend struct with a `pool` field, using the
+/// portable SQL above. The backend module provides `fn map_err(sqlx::Error) -> StoreError`.
+macro_rules! impl_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::domain::Store for $store {
+            async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.try_get("value").map_err(map_err)
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
+                sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(org.id.as_str())
+                    .bind(&org.name)
+                    .bind(to_secs(time::OffsetDateTime::now_utc()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn organization(&self, id: &OrgId) -> StoreResult<Option<Organization>> {
+                let row = sqlx::query("SELECT id, name FROM organizations WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.map(|row| {
+                    let id: String = row.try_get("id").map_err(map_err)?;
+                    Ok(Organization {
+                        id: OrgId::parse(&id).map_err(|_| corrupt("org id"))?,
+                        name: row.try_get("name").map_err(map_err)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn insert_project(&self, project: &Project) -> StoreResult<()> {
+                sqlx::query("INSERT INTO projects (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(project.id.as_str())
+                    .bind(project.org_id.as_str())
+                    .bind(&project.name)
+                    .bind(to_secs(project.created))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
+                let row = sqlx::query(
+                    "SELECT id, org_id, name, created_at FROM projects WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                row.map(|row| project_from_row(&row)).transpose()
+            }
+
+            async fn list_projects(
+                &self,
+                org_id: &OrgId,
+                member: Option<&ApiKeyId>,
+                page: Page,
+            ) -> StoreResult<Paged<Project>> {
+                const LIVE: &str = "FROM projects WHERE org_id = $1 AND deleted_at IS NULL";
+                const MEMBER: &str = " AND id IN (SELECT project_id FROM api_key_project_roles WHERE api_key_id = $2)";
+                let filter = match member {
+                    Some(_) => format!("{LIVE}{MEMBER}"),
+                    None => LIVE.to_owned(),
+                };
+                let (lim, off) = if member.is_some() { ("$3", "$4") } else { ("$2", "$3") };
+                let select = format!(
+                    "SELECT id, org_id, name, created_at {filter} ORDER BY created_at, id LIMIT {lim} OFFSET {off}"
+                );
+                let mut query = sqlx::query(&select).bind(org_id.as_str());
+                if let Some(member) = member {
+                    query = query.bind(member.as_str());
+                }
+                let rows = query
+                    .bind(limit(page))
+                    .bind(offset(page))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let projects = rows.iter().map(project_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let total = if page.include_count {
+                    let count = format!("SELECT COUNT(*) AS n {filter}");
+                    let mut query = sqlx::query(&count).bind(org_id.as_str());
+                    if let Some(member) = member {
+                        query = query.bind(member.as_str());
+                    }
+                    let row = query.fetch_one(&self.pool).await.map_err(map_err)?;
+                    Some(row.try_get::<i64, _>("n").map_err(map_err)?)
+                } else {
+                    None
+                };
+                Ok(paged(projects, page, total))
+            }
+
+            async fn delete_project(&self, id: &ProjectId, now: time::OffsetDateTime) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let done = sqlx::query("UPDATE projects SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
+                    .bind(to_secs(now))
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                for statement in [
+                    "DELETE FROM database_users WHERE project_id = $1",
+                    "DELETE FROM api_key_project_roles WHERE project_id = $1",
+                    "UPDATE project_cas SET sealed_key = NULL WHERE project_id = $1",
+                    "UPDATE projects SET customer_ca_pem = NULL WHERE id = $1",
+                ] {
+                    sqlx::query(statement)
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, org_id, public_key, description, ha1_md5, ha1_sha256, org_roles, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(key.id.as_str())
+                .bind(key.org_id.as_str())
+                .bind(&key.public_key)
+                .bind(&key.desc)
+                .bind(&key.ha1_md5)
+                .bind(&key.ha1_sha256)
+                .bind(org_roles_to_text(&key.org_roles))
+                .bind(to_secs(key.created))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn update_api_key_secrets(&self, key: &ApiKeyRecord) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET org_id = $1, ha1_md5 = $2, ha1_sha256 = $3, org_roles = $4 WHERE public_key = $5",
+                )
+                .bind(key.org_id.as_str())
+                .bind(&key.ha1_md5)
+                .bind(&key.ha1_sha256)
+                .bind(org_roles_to_text(&key.org_roles))
+                .bind(&key.public_key)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn api_key_by_public_key(&self, public_key: &str) -> StoreResult<Option<ApiKeyRecord>> {
+                let row = sqlx::query(&format!("{API_KEY_SELECT} WHERE public_key = $1"))
+                    .bind(public_key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                match row {
+                    Some(row) => Ok(Some(self.api_key_from_row(&row).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRecord>> {
+                let row = sqlx::query(&format!("{API_KEY_SELECT} WHERE id = $1"))
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                match row {
+                    Some(row) => Ok(Some(self.api_key_from_row(&row).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn list_api_keys(&self, org_id: &OrgId, page: Page) -> StoreResult<Paged<ApiKeyRecord>> {
+                let rows = sqlx::query(&format!(
+                    "{API_KEY_SELECT} WHERE org_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
+                ))
+                .bind(org_id.as_str())
+                .bind(limit(page))
+                .bind(offset(page))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let mut keys = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    keys.push(self.api_key_from_row(row).await?);
+                }
+                let total = if page.include_count {
+                    let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE org_id = $1")
+                        .bind(org_id.as_str())
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(map_err)?;
+                    Some(row.try_get::<i64, _>("n").map_err(map_err)?)
+                } else {
+                    None
+                };
+                Ok(paged(keys, page, total))
+            }
+
+            async fn delete_api_key(&self, org_id: &OrgId, id: &ApiKeyId) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                sqlx::query("DELETE FROM api_key_project_roles WHERE api_key_id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let done = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND org_id = $2")
+                    .bind(id.as_str())
+                    .bind(org_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_api_key_project_roles(
+                &self,
+                id: &ApiKeyId,
+                project_id: &ProjectId,
+                roles: &[ProjectRole],
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                sqlx::query("DELETE FROM api_key_project_roles WHERE api_key_id = $1 AND project_id = $2")
+                    .bind(id.as_str())
+                    .bind(project_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                for role in roles {
+                    sqlx::query("INSERT INTO api_key_project_roles (api_key_id, project_id, role) VALUES ($1, $2, $3)")
+                        .bind(id.as_str())
+                        .bind(project_id.as_str())
+                        .bind(role.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn any_api_key(&self) -> StoreResult<bool> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(row.try_get::<i64, _>("n").map_err(map_err)? > 0)
+            }
+
+            async fn insert_database_user(&self, user: &DatabaseUser) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO database_users (project_id, database_name, username, x509_type, roles) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(user.project_id.as_str())
+                .bind(user.database_name.as_str())
+                .bind(user.username.as_str())
+                .bind(user.x509_type.as_str())
+                .bind(roles_to_json(&user.roles))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn database_user(
+                &self,
+                project_id: &ProjectId,
+                database_name: DatabaseName,
+                username: &Username,
+            ) -> StoreResult<Option<DatabaseUser>> {
+                let row = sqlx::query(
+                    "SELECT project_id, database_name, username, x509_type, roles FROM database_users \
+                     WHERE project_id = $1 AND database_name = $2 AND username = $3",
+                )
+                .bind(project_id.as_str())
+                .bind(database_name.as_str())
+                .bind(username.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                row.map(|row| database_user_from_row(&row)).transpose()
+            }
+
+            async fn list_database_users(&self, project_id: &ProjectId, page: Page) -> StoreResult<Paged<DatabaseUser>> {
+                let rows = sqlx::query(
+                    "SELECT project_id, database_name, username, x509_type, roles FROM database_users \
+                     WHERE project_id = $1 ORDER BY username, database_name LIMIT $2 OFFSET $3",
+                )
+                .bind(project_id.as_str())
+                .bind(limit(page))
+                .bind(offset(page))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let users = rows.iter().map(database_user_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let total = if page.include_count {
+                    let row = sqlx::query("SELECT COUNT(*) AS n FROM database_users WHERE project_id = $1")
+                        .bind(project_id.as_str())
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(map_err)?;
+                    Some(row.try_get::<i64, _>("n").map_err(map_err)?)
+                } else {
+                    None
+                };
+                Ok(paged(users, page, total))
+            }
+
+            async fn update_database_user(&self, user: &DatabaseUser) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE database_users SET x509_type = $1, roles = $2 \
+                     WHERE project_id = $3 AND database_name = $4 AND username = $5",
+                )
+                .bind(user.x509_type.as_str())
+                .bind(roles_to_json(&user.roles))
+                .bind(user.project_id.as_str())
+                .bind(user.database_name.as_str())
+                .bind(user.username.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_database_user(
+                &self,
+                project_id: &ProjectId,
+                database_name: DatabaseName,
+                username: &Username,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "DELETE FROM database_users WHERE project_id = $1 AND database_name = $2 AND username = $3",
+                )
+                .bind(project_id.as_str())
+                .bind(database_name.as_str())
+                .bind(username.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn user_security(&self, project_id: &ProjectId) -> StoreResult<UserSecurity> {
+                let row = sqlx::query("SELECT customer_ca_pem FROM projects WHERE id = $1")
+                    .bind(project_id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let customer_ca_pem = match row {
+                    Some(row) => row.try_get::<Option<String>, _>("customer_ca_pem").map_err(map_err)?,
+                    None => None,
+                };
+                Ok(UserSecurity { customer_ca_pem })
+            }
+
+            async fn set_customer_ca(&self, project_id: &ProjectId, pem: Option<&str>) -> StoreResult<()> {
+                sqlx::query("UPDATE projects SET customer_ca_pem = $1 WHERE id = $2")
+                    .bind(pem)
+                    .bind(project_id.as_str())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn project_ca(&self, project_id: &ProjectId) -> StoreResult<Option<StoredCa>> {
+                let row = sqlx::query("SELECT cert_der, sealed_key FROM project_cas WHERE project_id = $1")
+                    .bind(project_id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.map(|row| {
+                    Ok(StoredCa {
+                        cert_der: row.try_get("cert_der").map_err(map_err)?,
+                        sealed_key: row.try_get("sealed_key").map_err(map_err)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn insert_project_ca(
+                &self,
+                project_id: &ProjectId,
+                ca: &StoredCa,
+                created: time::OffsetDateTime,
+            ) -> StoreResult<()> {
+                sqlx::query("INSERT INTO project_cas (project_id, cert_der, sealed_key, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(project_id.as_str())
+                    .bind(&ca.cert_der)
+                    .bind(&ca.sealed_key)
+                    .bind(to_secs(created))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(record.project_id.as_str())
+                .bind(record.serial)
+                .bind(&record.username)
+                .bind(&record.subject)
+                .bind(to_secs(record.not_before))
+                .bind(to_secs(record.not_after))
+                .bind(&record.sha256_fingerprint)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn list_certificates(
+                &self,
+                project_id: &ProjectId,
+                username: &str,
+                now: time::OffsetDateTime,
+                page: Page,
+            ) -> StoreResult<Paged<CertificateRecord>> {
+                let rows = sqlx::query(
+                    "SELECT project_id, serial, username, subject, not_before, not_after, sha256_fingerprint \
+                     FROM certificates WHERE project_id = $1 AND username = $2 AND not_after > $3 \
+                     ORDER BY not_before, serial LIMIT $4 OFFSET $5",
+                )
+                .bind(project_id.as_str())
+                .bind(username)
+                .bind(to_secs(now))
+                .bind(limit(page))
+                .bind(offset(page))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let records = rows.iter().map(certificate_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let total = if page.include_count {
+                    Some(self.count_unexpired_certificates(project_id, username, now).await? as i64)
+                } else {
+                    None
+                };
+                Ok(paged(records, page, total))
+            }
+
+            async fn count_unexpired_certificates(
+                &self,
+                project_id: &ProjectId,
+                username: &str,
+                now: time::OffsetDateTime,
+            ) -> StoreResult<u64> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM certificates WHERE project_id = $1 AND username = $2 AND not_after > $3",
+                )
+                .bind(project_id.as_str())
+                .bind(username)
+                .bind(to_secs(now))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(row.try_get::<i64, _>("n").map_err(map_err)?.max(0) as u64)
+            }
+        }
+
+        const API_KEY_SELECT: &str =
+            "SELECT id, org_id, public_key, description, ha1_md5, ha1_sha256, org_roles, created_at FROM api_keys";
+
+        impl $store {
+            async fn api_key_from_row(&self, row: &<Db as sqlx::Database>::Row) -> StoreResult<ApiKeyRecord> {
+                let id: String = row.try_get("id").map_err(map_err)?;
+                let org_id: String = row.try_get("org_id").map_err(map_err)?;
+                let roles = sqlx::query("SELECT project_id, role FROM api_key_project_roles WHERE api_key_id = $1")
+                    .bind(&id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let mut project_roles = Vec::with_capacity(roles.len());
+                for role in &roles {
+                    let project_id: String = role.try_get("project_id").map_err(map_err)?;
+                    let role: String = role.try_get("role").map_err(map_err)?;
+                    project_roles.push((
+                        ProjectId::parse(&project_id).map_err(|_| corrupt("project id"))?,
+                        project_role_from_text(&role)?,
+                    ));
+                }
+                Ok(ApiKeyRecord {
+                    id: ApiKeyId::parse(&id).map_err(|_| corrupt("api key id"))?,
+                    org_id: OrgId::parse(&org_id).map_err(|_| corrupt("org id"))?,
+                    public_key: row.try_get("public_key").map_err(map_err)?,
+                    desc: row.try_get("description").map_err(map_err)?,
+                    ha1_md5: row.try_get("ha1_md5").map_err(map_err)?,
+                    ha1_sha256: row.try_get("ha1_sha256").map_err(map_err)?,
+                    org_roles: org_roles_from_text(&row.try_get::<String, _>("org_roles").map_err(map_err)?)?,
+                    project_roles,
+                    created: from_secs(row.try_get("created_at").map_err(map_err)?)?,
+                })
+            }
+        }
+
+        fn project_from_row(row: &<Db as sqlx::Database>::Row) -> StoreResult<Project> {
+            let id: String = row.try_get("id").map_err(map_err)?;
+            let org_id: String = row.try_get("org_id").map_err(map_err)?;
+            Ok(Project {
+                id: ProjectId::parse(&id).map_err(|_| corrupt("project id"))?,
+                org_id: OrgId::parse(&org_id).map_err(|_| corrupt("org id"))?,
+                name: row.try_get("name").map_err(map_err)?,
+                created: from_secs(row.try_get("created_at").map_err(map_err)?)?,
+            })
+        }
+
+        fn database_user_from_row(row: &<Db as sqlx::Database>::Row) -> StoreResult<DatabaseUser> {
+            let project_id: String = row.try_get("project_id").map_err(map_err)?;
+            let username: String = row.try_get("username").map_err(map_err)?;
+            Ok(DatabaseUser {
+                project_id: ProjectId::parse(&project_id).map_err(|_| corrupt("project id"))?,
+                username: Username::parse(&username).map_err(|_| corrupt("username"))?,
+                database_name: database_name_from_text(&row.try_get::<String, _>("database_name").map_err(map_err)?)?,
+                x509_type: x509_type_from_text(&row.try_get::<String, _>("x509_type").map_err(map_err)?)?,
+                roles: roles_from_json(&row.try_get::<String, _>("roles").map_err(map_err)?)?,
+            })
+        }
+
+        fn certificate_from_row(row: &<Db as sqlx::Database>::Row) -> StoreResult<CertificateRecord> {
+            let project_id: String = row.try_get("project_id").map_err(map_err)?;
+            Ok(CertificateRecord {
+                serial: row.try_get("serial").map_err(map_err)?,
+                project_id: ProjectId::parse(&project_id).map_err(|_| corrupt("project id"))?,
+                username: row.try_get("username").map_err(map_err)?,
+                subject: row.try_get("subject").map_err(map_err)?,
+                not_before: from_secs(row.try_get("not_before").map_err(map_err)?)?,
+                not_after: from_secs(row.try_get("not_after").map_err(map_err)?)?,
+                sha256_fingerprint: row.try_get("sha256_fingerprint").map_err(map_err)?,
+            })
+        }
+    };
+}
+
+pub(super) use impl_store;
