@@ -221,6 +221,33 @@ impl Core {
             .ok_or_else(AtlasError::unauthenticated)
     }
 
+    /// Returns the secret that authenticates HTTP Digest nonces. It is derived from the master
+    /// key, so every replica sharing the master key accepts the nonces of the others.
+    pub fn digest_nonce_secret(&self) -> &[u8; 32] {
+        &self.nonce_secret
+    }
+
+    /// Records a (nonce, nc) use; `false` means a replay. Old uses are purged now and then.
+    pub async fn record_digest_nonce_use(
+        &self,
+        nonce: &str,
+        nc: &str,
+        expires_at: time::OffsetDateTime,
+    ) -> AtlasResult<bool> {
+        if rand::random_range(0..256u32) == 0 {
+            let _ = self.store.purge_nonce_uses(self.clock.now()).await;
+        }
+        self.store
+            .record_nonce_use(nonce, nc, expires_at)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Returns the current time of the core's clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
     /// Returns a key's HA1 values for HTTP Digest verification; `None` for an unknown key.
     pub async fn digest_secrets(&self, public_key: &str) -> AtlasResult<Option<DigestSecrets>> {
         Ok(self

@@ -60,6 +60,8 @@ pub struct Core {
     pub(super) ca_cache: Mutex<HashMap<ProjectId, Arc<ProjectCa>>>,
     /// One lock per project whose CA is being created, so one process makes one CA key.
     pub(super) ca_creation: tokio::sync::Mutex<HashMap<ProjectId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Authenticates HTTP Digest nonces; derived from the master key.
+    pub(super) nonce_secret: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl Core {
@@ -70,7 +72,9 @@ impl Core {
         clock: Arc<dyn Clock>,
         settings: CoreSettings,
     ) -> Self {
+        let nonce_secret = zeroize::Zeroizing::new(master_key.derive_secret("dbcert/v1/digest-nonce"));
         Self {
+            nonce_secret,
             store,
             master_key,
             clock,

@@ -86,6 +86,13 @@ impl MasterKey {
         }
     }
 
+    /// Derives a 32-byte secret for another purpose (HMAC-SHA256 of the label under the key).
+    pub fn derive_secret(&self, label: &str) -> [u8; 32] {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.bytes.as_ref());
+        let tag = aws_lc_rs::hmac::sign(&key, label.as_bytes());
+        tag.as_ref().try_into().expect("HMAC-SHA256 tags are 32 bytes")
+    }
+
     /// Encrypts `plaintext`, bound to `context` (e.g. the owning project's id).
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut nonce = [0u8; NONCE_LEN];

@@ -591,6 +591,28 @@ macro_rules! impl_store {
                 .map_err(map_err)?;
                 Ok(row.try_get::<i64, _>("n").map_err(map_err)?.max(0) as u64)
             }
+
+            async fn record_nonce_use(&self, nonce: &str, nc: &str, expires_at: time::OffsetDateTime) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO digest_nonce_uses (nonce, nc, expires_at) VALUES ($1, $2, $3) ON CONFLICT (nonce, nc) DO NOTHING",
+                )
+                .bind(nonce)
+                .bind(nc)
+                .bind(to_secs(expires_at))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn purge_nonce_uses(&self, now: time::OffsetDateTime) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM digest_nonce_uses WHERE expires_at < $1")
+                    .bind(to_secs(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected())
+            }
         }
 
         const API_KEY_SELECT: &str =
