@@ -233,6 +233,8 @@ pub enum OrgRole {
     OrgOwner,
     /// Reads the organization and all its projects.
     OrgReadOnly,
+    /// Belongs to the organization; reaches only the projects it holds a role on.
+    OrgMember,
 }
 
 impl OrgRole {
@@ -241,6 +243,7 @@ impl OrgRole {
         match self {
             Self::OrgOwner => "ORG_OWNER",
             Self::OrgReadOnly => "ORG_READ_ONLY",
+            Self::OrgMember => "ORG_MEMBER",
         }
     }
 
@@ -249,6 +252,7 @@ impl OrgRole {
         match s {
             "ORG_OWNER" => Ok(Self::OrgOwner),
             "ORG_READ_ONLY" => Ok(Self::OrgReadOnly),
+            "ORG_MEMBER" => Ok(Self::OrgMember),
             _ => Err(AtlasError::invalid_enum_value("roles", s)),
         }
     }
