@@ -53,6 +53,7 @@ pub struct TestServer {
     pub key: Key,
     _temp: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
+    shutdown_now: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -89,8 +90,12 @@ impl TestServer {
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
         let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(app::serve(config, Listeners { grpc, http }, async {
-            let _ = rx.await;
+        let (now_tx, mut now_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(app::serve(config, Listeners { grpc, http }, async move {
+            tokio::select! {
+                _ = rx => {}
+                _ = now_rx.wait_for(|v| *v) => {}
+            }
         }));
         let server = Self {
             grpc_addr,
@@ -99,6 +104,7 @@ impl TestServer {
             key,
             _temp: None,
             shutdown: Some(tx),
+            shutdown_now: Some(now_tx),
             task: Some(task),
         };
         server.wait_serving().await;
@@ -130,6 +136,14 @@ impl TestServer {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         panic!("server did not become SERVING");
+    }
+
+    /// Signals shutdown without waiting for it.
+    pub fn begin_shutdown(&self) {
+        // The sender is consumed by `stop`; signalling here leaves it to `stop` to wait.
+        if let Some(tx) = &self.shutdown_now {
+            let _ = tx.send(true);
+        }
     }
 
     /// Stops the server and waits for it to finish; returns the data directory's guard.
