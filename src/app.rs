@@ -70,11 +70,19 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     prepare_data_dir(&config.data_dir)?;
     let master_key = load_master_key(&config)?;
-    let store = storage::open(&config.database_url)
-        .await
-        .with_context(|| format!("failed to open the store at {}", storage::redact_url(&config.database_url)))?;
+    let store = storage::open(&config.database_url).await.with_context(|| {
+        format!(
+            "failed to open the store at {}",
+            storage::redact_url(&config.database_url)
+        )
+    })?;
     check_master_key(store.as_ref(), &master_key).await?;
-    let core = Arc::new(Core::new(store, master_key, Arc::new(SystemClock), config.core.clone()));
+    let core = Arc::new(Core::new(
+        store,
+        master_key,
+        Arc::new(SystemClock),
+        config.core.clone(),
+    ));
     bootstrap(&core, &config).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -141,7 +149,11 @@ pub async fn serve(
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future();
 
-    let probe = tokio::spawn(probe_store(core.clone(), health_reporter.clone(), stop_rx.clone()));
+    let probe = tokio::spawn(probe_store(
+        core.clone(),
+        health_reporter.clone(),
+        stop_rx.clone(),
+    ));
     info!(%grpc_addr, %http_addr, "dbcert serving");
 
     let grpc_task = tokio::spawn(grpc_server);
@@ -160,11 +172,15 @@ pub async fn serve(
     .await;
     match drained {
         Ok((grpc, http)) => {
-            grpc.context("grpc server panicked")?.context("grpc server failed")?;
-            http.context("http server panicked")?.context("http server failed")?;
+            grpc.context("grpc server panicked")?
+                .context("grpc server failed")?;
+            http.context("http server panicked")?
+                .context("http server failed")?;
             info!("shut down cleanly");
         }
-        Err(_) => warn!(grace = ?config.shutdown_grace, "in-flight calls did not finish within the grace period"),
+        Err(_) => {
+            warn!(grace = ?config.shutdown_grace, "in-flight calls did not finish within the grace period")
+        }
     }
     Ok(())
 }
@@ -203,7 +219,8 @@ async fn probe_store(core: Arc<Core>, reporter: HealthReporter, stop: watch::Rec
 }
 
 fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("failed to create data directory {}", dir.display()))?;
+    fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create data directory {}", dir.display()))?;
     let mut permissions = fs::metadata(dir)?.permissions();
     if permissions.mode() & 0o077 != 0 {
         permissions.set_mode(0o700);
@@ -215,18 +232,23 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     match &config.master_key {
-        MasterKeySource::Inline(text) => MasterKey::from_base64(text).context("invalid DBCERT_MASTER_KEY"),
+        MasterKeySource::Inline(text) => {
+            MasterKey::from_base64(text).context("invalid DBCERT_MASTER_KEY")
+        }
         MasterKeySource::File(path) => {
-            let text = zeroize::Zeroizing::new(
-                fs::read_to_string(path).with_context(|| format!("failed to read master key file {}", path.display()))?,
-            );
-            MasterKey::from_base64(&text).with_context(|| format!("invalid master key in {}", path.display()))
+            let text =
+                zeroize::Zeroizing::new(fs::read_to_string(path).with_context(|| {
+                    format!("failed to read master key file {}", path.display())
+                })?);
+            MasterKey::from_base64(&text)
+                .with_context(|| format!("invalid master key in {}", path.display()))
         }
         MasterKeySource::DataDir => {
             let path = config.data_dir.join(MASTER_KEY_FILE);
             if path.exists() {
                 let text = zeroize::Zeroizing::new(fs::read_to_string(&path)?);
-                return MasterKey::from_base64(&text).with_context(|| format!("invalid master key in {}", path.display()));
+                return MasterKey::from_base64(&text)
+                    .with_context(|| format!("invalid master key in {}", path.display()));
             }
             let key = MasterKey::generate();
             write_secret_file(&path, key.to_base64().as_bytes())?;
@@ -263,12 +285,22 @@ async fn bootstrap(core: &Core, config: &Config) -> anyhow::Result<()> {
         .bootstrap_api_key
         .as_ref()
         .map(|(public, private)| (public.as_str(), private.as_str()));
-    match core.bootstrap(configured).await.map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))? {
-        Bootstrap::ConfiguredKey => info!("bootstrap api key from DBCERT_BOOTSTRAP_API_KEY is an ORG_OWNER key"),
+    match core
+        .bootstrap(configured)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?
+    {
+        Bootstrap::ConfiguredKey => {
+            info!("bootstrap api key from DBCERT_BOOTSTRAP_API_KEY is an ORG_OWNER key")
+        }
         Bootstrap::Existing => {}
         Bootstrap::Generated(key) => {
             let path = config.data_dir.join(BOOTSTRAP_KEY_FILE);
-            let line = zeroize::Zeroizing::new(format!("{}:{}\n", key.record.public_key, key.private_key.as_str()));
+            let line = zeroize::Zeroizing::new(format!(
+                "{}:{}\n",
+                key.record.public_key,
+                key.private_key.as_str()
+            ));
             write_secret_file(&path, line.as_bytes())?;
             warn!(
                 path = %path.display(),
@@ -294,7 +326,10 @@ fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Binds the two listeners.
-pub async fn bind(grpc: std::net::SocketAddr, http: std::net::SocketAddr) -> anyhow::Result<Listeners> {
+pub async fn bind(
+    grpc: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+) -> anyhow::Result<Listeners> {
     Ok(Listeners {
         grpc: TcpListener::bind(grpc)
             .await

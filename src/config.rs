@@ -209,12 +209,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit())
         .map_or((text, "s"), |i| text.split_at(i));
-    let n: u64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration unit in {text:?} (use ms, s or m)")),
+        _ => Err(format!(
+            "invalid duration unit in {text:?} (use ms, s or m)"
+        )),
     }
 }
 
@@ -265,7 +269,10 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("data_dir", data_dir)
             .field("database_url", &redact_url(database_url))
-            .field("bootstrap_api_key", &bootstrap_api_key.as_ref().map(|(public, _)| public))
+            .field(
+                "bootstrap_api_key",
+                &bootstrap_api_key.as_ref().map(|(public, _)| public),
+            )
             .field("core", core)
             .field("shutdown_grace", shutdown_grace)
             .field("request_timeout", request_timeout)
@@ -297,12 +304,20 @@ mod tests {
             "abcdefgh:11111111-2222-4333-8444-555555555555",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command else { panic!("serve") };
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
         let text = format!("{args:?}");
-        assert!(!text.contains("hunter2") && !text.contains("11111111"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("11111111"),
+            "{text}"
+        );
         let config = args.into_config().unwrap();
         let text = format!("{config:?}");
-        assert!(!text.contains("hunter2") && !text.contains("11111111"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("11111111"),
+            "{text}"
+        );
         assert!(text.contains("abcdefgh"));
     }
 }

@@ -9,7 +9,8 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of `proto/`, for tonic-reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dbcert_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/dbcert_descriptor.bin"));
 
 impl std::fmt::Debug for v1::CreateUserCertificateResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

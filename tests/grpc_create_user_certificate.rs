@@ -2,13 +2,17 @@
 //! independently of the code that made it: x509-parser for every field of the Atlas profile,
 //! `openssl verify -purpose sslclient` against the fetched project CA, openssl for the key.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
+
 mod common;
 
 use common::{TestServer, openssl, write};
 use dbcert::proto::v1::ListUserCertificatesRequest;
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::ParsedExtension;
-use x509_parser::oid_registry::{OID_PKCS1_SHA256WITHRSA, OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE};
+use x509_parser::oid_registry::{
+    OID_PKCS1_SHA256WITHRSA, OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE,
+};
 use x509_parser::pem::parse_x509_pem;
 use x509_parser::public_key::PublicKey;
 
@@ -29,15 +33,34 @@ async fn issues_an_atlas_profile_certificate_that_verifies_independently() {
     clients.create_managed_user(&group_id, "user389").await;
 
     let before = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-    let issued = clients.issue(&group_id, "user389", Some(12)).await.expect("issue");
+    let issued = clients
+        .issue(&group_id, "user389", Some(12))
+        .await
+        .expect("issue");
     let after = OffsetDateTime::now_utc();
 
     // --- PEM layout: LF, 64-character lines, one trailing newline, PKCS#8 key ---
     let bundle = format!("{}{}", issued.certificate_pem, issued.private_key_pem);
-    assert!(issued.certificate_pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
-    assert!(issued.certificate_pem.ends_with("-----END CERTIFICATE-----\n"));
-    assert!(issued.private_key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
-    assert!(issued.private_key_pem.ends_with("-----END PRIVATE KEY-----\n"));
+    assert!(
+        issued
+            .certificate_pem
+            .starts_with("-----BEGIN CERTIFICATE-----\n")
+    );
+    assert!(
+        issued
+            .certificate_pem
+            .ends_with("-----END CERTIFICATE-----\n")
+    );
+    assert!(
+        issued
+            .private_key_pem
+            .starts_with("-----BEGIN PRIVATE KEY-----\n")
+    );
+    assert!(
+        issued
+            .private_key_pem
+            .ends_with("-----END PRIVATE KEY-----\n")
+    );
     assert!(!bundle.contains('\r'));
     assert!(!bundle.contains("\n\n"));
     for line in bundle.lines().filter(|l| !l.starts_with("-----")) {
@@ -56,8 +79,14 @@ async fn issues_an_atlas_profile_certificate_that_verifies_independently() {
         format!("CN={group_id}, OU=Managed X.509, O=dbcert")
     );
     let serial = cert.raw_serial();
-    assert!(serial.len() <= 8 && serial[0] & 0x80 == 0, "positive 63-bit serial: {serial:x?}");
-    assert_eq!(u64::try_from(&cert.serial).unwrap() as i64, issued.serial_number);
+    assert!(
+        serial.len() <= 8 && serial[0] & 0x80 == 0,
+        "positive 63-bit serial: {serial:x?}"
+    );
+    assert_eq!(
+        u64::try_from(&cert.serial).unwrap() as i64,
+        issued.serial_number
+    );
     assert!(issued.serial_number > 0);
     match cert.public_key().parsed().unwrap() {
         PublicKey::RSA(rsa) => {
@@ -90,8 +119,14 @@ async fn issues_an_atlas_profile_certificate_that_verifies_independently() {
     let not_after = cert.validity().not_after.to_datetime();
     assert!(not_before >= before - Duration::hours(1) && not_before <= after - Duration::hours(1));
     assert_eq!(not_after, plus_months(not_before + Duration::hours(1), 12));
-    assert_eq!(issued.not_before.as_ref().unwrap().seconds, not_before.unix_timestamp());
-    assert_eq!(issued.not_after.as_ref().unwrap().seconds, not_after.unix_timestamp());
+    assert_eq!(
+        issued.not_before.as_ref().unwrap().seconds,
+        not_before.unix_timestamp()
+    );
+    assert_eq!(
+        issued.not_after.as_ref().unwrap().seconds,
+        not_after.unix_timestamp()
+    );
 
     // --- openssl: chain, purpose, key match, encodings ---
     let dir = tempfile::tempdir().unwrap();
@@ -100,10 +135,27 @@ async fn issues_an_atlas_profile_certificate_that_verifies_independently() {
     let cert_path = write(dir.path(), "cert.pem", &issued.certificate_pem);
     let key_path = write(dir.path(), "key.pem", &issued.private_key_pem);
     let bundle_path = write(dir.path(), "bundle.pem", &bundle);
-    let (ok, out) = openssl(&["verify", "-purpose", "sslclient", "-CAfile", &ca, &bundle_path]);
+    let (ok, out) = openssl(&[
+        "verify",
+        "-purpose",
+        "sslclient",
+        "-CAfile",
+        &ca,
+        &bundle_path,
+    ]);
     assert!(ok, "openssl verify: {out}");
-    let (ok, out) = openssl(&["verify", "-purpose", "sslserver", "-CAfile", &ca, &cert_path]);
-    assert!(!ok, "a client certificate must not verify for TLS servers: {out}");
+    let (ok, out) = openssl(&[
+        "verify",
+        "-purpose",
+        "sslserver",
+        "-CAfile",
+        &ca,
+        &cert_path,
+    ]);
+    assert!(
+        !ok,
+        "a client certificate must not verify for TLS servers: {out}"
+    );
     let (_, cert_pub) = openssl(&["x509", "-in", &cert_path, "-noout", "-pubkey"]);
     let (ok, key_pub) = openssl(&["pkey", "-in", &key_path, "-pubout"]);
     assert!(ok, "{key_pub}");
@@ -112,7 +164,10 @@ async fn issues_an_atlas_profile_certificate_that_verifies_independently() {
     assert!(ok && key_text.contains("4096 bit"), "{key_text}");
     let (_, asn1) = openssl(&["asn1parse", "-in", &cert_path]);
     assert!(asn1.contains("UTCTIME"), "dates as UTCTime: {asn1}");
-    assert!(asn1.contains("PRINTABLESTRING") && asn1.contains(":user389"), "{asn1}");
+    assert!(
+        asn1.contains("PRINTABLESTRING") && asn1.contains(":user389"),
+        "{asn1}"
+    );
 
     // The CA: CN=<groupId>, a CA, and it signed the certificate.
     let (_, ca_pem_parsed) = parse_x509_pem(ca_pem.as_bytes()).unwrap();
@@ -141,8 +196,14 @@ async fn issues_an_atlas_profile_certificate_that_verifies_independently() {
     assert_eq!(record.serial_number, issued.serial_number);
     assert_eq!(record.subject, "CN=user389");
     assert_eq!(record.group_id, group_id);
-    assert_eq!(record.created_at.as_ref().unwrap().seconds, not_before.unix_timestamp());
-    assert_eq!(record.not_after.as_ref().unwrap().seconds, not_after.unix_timestamp());
+    assert_eq!(
+        record.created_at.as_ref().unwrap().seconds,
+        not_before.unix_timestamp()
+    );
+    assert_eq!(
+        record.not_after.as_ref().unwrap().seconds,
+        not_after.unix_timestamp()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -150,8 +211,13 @@ async fn default_validity_is_three_months_and_names_that_are_not_printable_use_u
     let server = TestServer::start().await;
     let clients = server.clients().await;
     let group_id = clients.create_project("defaults").await;
-    clients.create_managed_user(&group_id, "app@example.com").await;
-    let issued = clients.issue(&group_id, "app@example.com", None).await.unwrap();
+    clients
+        .create_managed_user(&group_id, "app@example.com")
+        .await;
+    let issued = clients
+        .issue(&group_id, "app@example.com", None)
+        .await
+        .unwrap();
     let (_, pem) = parse_x509_pem(issued.certificate_pem.as_bytes()).unwrap();
     let cert = pem.parse_x509().unwrap();
     let not_before = cert.validity().not_before.to_datetime();
@@ -163,7 +229,10 @@ async fn default_validity_is_three_months_and_names_that_are_not_printable_use_u
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "c.pem", &issued.certificate_pem);
     let (_, asn1) = openssl(&["asn1parse", "-in", &path]);
-    assert!(asn1.contains("UTF8STRING") && asn1.contains(":app@example.com"), "{asn1}");
+    assert!(
+        asn1.contains("UTF8STRING") && asn1.contains(":app@example.com"),
+        "{asn1}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,7 +243,13 @@ async fn listing_pages_oldest_first_and_survives_user_deletion() {
     clients.create_managed_user(&group_id, "pager").await;
     let mut serials = Vec::new();
     for months in [1, 2, 3] {
-        serials.push(clients.issue(&group_id, "pager", Some(months)).await.unwrap().serial_number);
+        serials.push(
+            clients
+                .issue(&group_id, "pager", Some(months))
+                .await
+                .unwrap()
+                .serial_number,
+        );
     }
     clients
         .users()
@@ -193,19 +268,42 @@ async fn listing_pages_oldest_first_and_survives_user_deletion() {
         items_per_page: items,
         include_count: Some(count),
     };
-    let first = clients.certificates().list_user_certificates(page(1, 2, true)).await.unwrap().into_inner();
-    let second = clients.certificates().list_user_certificates(page(2, 2, false)).await.unwrap().into_inner();
+    let first = clients
+        .certificates()
+        .list_user_certificates(page(1, 2, true))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = clients
+        .certificates()
+        .list_user_certificates(page(2, 2, false))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(first.total_count, Some(3));
     assert!(first.has_next_page);
     assert_eq!(second.total_count, None);
     assert!(!second.has_next_page);
-    let listed: Vec<i64> = first.results.iter().chain(&second.results).map(|c| c.serial_number).collect();
+    let listed: Vec<i64> = first
+        .results
+        .iter()
+        .chain(&second.results)
+        .map(|c| c.serial_number)
+        .collect();
     let mut expected = serials.clone();
     // Oldest first: by notBefore, then serial (all three share the same second or follow it).
-    let created: Vec<i64> = first.results.iter().chain(&second.results).map(|c| c.created_at.as_ref().unwrap().seconds).collect();
+    let created: Vec<i64> = first
+        .results
+        .iter()
+        .chain(&second.results)
+        .map(|c| c.created_at.as_ref().unwrap().seconds)
+        .collect();
     assert!(created.windows(2).all(|w| w[0] <= w[1]));
     expected.sort_unstable();
     let mut sorted = listed.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, expected, "every certificate listed once, after the user was deleted");
+    assert_eq!(
+        sorted, expected,
+        "every certificate listed once, after the user was deleted"
+    );
 }

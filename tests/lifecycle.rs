@@ -1,6 +1,8 @@
 //! The server's life: one CA per project under concurrent first issues, unique serials, a
 //! restart that keeps the CA and the records, and the real binary's bootstrap and SIGTERM.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
+
 mod common;
 
 use std::collections::HashSet;
@@ -23,7 +25,9 @@ async fn concurrent_first_issues_share_one_ca_and_serials_are_unique() {
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let (clients, group_id) = (clients.clone(), group_id.clone());
-        tasks.push(tokio::spawn(async move { clients.issue(&group_id, "racer", Some(1)).await }));
+        tasks.push(tokio::spawn(async move {
+            clients.issue(&group_id, "racer", Some(1)).await
+        }));
     }
     let mut issued = Vec::new();
     for task in tasks {
@@ -32,7 +36,9 @@ async fn concurrent_first_issues_share_one_ca_and_serials_are_unique() {
     let mut tasks = Vec::new();
     for i in 0..18 {
         let (clients, group_id) = (clients.clone(), group_id.clone());
-        tasks.push(tokio::spawn(async move { clients.issue(&group_id, "racer", Some(1 + i % 24)).await }));
+        tasks.push(tokio::spawn(async move {
+            clients.issue(&group_id, "racer", Some(1 + i % 24)).await
+        }));
     }
     for task in tasks {
         issued.push(task.await.unwrap().expect("issue"));
@@ -43,10 +49,17 @@ async fn concurrent_first_issues_share_one_ca_and_serials_are_unique() {
     let ca = write(dir.path(), "ca.pem", &ca_pem);
     let mut serials = HashSet::new();
     for (i, cert) in issued.iter().enumerate() {
-        assert!(serials.insert(cert.serial_number), "duplicate serial {}", cert.serial_number);
+        assert!(
+            serials.insert(cert.serial_number),
+            "duplicate serial {}",
+            cert.serial_number
+        );
         let path = write(dir.path(), &format!("c{i}.pem"), &cert.certificate_pem);
         let (ok, out) = openssl(&["verify", "-purpose", "sslclient", "-CAfile", &ca, &path]);
-        assert!(ok, "certificate {i} does not chain to the one project CA: {out}");
+        assert!(
+            ok,
+            "certificate {i} does not chain to the one project CA: {out}"
+        );
     }
     // Every issued certificate is recorded exactly once.
     let listed = clients
@@ -95,7 +108,10 @@ async fn a_restart_keeps_the_ca_and_the_records_and_the_same_ca_signs() {
     let second = clients.issue(&group_id, "keeper", Some(6)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = write(dir.path(), "ca.pem", &ca_after);
-    for (name, cert) in [("first.pem", &first.certificate_pem), ("second.pem", &second.certificate_pem)] {
+    for (name, cert) in [
+        ("first.pem", &first.certificate_pem),
+        ("second.pem", &second.certificate_pem),
+    ] {
         let path = write(dir.path(), name, cert);
         let (ok, out) = openssl(&["verify", "-purpose", "sslclient", "-CAfile", &ca, &path]);
         assert!(ok, "{name}: {out}");
@@ -110,17 +126,27 @@ async fn a_restart_keeps_the_ca_and_the_records_and_the_same_ca_signs() {
     let result = {
         let mut config = dbcert::config::Config::for_test(temp.path().to_path_buf());
         config.master_key = dbcert::config::MasterKeySource::Inline(other_key.to_base64());
-        let listeners = dbcert::app::bind("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let listeners = dbcert::app::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
         dbcert::app::serve(config, listeners, std::future::pending()).await
     };
-    let error = format!("{:#}", result.expect_err("a wrong master key must be refused"));
+    let error = format!(
+        "{:#}",
+        result.expect_err("a wrong master key must be refused")
+    );
     assert!(error.contains("master key does not match"), "{error}");
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -144,8 +170,16 @@ async fn the_binary_bootstraps_a_key_and_exits_zero_on_sigterm() {
     let endpoint = format!("http://127.0.0.1:{grpc_port}");
     let mut serving = false;
     for _ in 0..200 {
-        if let Ok(channel) = tonic::transport::Endpoint::from_shared(endpoint.clone()).unwrap().connect().await {
-            let status = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+        if let Ok(channel) = tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+        {
+            let status = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
             if status.is_ok_and(|s| s.into_inner().status == 1) {
                 serving = true;
                 break;
@@ -157,24 +191,52 @@ async fn the_binary_bootstraps_a_key_and_exits_zero_on_sigterm() {
 
     // The healthcheck subcommand agrees.
     let check = Command::new(env!("CARGO_BIN_EXE_dbcert"))
-        .args(["healthcheck", "--grpc-listen", &format!("0.0.0.0:{grpc_port}")])
+        .args([
+            "healthcheck",
+            "--grpc-listen",
+            &format!("0.0.0.0:{grpc_port}"),
+        ])
         .output()
         .unwrap();
     assert!(check.status.success(), "{check:?}");
 
     // A random ORG_OWNER key was written with mode 0600, and it works.
     let key_file = data.path().join("bootstrap-api-key");
-    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(data.path().join("master-key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(data.path().join("master-key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     let line = std::fs::read_to_string(&key_file).unwrap();
     let (public, private) = line.trim().split_once(':').unwrap();
     assert!(dbcert::domain::is_public_key(public) && dbcert::domain::is_private_key(private));
-    let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
-    let clients = common::Clients::new(channel, Key { public: public.into(), private: private.into() });
+    let channel = tonic::transport::Endpoint::from_shared(endpoint)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let clients = common::Clients::new(
+        channel,
+        Key {
+            public: public.into(),
+            private: private.into(),
+        },
+    );
     clients.create_project("bootstrapped").await;
 
     // SIGTERM: exit 0.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let mut status = None;
     for _ in 0..200 {
         if let Some(s) = child.try_wait().unwrap() {
@@ -190,6 +252,9 @@ async fn the_binary_bootstraps_a_key_and_exits_zero_on_sigterm() {
     let mut log = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
     assert!(status.success(), "exit status {status:?}; log:\n{log}");
-    assert!(log.contains("received SIGTERM") && log.contains("shut down cleanly"), "{log}");
+    assert!(
+        log.contains("received SIGTERM") && log.contains("shut down cleanly"),
+        "{log}"
+    );
     assert!(!log.contains(private), "the private key must not be logged");
 }

@@ -10,13 +10,24 @@ use super::store::ApiKeyRecord;
 
 impl Core {
     /// Creates an organization API key; the private key is returned only here.
-    pub async fn create_api_key(&self, principal: &Principal, org_id: &str, desc: &str, roles: &[String]) -> AtlasResult<NewApiKey> {
-        let org = self.authorized_org(principal, org_id, Access::Write).await?;
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        desc: &str,
+        roles: &[String],
+    ) -> AtlasResult<NewApiKey> {
+        let org = self
+            .authorized_org(principal, org_id, Access::Write)
+            .await?;
         let desc = parse_name("desc", "desc", desc)?;
         if roles.is_empty() {
             return Err(AtlasError::missing_attribute("roles", "roles"));
         }
-        let mut org_roles = roles.iter().map(|r| OrgRole::parse(r)).collect::<AtlasResult<Vec<_>>>()?;
+        let mut org_roles = roles
+            .iter()
+            .map(|r| OrgRole::parse(r))
+            .collect::<AtlasResult<Vec<_>>>()?;
         org_roles.sort_by_key(|r| r.as_str());
         org_roles.dedup();
         let key = self.insert_new_key(org.id, desc, org_roles).await?;
@@ -25,16 +36,36 @@ impl Core {
     }
 
     /// Lists an organization's keys (private keys are not stored, so never shown).
-    pub async fn list_api_keys(&self, principal: &Principal, org_id: &str, page: Page) -> AtlasResult<Paged<ApiKeyRecord>> {
+    pub async fn list_api_keys(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        page: Page,
+    ) -> AtlasResult<Paged<ApiKeyRecord>> {
         let org = self.authorized_org(principal, org_id, Access::Read).await?;
-        self.store.list_api_keys(&org.id, page).await.map_err(store_error)
+        self.store
+            .list_api_keys(&org.id, page)
+            .await
+            .map_err(store_error)
     }
 
     /// Deletes an organization's key.
-    pub async fn delete_api_key(&self, principal: &Principal, org_id: &str, api_key_id: &str) -> AtlasResult<()> {
-        let org = self.authorized_org(principal, org_id, Access::Write).await?;
+    pub async fn delete_api_key(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        api_key_id: &str,
+    ) -> AtlasResult<()> {
+        let org = self
+            .authorized_org(principal, org_id, Access::Write)
+            .await?;
         let id = ApiKeyId::parse(api_key_id)?;
-        if !self.store.delete_api_key(&org.id, &id).await.map_err(store_error)? {
+        if !self
+            .store
+            .delete_api_key(&org.id, &id)
+            .await
+            .map_err(store_error)?
+        {
             return Err(api_key_not_found(&id));
         }
         info!(deleted_key_id = %id, key_id = %principal.key_id, "deleted api key");
@@ -43,10 +74,21 @@ impl Core {
 
     /// Gives a key of the project's organization roles on the project, replacing its roles
     /// there (an empty list removes it from the project).
-    pub async fn assign_api_key_to_project(&self, principal: &Principal, group_id: &str, api_key_id: &str, roles: &[String]) -> AtlasResult<ApiKeyRecord> {
-        let project = self.authorized_project(principal, group_id, Access::Write).await?;
+    pub async fn assign_api_key_to_project(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        api_key_id: &str,
+        roles: &[String],
+    ) -> AtlasResult<ApiKeyRecord> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
         let id = ApiKeyId::parse(api_key_id)?;
-        let mut project_roles = roles.iter().map(|r| ProjectRole::parse(r)).collect::<AtlasResult<Vec<_>>>()?;
+        let mut project_roles = roles
+            .iter()
+            .map(|r| ProjectRole::parse(r))
+            .collect::<AtlasResult<Vec<_>>>()?;
         project_roles.sort_by_key(|r| r.as_str());
         project_roles.dedup();
         let key = self
@@ -76,4 +118,3 @@ fn api_key_not_found(id: &ApiKeyId) -> AtlasError {
         vec![id.to_string()],
     )
 }
-

@@ -50,8 +50,13 @@ pub struct NewApiKey {
 
 impl std::fmt::Debug for NewApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Self { record, private_key: _ } = self;
-        f.debug_struct("NewApiKey").field("record", record).finish_non_exhaustive()
+        let Self {
+            record,
+            private_key: _,
+        } = self;
+        f.debug_struct("NewApiKey")
+            .field("record", record)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +95,8 @@ impl Principal {
             return Err(AtlasError::not_in_group(project.id.as_str()));
         }
         let project_role = self.project_roles.get(&project.id).copied();
-        let owner = self.has_org_role(OrgRole::OrgOwner) || project_role == Some(ProjectRole::GroupOwner);
+        let owner =
+            self.has_org_role(OrgRole::OrgOwner) || project_role == Some(ProjectRole::GroupOwner);
         let reader = owner || self.has_org_role(OrgRole::OrgReadOnly) || project_role.is_some();
         match access {
             Access::Write if owner => Ok(()),
@@ -169,11 +175,19 @@ impl NewApiKey {
             project_roles: Vec::new(),
             created,
         };
-        Self { record, private_key }
+        Self {
+            record,
+            private_key,
+        }
     }
 
     /// Generates a fresh key pair.
-    pub fn generate(org_id: OrgId, desc: String, org_roles: Vec<OrgRole>, now: time::OffsetDateTime) -> Self {
+    pub fn generate(
+        org_id: OrgId,
+        desc: String,
+        org_roles: Vec<OrgRole>,
+        now: time::OffsetDateTime,
+    ) -> Self {
         let private_key = Zeroizing::new(uuid::Uuid::new_v4().hyphenated().to_string());
         Self::from_pair(
             ApiKeyId::generate(now),
@@ -194,7 +208,11 @@ pub fn masked_private_key() -> &'static str {
 
 impl Core {
     /// Verifies Basic credentials (`publicKey`, `privateKey`) and resolves the key's roles.
-    pub async fn authenticate_basic(&self, public_key: &str, private_key: &str) -> AtlasResult<Principal> {
+    pub async fn authenticate_basic(
+        &self,
+        public_key: &str,
+        private_key: &str,
+    ) -> AtlasResult<Principal> {
         let record = self
             .store
             .api_key_by_public_key(public_key)
@@ -203,7 +221,9 @@ impl Core {
         let presented = ha1::<Sha256>(public_key, private_key);
         // Compare in constant time, and against a dummy when the key is unknown, so the time
         // taken does not tell which public keys exist.
-        let expected = record.as_ref().map_or("0".repeat(64), |r| r.ha1_sha256.clone());
+        let expected = record
+            .as_ref()
+            .map_or("0".repeat(64), |r| r.ha1_sha256.clone());
         let equal: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
         match record {
             Some(record) if equal => Ok(Principal::from_record(record)),
@@ -268,7 +288,11 @@ mod tests {
 
     use super::*;
 
-    fn principal(org: &OrgId, org_roles: Vec<OrgRole>, project_roles: Vec<(ProjectId, ProjectRole)>) -> Principal {
+    fn principal(
+        org: &OrgId,
+        org_roles: Vec<OrgRole>,
+        project_roles: Vec<(ProjectId, ProjectRole)>,
+    ) -> Principal {
         Principal {
             key_id: ApiKeyId::generate(OffsetDateTime::UNIX_EPOCH),
             public_key: "abcdefgh".into(),
@@ -290,7 +314,11 @@ mod tests {
             created: now,
         };
         let pid = project.id.clone();
-        let code = |p: &Principal, a| p.authorize_project(&project, a).err().map(|e| e.code().as_str());
+        let code = |p: &Principal, a| {
+            p.authorize_project(&project, a)
+                .err()
+                .map(|e| e.code().as_str())
+        };
         let owner = principal(&org, vec![OrgRole::OrgOwner], vec![]);
         assert_eq!(code(&owner, Access::Write), None);
         let org_ro = principal(&org, vec![OrgRole::OrgReadOnly], vec![]);
@@ -298,18 +326,31 @@ mod tests {
         assert_eq!(code(&org_ro, Access::Write), Some("USER_UNAUTHORIZED"));
         let group_owner = principal(&org, vec![], vec![(pid.clone(), ProjectRole::GroupOwner)]);
         assert_eq!(code(&group_owner, Access::Write), None);
-        let group_ro = principal(&org, vec![], vec![(pid.clone(), ProjectRole::GroupReadOnly)]);
+        let group_ro = principal(
+            &org,
+            vec![],
+            vec![(pid.clone(), ProjectRole::GroupReadOnly)],
+        );
         assert_eq!(code(&group_ro, Access::Read), None);
         assert_eq!(code(&group_ro, Access::Write), Some("USER_UNAUTHORIZED"));
         let stranger = principal(&org, vec![], vec![]);
         assert_eq!(code(&stranger, Access::Read), Some("NOT_IN_GROUP"));
-        let foreign = principal(&other_org, vec![OrgRole::OrgOwner], vec![(pid, ProjectRole::GroupOwner)]);
+        let foreign = principal(
+            &other_org,
+            vec![OrgRole::OrgOwner],
+            vec![(pid, ProjectRole::GroupOwner)],
+        );
         assert_eq!(code(&foreign, Access::Read), Some("NOT_IN_GROUP"));
     }
 
     #[test]
     fn key_shapes() {
-        let key = NewApiKey::generate(OrgId::generate(OffsetDateTime::UNIX_EPOCH), "d".into(), vec![], OffsetDateTime::UNIX_EPOCH);
+        let key = NewApiKey::generate(
+            OrgId::generate(OffsetDateTime::UNIX_EPOCH),
+            "d".into(),
+            vec![],
+            OffsetDateTime::UNIX_EPOCH,
+        );
         assert!(is_public_key(&key.record.public_key));
         assert!(is_private_key(&key.private_key));
         assert!(!is_private_key("ABCDEF00-0000-0000-0000-000000000000"));

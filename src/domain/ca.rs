@@ -4,8 +4,8 @@
 use std::fmt;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256, RsaKeySize, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256, RsaKeySize, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
@@ -97,7 +97,10 @@ impl ProjectCa {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, dn_value(project_id.as_str()));
-        dn.push(DnType::OrganizationalUnitName, dn_value(&subject.organizational_unit));
+        dn.push(
+            DnType::OrganizationalUnitName,
+            dn_value(&subject.organizational_unit),
+        );
         dn.push(DnType::OrganizationName, dn_value(&subject.organization));
         params.distinguished_name = dn;
         params.serial_number = Some(SerialNumber::from_slice(&random_serial().to_be_bytes()));
@@ -170,7 +173,8 @@ impl ProjectCa {
         // Key Usage: rcgen marks it critical. Extended Key Usage: rcgen marks it non-critical,
         // Atlas critical, so it is written by hand. No SKI/AKI/SAN/basicConstraints, as Atlas.
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let mut eku = CustomExtension::from_oid_content(OID_EXT_KEY_USAGE, EKU_CLIENT_AUTH_DER.to_vec());
+        let mut eku =
+            CustomExtension::from_oid_content(OID_EXT_KEY_USAGE, EKU_CLIENT_AUTH_DER.to_vec());
         eku.set_criticality(true);
         params.custom_extensions = vec![eku];
         params.use_authority_key_identifier_extension = false;

@@ -72,7 +72,8 @@ impl Core {
         clock: Arc<dyn Clock>,
         settings: CoreSettings,
     ) -> Self {
-        let nonce_secret = zeroize::Zeroizing::new(master_key.derive_secret("dbcert/v1/digest-nonce"));
+        let nonce_secret =
+            zeroize::Zeroizing::new(master_key.derive_secret("dbcert/v1/digest-nonce"));
         Self {
             nonce_secret,
             store,

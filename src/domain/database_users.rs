@@ -28,8 +28,14 @@ pub const MAX_ROLES: usize = 100;
 
 impl Core {
     /// Creates a database user.
-    pub async fn create_database_user(&self, principal: &Principal, new: NewDatabaseUser<'_>) -> AtlasResult<DatabaseUser> {
-        let project = self.authorized_project(principal, new.group_id, Access::Write).await?;
+    pub async fn create_database_user(
+        &self,
+        principal: &Principal,
+        new: NewDatabaseUser<'_>,
+    ) -> AtlasResult<DatabaseUser> {
+        let project = self
+            .authorized_project(principal, new.group_id, Access::Write)
+            .await?;
         let user = DatabaseUser {
             project_id: project.id,
             username: Username::parse(new.username)?,
@@ -54,8 +60,16 @@ impl Core {
     }
 
     /// Returns a database user.
-    pub async fn database_user(&self, principal: &Principal, group_id: &str, database_name: &str, username: &str) -> AtlasResult<DatabaseUser> {
-        let project = self.authorized_project(principal, group_id, Access::Read).await?;
+    pub async fn database_user(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        database_name: &str,
+        username: &str,
+    ) -> AtlasResult<DatabaseUser> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Read)
+            .await?;
         let database_name = DatabaseName::parse(database_name)?;
         let username = Username::parse(username)?;
         self.store
@@ -66,9 +80,19 @@ impl Core {
     }
 
     /// Lists a project's database users.
-    pub async fn list_database_users(&self, principal: &Principal, group_id: &str, page: Page) -> AtlasResult<Paged<DatabaseUser>> {
-        let project = self.authorized_project(principal, group_id, Access::Read).await?;
-        self.store.list_database_users(&project.id, page).await.map_err(store_error)
+    pub async fn list_database_users(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        page: Page,
+    ) -> AtlasResult<Paged<DatabaseUser>> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Read)
+            .await?;
+        self.store
+            .list_database_users(&project.id, page)
+            .await
+            .map_err(store_error)
     }
 
     /// Changes a user's x509Type and/or roles (`None` leaves a field unchanged).
@@ -81,7 +105,9 @@ impl Core {
         x509_type: Option<X509Type>,
         roles: Option<Vec<DatabaseUserRole>>,
     ) -> AtlasResult<DatabaseUser> {
-        let project = self.authorized_project(principal, group_id, Access::Write).await?;
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
         let database_name = DatabaseName::parse(database_name)?;
         let username = Username::parse(username)?;
         let mut user = self
@@ -97,7 +123,12 @@ impl Core {
             user.roles = check_roles(roles)?;
         }
         check_database_name(&user)?;
-        if !self.store.update_database_user(&user).await.map_err(store_error)? {
+        if !self
+            .store
+            .update_database_user(&user)
+            .await
+            .map_err(store_error)?
+        {
             return Err(AtlasError::username_not_found(username.as_str()));
         }
         info!(project_id = %user.project_id, username = %user.username, key_id = %principal.key_id, "updated database user");
@@ -105,8 +136,16 @@ impl Core {
     }
 
     /// Deletes a database user; the certificates issued to it stay listed.
-    pub async fn delete_database_user(&self, principal: &Principal, group_id: &str, database_name: &str, username: &str) -> AtlasResult<()> {
-        let project = self.authorized_project(principal, group_id, Access::Write).await?;
+    pub async fn delete_database_user(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        database_name: &str,
+        username: &str,
+    ) -> AtlasResult<()> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
         let database_name = DatabaseName::parse(database_name)?;
         let username = Username::parse(username)?;
         if !self

@@ -163,9 +163,7 @@ impl ErrorCode {
             | Self::InvalidX509CaCertificate
             | Self::MissingAttribute => ErrorKind::InvalidArgument,
             Self::GroupAlreadyExists | Self::UserAlreadyExists => ErrorKind::AlreadyExists,
-            Self::GroupNotFound | Self::OrgNotFound | Self::UsernameNotFound => {
-                ErrorKind::NotFound
-            }
+            Self::GroupNotFound | Self::OrgNotFound | Self::UsernameNotFound => ErrorKind::NotFound,
             Self::NotInGroup | Self::UserUnauthorized => ErrorKind::PermissionDenied,
             Self::ServiceUnavailable => ErrorKind::Unavailable,
             Self::Unauthenticated => ErrorKind::Unauthenticated,

@@ -9,7 +9,9 @@ use super::auth::{Access, Principal};
 use super::ca::{IssuedCertificate, ProjectCa, random_serial};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
-use super::model::{CertificateRecord, DatabaseName, Page, Paged, Project, ProjectId, Username, X509Type};
+use super::model::{
+    CertificateRecord, DatabaseName, Page, Paged, Project, ProjectId, Username, X509Type,
+};
 use super::store::{StoreError, StoredCa};
 use super::validity::{Months, Validity};
 
@@ -25,11 +27,17 @@ impl Core {
         username: &str,
         months_until_expiration: Option<i64>,
     ) -> AtlasResult<IssuedCertificate> {
-        let project = self.authorized_project(principal, group_id, Access::Write).await?;
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
         let username = Username::parse(username)?;
         let months = Months::parse(months_until_expiration)?;
 
-        let security = self.store.user_security(&project.id).await.map_err(store_error)?;
+        let security = self
+            .store
+            .user_security(&project.id)
+            .await
+            .map_err(store_error)?;
         if security.customer_ca_pem.is_some() {
             return Err(AtlasError::new(
                 ErrorCode::CannotGenerateCertIfAdvancedX509,
@@ -69,7 +77,9 @@ impl Core {
             let limit = self.settings.max_certificates_per_user;
             return Err(AtlasError::new(
                 ErrorCode::AtlasGeneratedCertsLimitExceeded,
-                format!("The user {username} already has the maximum of {limit} unexpired Atlas-generated certificates."),
+                format!(
+                    "The user {username} already has the maximum of {limit} unexpired Atlas-generated certificates."
+                ),
                 vec![username.to_string(), limit.to_string()],
             ));
         }
@@ -135,7 +145,9 @@ impl Core {
         username: &str,
         page: Page,
     ) -> AtlasResult<Paged<CertificateRecord>> {
-        let project = self.authorized_project(principal, group_id, Access::Read).await?;
+        let project = self
+            .authorized_project(principal, group_id, Access::Read)
+            .await?;
         let username = Username::parse(username)?;
         self.store
             .list_certificates(&project.id, username.as_str(), self.clock.now(), page)
@@ -149,7 +161,9 @@ impl Core {
         principal: &Principal,
         group_id: &str,
     ) -> AtlasResult<Arc<ProjectCa>> {
-        let project = self.authorized_project(principal, group_id, Access::Read).await?;
+        let project = self
+            .authorized_project(principal, group_id, Access::Read)
+            .await?;
         self.project_ca(&project).await
     }
 
@@ -197,7 +211,12 @@ impl Core {
     }
 
     async fn load_ca(&self, project_id: &ProjectId) -> AtlasResult<Option<ProjectCa>> {
-        let Some(stored) = self.store.project_ca(project_id).await.map_err(store_error)? else {
+        let Some(stored) = self
+            .store
+            .project_ca(project_id)
+            .await
+            .map_err(store_error)?
+        else {
             return Ok(None);
         };
         let Some(sealed) = stored.sealed_key else {
@@ -212,11 +231,16 @@ impl Core {
     }
 
     async fn create_ca(&self, project: &Project) -> AtlasResult<ProjectCa> {
-        let (project_id, subject, now) = (project.id.clone(), self.settings.ca_subject.clone(), self.clock.now());
-        let new = tokio::task::spawn_blocking(move || ProjectCa::generate(&project_id, &subject, now))
-            .await
-            .map_err(AtlasError::internal)?
-            .map_err(AtlasError::internal)?;
+        let (project_id, subject, now) = (
+            project.id.clone(),
+            self.settings.ca_subject.clone(),
+            self.clock.now(),
+        );
+        let new =
+            tokio::task::spawn_blocking(move || ProjectCa::generate(&project_id, &subject, now))
+                .await
+                .map_err(AtlasError::internal)?
+                .map_err(AtlasError::internal)?;
         let sealed = self
             .master_key
             .seal(&ca_key_context(&project.id), new.key_pkcs8.secret_der())
@@ -225,7 +249,11 @@ impl Core {
             cert_der: new.ca.certificate_der().to_vec(),
             sealed_key: Some(sealed),
         };
-        match self.store.insert_project_ca(&project.id, &stored, now).await {
+        match self
+            .store
+            .insert_project_ca(&project.id, &stored, now)
+            .await
+        {
             Ok(()) => {
                 info!(project_id = %project.id, subject = new.ca.subject(), "created project ca");
                 Ok(new.ca)

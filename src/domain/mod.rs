@@ -16,7 +16,10 @@ mod store;
 mod user_security;
 mod validity;
 
-pub use self::auth::{Access, DIGEST_REALM, DigestSecrets, NewApiKey, Principal, is_private_key, is_public_key, masked_private_key};
+pub use self::auth::{
+    Access, DIGEST_REALM, DigestSecrets, NewApiKey, Principal, is_private_key, is_public_key,
+    masked_private_key,
+};
 pub use self::ca::{CA_LIFETIME, CaError, CaSubject, IssuedCertificate, ProjectCa, random_serial};
 pub use self::core::{Clock, Core, CoreSettings, SystemClock};
 pub use self::database_users::{MAX_ROLES, NewDatabaseUser};
@@ -26,4 +29,6 @@ pub use self::organizations::{Bootstrap, DEFAULT_ORG_NAME};
 pub use self::secret::{MASTER_KEY_LEN, MasterKey, SealError, SecretDer};
 pub use self::store::{ApiKeyRecord, Store, StoreError, StoreResult, StoredCa};
 pub use self::user_security::MAX_CUSTOMER_CA_LEN;
-pub use self::validity::{BACKDATE, DEFAULT_MONTHS, MAX_MONTHS, Months, Validity, add_calendar_months};
+pub use self::validity::{
+    BACKDATE, DEFAULT_MONTHS, MAX_MONTHS, Months, Validity, add_calendar_months,
+};

@@ -145,8 +145,14 @@ impl DatabaseName {
         match s {
             "admin" => Ok(Self::Admin),
             "$external" => Ok(Self::External),
-            "" => Err(AtlasError::missing_attribute("database_name", "databaseName")),
-            _ => Err(AtlasError::invalid_attribute("database_name", "databaseName")),
+            "" => Err(AtlasError::missing_attribute(
+                "database_name",
+                "databaseName",
+            )),
+            _ => Err(AtlasError::invalid_attribute(
+                "database_name",
+                "databaseName",
+            )),
         }
     }
 
@@ -306,7 +312,11 @@ pub struct Page {
 
 impl Page {
     /// Parses paging parameters: 0 means the default; out-of-range values are refused.
-    pub fn parse(page_num: i32, items_per_page: i32, include_count: Option<bool>) -> AtlasResult<Self> {
+    pub fn parse(
+        page_num: i32,
+        items_per_page: i32,
+        include_count: Option<bool>,
+    ) -> AtlasResult<Self> {
         let num = match page_num {
             0 => 1,
             n if n > 0 => n as u32,
@@ -336,7 +346,11 @@ fn invalid_query_parameter(name: &str, value: i32) -> AtlasError {
         format!("Invalid query parameter {name} specified: {value}."),
         vec![name.to_owned()],
     )
-    .with_field(if name == "pageNum" { "page_num" } else { "items_per_page" })
+    .with_field(if name == "pageNum" {
+        "page_num"
+    } else {
+        "items_per_page"
+    })
 }
 
 /// One page of results.

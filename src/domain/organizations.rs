@@ -22,12 +22,16 @@ pub enum Bootstrap {
     /// The store had keys already; nothing was created.
     Existing,
     /// A random key was created; it must be handed to the operator.
-    Generated(NewApiKey),
+    Generated(Box<NewApiKey>),
 }
 
 impl Core {
     /// Lists the organizations of the calling key (one: its own).
-    pub async fn list_organizations(&self, principal: &Principal, page: Page) -> AtlasResult<Paged<Organization>> {
+    pub async fn list_organizations(
+        &self,
+        principal: &Principal,
+        page: Page,
+    ) -> AtlasResult<Paged<Organization>> {
         let org = self
             .store
             .organization(&principal.org_id)
@@ -35,8 +39,12 @@ impl Core {
             .map_err(store_error)?
             .ok_or_else(|| org_not_found(&principal.org_id))?;
         let all = [org];
-        let start = usize::try_from(page.offset()).unwrap_or(usize::MAX).min(all.len());
-        let end = start.saturating_add(page.items_per_page as usize).min(all.len());
+        let start = usize::try_from(page.offset())
+            .unwrap_or(usize::MAX)
+            .min(all.len());
+        let end = start
+            .saturating_add(page.items_per_page as usize)
+            .min(all.len());
         Ok(Paged {
             results: all[start..end].to_vec(),
             total_count: page.include_count.then_some(all.len() as u64),
@@ -65,16 +73,31 @@ impl Core {
             id: OrgId::generate(now),
             name,
         };
-        self.store.insert_organization(&org).await.map_err(store_error)?;
-        let key = self.insert_new_key(org.id.clone(), desc, vec![OrgRole::OrgOwner]).await?;
+        self.store
+            .insert_organization(&org)
+            .await
+            .map_err(store_error)?;
+        let key = self
+            .insert_new_key(org.id.clone(), desc, vec![OrgRole::OrgOwner])
+            .await?;
         info!(org_id = %org.id, key_id = %principal.key_id, "created organization");
         Ok((org, key))
     }
 
     /// Generates and stores a key, drawing another public key on the (rare) collision.
-    pub(super) async fn insert_new_key(&self, org_id: OrgId, desc: String, roles: Vec<OrgRole>) -> AtlasResult<NewApiKey> {
+    pub(super) async fn insert_new_key(
+        &self,
+        org_id: OrgId,
+        desc: String,
+        roles: Vec<OrgRole>,
+    ) -> AtlasResult<NewApiKey> {
         for _ in 0..5 {
-            let key = NewApiKey::generate(org_id.clone(), desc.clone(), roles.clone(), self.clock.now());
+            let key = NewApiKey::generate(
+                org_id.clone(),
+                desc.clone(),
+                roles.clone(),
+                self.clock.now(),
+            );
             match self.store.insert_api_key(&key.record).await {
                 Ok(()) => return Ok(key),
                 Err(StoreError::Conflict) => continue,
@@ -119,7 +142,7 @@ impl Core {
             let key = self
                 .insert_new_key(org.id, "bootstrap key".to_owned(), vec![OrgRole::OrgOwner])
                 .await?;
-            return Ok(Bootstrap::Generated(key));
+            return Ok(Bootstrap::Generated(Box::new(key)));
         };
         if !is_public_key(public_key) || !is_private_key(private_key) {
             return Err(AtlasError::new(
@@ -141,7 +164,10 @@ impl Core {
         match self.store.insert_api_key(&key.record).await {
             Ok(()) => Ok(Bootstrap::ConfiguredKey),
             Err(StoreError::Conflict) => {
-                self.store.update_api_key_secrets(&key.record).await.map_err(store_error)?;
+                self.store
+                    .update_api_key_secrets(&key.record)
+                    .await
+                    .map_err(store_error)?;
                 Ok(Bootstrap::ConfiguredKey)
             }
             Err(error) => Err(store_error(error)),
@@ -149,7 +175,12 @@ impl Core {
     }
 
     /// Checks that the principal may read or change an organization, which must exist.
-    pub(super) async fn authorized_org(&self, principal: &Principal, org_id: &str, access: Access) -> AtlasResult<Organization> {
+    pub(super) async fn authorized_org(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        access: Access,
+    ) -> AtlasResult<Organization> {
         let org_id = OrgId::parse(org_id)?;
         principal.authorize_org(&org_id, access)?;
         self.store

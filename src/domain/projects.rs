@@ -10,10 +10,21 @@ use super::store::StoreError;
 
 impl Core {
     /// Creates a project in the caller's organization (or `org_id`, which must be it).
-    pub async fn create_project(&self, principal: &Principal, name: &str, org_id: &str) -> AtlasResult<Project> {
+    pub async fn create_project(
+        &self,
+        principal: &Principal,
+        name: &str,
+        org_id: &str,
+    ) -> AtlasResult<Project> {
         let name = parse_name("name", "name", name)?;
-        let org_id = if org_id.is_empty() { principal.org_id.to_string() } else { org_id.to_owned() };
-        let org = self.authorized_org(principal, &org_id, Access::Write).await?;
+        let org_id = if org_id.is_empty() {
+            principal.org_id.to_string()
+        } else {
+            org_id.to_owned()
+        };
+        let org = self
+            .authorized_org(principal, &org_id, Access::Write)
+            .await?;
         let now = self.clock.now();
         let project = Project {
             id: ProjectId::generate(now),
@@ -38,13 +49,19 @@ impl Core {
 
     /// Returns a project.
     pub async fn project(&self, principal: &Principal, group_id: &str) -> AtlasResult<Project> {
-        self.authorized_project(principal, group_id, Access::Read).await
+        self.authorized_project(principal, group_id, Access::Read)
+            .await
     }
 
     /// Lists the projects the caller can read: all of its organization's with an org role,
     /// else those it holds a project role on.
-    pub async fn list_projects(&self, principal: &Principal, page: Page) -> AtlasResult<Paged<Project>> {
-        let whole_org = principal.has_org_role(OrgRole::OrgOwner) || principal.has_org_role(OrgRole::OrgReadOnly);
+    pub async fn list_projects(
+        &self,
+        principal: &Principal,
+        page: Page,
+    ) -> AtlasResult<Paged<Project>> {
+        let whole_org = principal.has_org_role(OrgRole::OrgOwner)
+            || principal.has_org_role(OrgRole::OrgReadOnly);
         let member = (!whole_org).then_some(&principal.key_id);
         self.store
             .list_projects(&principal.org_id, member, page)
@@ -55,7 +72,9 @@ impl Core {
     /// Deletes a project: its users and settings go, its CA can sign no more, and the records
     /// of the certificates it issued are kept.
     pub async fn delete_project(&self, principal: &Principal, group_id: &str) -> AtlasResult<()> {
-        let project = self.authorized_project(principal, group_id, Access::Write).await?;
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
         let deleted = self
             .store
             .delete_project(&project.id, self.clock.now())

@@ -68,8 +68,10 @@ impl MasterKey {
                 .decode(text.trim())
                 .map_err(|_| SealError::InvalidMasterKey)?,
         );
-        let bytes: [u8; MASTER_KEY_LEN] =
-            decoded.as_slice().try_into().map_err(|_| SealError::InvalidMasterKey)?;
+        let bytes: [u8; MASTER_KEY_LEN] = decoded
+            .as_slice()
+            .try_into()
+            .map_err(|_| SealError::InvalidMasterKey)?;
         Ok(Self::from_bytes(Zeroizing::new(bytes)))
     }
 
@@ -79,7 +81,8 @@ impl MasterKey {
     }
 
     fn from_bytes(bytes: Zeroizing<[u8; MASTER_KEY_LEN]>) -> Self {
-        let unbound = UnboundKey::new(&AES_256_GCM, bytes.as_ref()).expect("32 bytes is an AES-256 key");
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, bytes.as_ref()).expect("32 bytes is an AES-256 key");
         Self {
             key: LessSafeKey::new(unbound),
             bytes,
@@ -90,7 +93,9 @@ impl MasterKey {
     pub fn derive_secret(&self, label: &str) -> [u8; 32] {
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.bytes.as_ref());
         let tag = aws_lc_rs::hmac::sign(&key, label.as_bytes());
-        tag.as_ref().try_into().expect("HMAC-SHA256 tags are 32 bytes")
+        tag.as_ref()
+            .try_into()
+            .expect("HMAC-SHA256 tags are 32 bytes")
     }
 
     /// Encrypts `plaintext`, bound to `context` (e.g. the owning project's id).
@@ -147,7 +152,10 @@ mod tests {
     fn seals_and_opens_under_the_same_context_only() {
         let key = MasterKey::generate();
         let sealed = key.seal("project-a", b"ca key").unwrap();
-        assert_eq!(key.open("project-a", &sealed).unwrap().secret_der(), b"ca key");
+        assert_eq!(
+            key.open("project-a", &sealed).unwrap().secret_der(),
+            b"ca key"
+        );
         assert!(key.open("project-b", &sealed).is_err());
         let other = MasterKey::generate();
         assert!(other.open("project-a", &sealed).is_err());
@@ -172,6 +180,9 @@ mod tests {
         let key = MasterKey::generate();
         let text = format!("{key:?}");
         assert!(!text.contains(key.to_base64().as_str()));
-        assert_eq!(format!("{:?}", SecretDer::new(vec![1, 2, 3])), "[secret key elided]");
+        assert_eq!(
+            format!("{:?}", SecretDer::new(vec![1, 2, 3])),
+            "[secret key elided]"
+        );
     }
 }

@@ -213,7 +213,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records the use of a (nonce, nonce count) pair; false when it was used before (a
     /// replay). Shared by all replicas, so a nonce can be used on any of them.
-    async fn record_nonce_use(&self, nonce: &str, nc: &str, expires_at: OffsetDateTime) -> StoreResult<bool>;
+    async fn record_nonce_use(
+        &self,
+        nonce: &str,
+        nc: &str,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// Forgets nonce uses that expired before `now`.
     async fn purge_nonce_uses(&self, now: OffsetDateTime) -> StoreResult<u64>;
 }

@@ -13,23 +13,45 @@ pub const MAX_CUSTOMER_CA_LEN: usize = 256 * 1024;
 
 impl Core {
     /// Returns a project's X.509 settings.
-    pub async fn user_security(&self, principal: &Principal, group_id: &str) -> AtlasResult<UserSecurity> {
-        let project = self.authorized_project(principal, group_id, Access::Read).await?;
-        self.store.user_security(&project.id).await.map_err(store_error)
+    pub async fn user_security(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+    ) -> AtlasResult<UserSecurity> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Read)
+            .await?;
+        self.store
+            .user_security(&project.id)
+            .await
+            .map_err(store_error)
     }
 
     /// Sets the customer CA (self-managed mode) or, with an empty PEM, clears it.
-    pub async fn set_customer_ca(&self, principal: &Principal, group_id: &str, cas_pem: &str) -> AtlasResult<UserSecurity> {
-        let project = self.authorized_project(principal, group_id, Access::Write).await?;
+    pub async fn set_customer_ca(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        cas_pem: &str,
+    ) -> AtlasResult<UserSecurity> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
         let pem = if cas_pem.trim().is_empty() {
             None
         } else {
             self.check_customer_ca(cas_pem)?;
             Some(cas_pem)
         };
-        self.store.set_customer_ca(&project.id, pem).await.map_err(store_error)?;
+        self.store
+            .set_customer_ca(&project.id, pem)
+            .await
+            .map_err(store_error)?;
         info!(project_id = %project.id, self_managed = pem.is_some(), key_id = %principal.key_id, "set customer x509 ca");
-        self.store.user_security(&project.id).await.map_err(store_error)
+        self.store
+            .user_security(&project.id)
+            .await
+            .map_err(store_error)
     }
 
     /// Validates a customer CA bundle: PEM certificates only, none expired.
@@ -57,7 +79,10 @@ impl Core {
             if not_after < now {
                 return Err(AtlasError::new(
                     ErrorCode::ExpiredX509CaCertificate,
-                    format!("The X.509 CA certificate {} expired on {not_after}.", cert.subject()),
+                    format!(
+                        "The X.509 CA certificate {} expired on {not_after}.",
+                        cert.subject()
+                    ),
                     vec![cert.subject().to_string()],
                 )
                 .with_field("customer_x509.cas"));

@@ -90,7 +90,11 @@ mod tests {
     fn matches_the_recorded_atlas_certificate() {
         // atlas-managed-user-cert.pem: notBefore Aug 10 02:06:35, notAfter Nov 10 03:06:35 (3 months).
         let now = datetime!(2026-08-10 03:06:35.250 UTC);
-        let v = Validity::for_months(now, Months::parse(None).unwrap(), datetime!(2036-01-01 0:00 UTC));
+        let v = Validity::for_months(
+            now,
+            Months::parse(None).unwrap(),
+            datetime!(2036-01-01 0:00 UTC),
+        );
         assert_eq!(v.not_before, datetime!(2026-08-10 02:06:35 UTC));
         assert_eq!(v.not_after, datetime!(2026-11-10 03:06:35 UTC));
     }
@@ -127,9 +131,15 @@ mod tests {
             Months::parse(Some(25)).unwrap_err().code(),
             ErrorCode::CertExpiryCannotExceedTwoYears
         );
-        assert_eq!(Months::parse(Some(i64::MAX)).unwrap_err().code(), ErrorCode::CertExpiryCannotExceedTwoYears);
+        assert_eq!(
+            Months::parse(Some(i64::MAX)).unwrap_err().code(),
+            ErrorCode::CertExpiryCannotExceedTwoYears
+        );
         for bad in [0, -1, i64::MIN] {
-            assert_eq!(Months::parse(Some(bad)).unwrap_err().code(), ErrorCode::InvalidAttribute);
+            assert_eq!(
+                Months::parse(Some(bad)).unwrap_err().code(),
+                ErrorCode::InvalidAttribute
+            );
         }
     }
 }

@@ -3,10 +3,10 @@
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::Services;
 use super::auth::authenticate;
 use super::convert::{api_key, page, page_parts};
 use super::status::to_status;
-use super::Services;
 use crate::proto::v1::{
     ApiKey, AssignApiKeyToProjectRequest, CreateApiKeyRequest, CreateApiKeyResponse,
     DeleteApiKeyRequest, DeleteApiKeyResponse, ListApiKeysRequest, ListApiKeysResponse,
@@ -16,7 +16,10 @@ use crate::proto::v1::{
 #[tonic::async_trait]
 impl ApiKeyService for Services {
     #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
-    async fn create_api_key(&self, request: Request<CreateApiKeyRequest>) -> Result<Response<CreateApiKeyResponse>, Status> {
+    async fn create_api_key(
+        &self,
+        request: Request<CreateApiKeyRequest>,
+    ) -> Result<Response<CreateApiKeyResponse>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let key = self
@@ -30,11 +33,18 @@ impl ApiKeyService for Services {
     }
 
     #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
-    async fn list_api_keys(&self, request: Request<ListApiKeysRequest>) -> Result<Response<ListApiKeysResponse>, Status> {
+    async fn list_api_keys(
+        &self,
+        request: Request<ListApiKeysRequest>,
+    ) -> Result<Response<ListApiKeysResponse>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
-        let keys = self.core.list_api_keys(&principal, &req.org_id, page).await.map_err(to_status)?;
+        let keys = self
+            .core
+            .list_api_keys(&principal, &req.org_id, page)
+            .await
+            .map_err(to_status)?;
         let (results, total_count, has_next_page) = page_parts(keys, |k| api_key(k, None));
         Ok(Response::new(ListApiKeysResponse {
             results,
@@ -44,7 +54,10 @@ impl ApiKeyService for Services {
     }
 
     #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
-    async fn delete_api_key(&self, request: Request<DeleteApiKeyRequest>) -> Result<Response<DeleteApiKeyResponse>, Status> {
+    async fn delete_api_key(
+        &self,
+        request: Request<DeleteApiKeyRequest>,
+    ) -> Result<Response<DeleteApiKeyResponse>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         self.core
@@ -55,7 +68,10 @@ impl ApiKeyService for Services {
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn assign_api_key_to_project(&self, request: Request<AssignApiKeyToProjectRequest>) -> Result<Response<ApiKey>, Status> {
+    async fn assign_api_key_to_project(
+        &self,
+        request: Request<AssignApiKeyToProjectRequest>,
+    ) -> Result<Response<ApiKey>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let key = self

@@ -52,7 +52,10 @@ fn basic_credentials<T>(request: &Request<T>) -> Option<(String, Zeroizing<Strin
     );
     let decoded = std::str::from_utf8(&decoded).ok()?;
     let (public_key, private_key) = decoded.split_once(':')?;
-    Some((public_key.to_owned(), Zeroizing::new(private_key.to_owned())))
+    Some((
+        public_key.to_owned(),
+        Zeroizing::new(private_key.to_owned()),
+    ))
 }
 
 #[cfg(test)]
@@ -61,13 +64,16 @@ mod tests {
 
     fn request(value: &str) -> Request<()> {
         let mut request = Request::new(());
-        request.metadata_mut().insert("authorization", value.parse().unwrap());
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().unwrap());
         request
     }
 
     #[test]
     fn parses_basic_credentials() {
-        let encoded = base64::engine::general_purpose::STANDARD.encode("abcdefgh:secret:with:colons");
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode("abcdefgh:secret:with:colons");
         let (public, private) = basic_credentials(&request(&format!("Basic {encoded}"))).unwrap();
         assert_eq!(public, "abcdefgh");
         assert_eq!(private.as_str(), "secret:with:colons");

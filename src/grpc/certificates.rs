@@ -3,14 +3,14 @@
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::Services;
 use super::auth::authenticate;
 use super::convert::{page, page_parts, timestamp};
 use super::status::to_status;
-use super::Services;
 use crate::proto::v1::{
-    self, CreateUserCertificateRequest, CreateUserCertificateResponse, GetProjectCaCertificateRequest,
-    GetProjectCaCertificateResponse, ListUserCertificatesRequest, ListUserCertificatesResponse,
-    certificate_service_server::CertificateService,
+    self, CreateUserCertificateRequest, CreateUserCertificateResponse,
+    GetProjectCaCertificateRequest, GetProjectCaCertificateResponse, ListUserCertificatesRequest,
+    ListUserCertificatesResponse, certificate_service_server::CertificateService,
 };
 
 #[tonic::async_trait]
@@ -24,7 +24,12 @@ impl CertificateService for Services {
         let req = request.into_inner();
         let issued = self
             .core
-            .create_user_certificate(&principal, &req.group_id, &req.username, req.months_until_expiration)
+            .create_user_certificate(
+                &principal,
+                &req.group_id,
+                &req.username,
+                req.months_until_expiration,
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(CreateUserCertificateResponse {
@@ -50,13 +55,14 @@ impl CertificateService for Services {
             .list_user_certificates(&principal, &req.group_id, &req.username, page)
             .await
             .map_err(to_status)?;
-        let (results, total_count, has_next_page) = page_parts(certificates, |c| v1::UserCertificate {
-            serial_number: c.serial,
-            subject: c.subject,
-            group_id: c.project_id.to_string(),
-            created_at: Some(timestamp(c.not_before)),
-            not_after: Some(timestamp(c.not_after)),
-        });
+        let (results, total_count, has_next_page) =
+            page_parts(certificates, |c| v1::UserCertificate {
+                serial_number: c.serial,
+                subject: c.subject,
+                group_id: c.project_id.to_string(),
+                created_at: Some(timestamp(c.not_before)),
+                not_after: Some(timestamp(c.not_after)),
+            });
         Ok(Response::new(ListUserCertificatesResponse {
             results,
             total_count,

@@ -18,13 +18,19 @@ pub fn page_parts<T, U>(paged: Paged<T>, f: impl FnMut(T) -> U) -> (Vec<U>, Opti
     let paged = paged.map(f);
     (
         paged.results,
-        paged.total_count.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        paged
+            .total_count
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
         paged.has_next_page,
     )
 }
 
 /// Parses paging fields.
-pub fn page(page_num: i32, items_per_page: i32, include_count: Option<bool>) -> domain::AtlasResult<Page> {
+pub fn page(
+    page_num: i32,
+    items_per_page: i32,
+    include_count: Option<bool>,
+) -> domain::AtlasResult<Page> {
     Page::parse(page_num, items_per_page, include_count)
 }
 
@@ -59,11 +65,16 @@ pub fn x509_type_from_proto(value: i32) -> domain::AtlasResult<domain::X509Type>
         Ok(v1::X509Type::Unspecified | v1::X509Type::None) => Ok(domain::X509Type::None),
         Ok(v1::X509Type::Managed) => Ok(domain::X509Type::Managed),
         Ok(v1::X509Type::Customer) => Ok(domain::X509Type::Customer),
-        Err(_) => Err(domain::AtlasError::invalid_enum_value("x509_type", &value.to_string())),
+        Err(_) => Err(domain::AtlasError::invalid_enum_value(
+            "x509_type",
+            &value.to_string(),
+        )),
     }
 }
 
-pub fn roles_from_proto(roles: Vec<v1::DatabaseUserRole>) -> domain::AtlasResult<Vec<DatabaseUserRole>> {
+pub fn roles_from_proto(
+    roles: Vec<v1::DatabaseUserRole>,
+) -> domain::AtlasResult<Vec<DatabaseUserRole>> {
     if roles.len() > domain::MAX_ROLES {
         return Err(domain::AtlasError::invalid_attribute("roles", "roles"));
     }
@@ -110,16 +121,22 @@ pub fn api_key(key: ApiKeyRecord, private_key: Option<&str>) -> v1::ApiKey {
             group_id: String::new(),
         })
         .collect();
-    roles.extend(key.project_roles.iter().map(|(project, role)| v1::ApiKeyRole {
-        role_name: role.as_str().to_owned(),
-        org_id: String::new(),
-        group_id: project.to_string(),
-    }));
+    roles.extend(
+        key.project_roles
+            .iter()
+            .map(|(project, role)| v1::ApiKeyRole {
+                role_name: role.as_str().to_owned(),
+                org_id: String::new(),
+                group_id: project.to_string(),
+            }),
+    );
     v1::ApiKey {
         id: key.id.to_string(),
         desc: key.desc,
         public_key: key.public_key,
-        private_key: private_key.unwrap_or(domain::masked_private_key()).to_owned(),
+        private_key: private_key
+            .unwrap_or(domain::masked_private_key())
+            .to_owned(),
         roles,
     }
 }

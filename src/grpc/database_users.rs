@@ -3,10 +3,10 @@
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::Services;
 use super::auth::authenticate;
 use super::convert::{database_user, page, page_parts, roles_from_proto, x509_type_from_proto};
 use super::status::to_status;
-use super::Services;
 use crate::domain::NewDatabaseUser;
 use crate::proto::v1::{
     CreateDatabaseUserRequest, DatabaseUser, DeleteDatabaseUserRequest, DeleteDatabaseUserResponse,
@@ -17,7 +17,10 @@ use crate::proto::v1::{
 #[tonic::async_trait]
 impl DatabaseUserService for Services {
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn create_database_user(&self, request: Request<CreateDatabaseUserRequest>) -> Result<Response<DatabaseUser>, Status> {
+    async fn create_database_user(
+        &self,
+        request: Request<CreateDatabaseUserRequest>,
+    ) -> Result<Response<DatabaseUser>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let new = NewDatabaseUser {
@@ -27,12 +30,19 @@ impl DatabaseUserService for Services {
             x509_type: x509_type_from_proto(req.x509_type).map_err(to_status)?,
             roles: roles_from_proto(req.roles).map_err(to_status)?,
         };
-        let user = self.core.create_database_user(&principal, new).await.map_err(to_status)?;
+        let user = self
+            .core
+            .create_database_user(&principal, new)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(database_user(user)))
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn get_database_user(&self, request: Request<GetDatabaseUserRequest>) -> Result<Response<DatabaseUser>, Status> {
+    async fn get_database_user(
+        &self,
+        request: Request<GetDatabaseUserRequest>,
+    ) -> Result<Response<DatabaseUser>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let user = self
@@ -44,7 +54,10 @@ impl DatabaseUserService for Services {
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn list_database_users(&self, request: Request<ListDatabaseUsersRequest>) -> Result<Response<ListDatabaseUsersResponse>, Status> {
+    async fn list_database_users(
+        &self,
+        request: Request<ListDatabaseUsersRequest>,
+    ) -> Result<Response<ListDatabaseUsersResponse>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
@@ -62,21 +75,42 @@ impl DatabaseUserService for Services {
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn update_database_user(&self, request: Request<UpdateDatabaseUserRequest>) -> Result<Response<DatabaseUser>, Status> {
+    async fn update_database_user(
+        &self,
+        request: Request<UpdateDatabaseUserRequest>,
+    ) -> Result<Response<DatabaseUser>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
-        let x509_type = req.x509_type.map(x509_type_from_proto).transpose().map_err(to_status)?;
-        let roles = req.roles.map(|r| roles_from_proto(r.roles)).transpose().map_err(to_status)?;
+        let x509_type = req
+            .x509_type
+            .map(x509_type_from_proto)
+            .transpose()
+            .map_err(to_status)?;
+        let roles = req
+            .roles
+            .map(|r| roles_from_proto(r.roles))
+            .transpose()
+            .map_err(to_status)?;
         let user = self
             .core
-            .update_database_user(&principal, &req.group_id, &req.database_name, &req.username, x509_type, roles)
+            .update_database_user(
+                &principal,
+                &req.group_id,
+                &req.database_name,
+                &req.username,
+                x509_type,
+                roles,
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(database_user(user)))
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn delete_database_user(&self, request: Request<DeleteDatabaseUserRequest>) -> Result<Response<DeleteDatabaseUserResponse>, Status> {
+    async fn delete_database_user(
+        &self,
+        request: Request<DeleteDatabaseUserRequest>,
+    ) -> Result<Response<DeleteDatabaseUserResponse>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         self.core

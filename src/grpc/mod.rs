@@ -15,7 +15,9 @@ mod user_security;
 use std::sync::Arc;
 
 pub use self::auth::VerifiedApiKey;
-pub use self::status::{ERROR_DOMAIN, METADATA_HTTP_STATUS, METADATA_PARAMETERS, grpc_code, to_status};
+pub use self::status::{
+    ERROR_DOMAIN, METADATA_HTTP_STATUS, METADATA_PARAMETERS, grpc_code, to_status,
+};
 use crate::domain::Core;
 
 /// The gRPC adapter: one value implements every `dbcert.v1` service over a shared core.

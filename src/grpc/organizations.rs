@@ -3,10 +3,10 @@
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::Services;
 use super::auth::authenticate;
 use super::convert::{api_key, organization, page, page_parts};
 use super::status::to_status;
-use super::Services;
 use crate::proto::v1::{
     CreateOrganizationRequest, CreateOrganizationResponse, ListOrganizationsRequest,
     ListOrganizationsResponse, organization_service_server::OrganizationService,
@@ -22,7 +22,11 @@ impl OrganizationService for Services {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
-        let orgs = self.core.list_organizations(&principal, page).await.map_err(to_status)?;
+        let orgs = self
+            .core
+            .list_organizations(&principal, page)
+            .await
+            .map_err(to_status)?;
         let (results, total_count, has_next_page) = page_parts(orgs, organization);
         Ok(Response::new(ListOrganizationsResponse {
             results,

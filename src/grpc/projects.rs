@@ -3,10 +3,10 @@
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::Services;
 use super::auth::authenticate;
 use super::convert::{page, page_parts, project};
 use super::status::to_status;
-use super::Services;
 use crate::proto::v1::{
     CreateProjectRequest, DeleteProjectRequest, DeleteProjectResponse, GetProjectRequest,
     ListProjectsRequest, ListProjectsResponse, Project, project_service_server::ProjectService,
@@ -15,7 +15,10 @@ use crate::proto::v1::{
 #[tonic::async_trait]
 impl ProjectService for Services {
     #[instrument(skip_all)]
-    async fn create_project(&self, request: Request<CreateProjectRequest>) -> Result<Response<Project>, Status> {
+    async fn create_project(
+        &self,
+        request: Request<CreateProjectRequest>,
+    ) -> Result<Response<Project>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let created = self
@@ -27,7 +30,10 @@ impl ProjectService for Services {
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn get_project(&self, request: Request<GetProjectRequest>) -> Result<Response<Project>, Status> {
+    async fn get_project(
+        &self,
+        request: Request<GetProjectRequest>,
+    ) -> Result<Response<Project>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let found = self
             .core
@@ -38,11 +44,18 @@ impl ProjectService for Services {
     }
 
     #[instrument(skip_all)]
-    async fn list_projects(&self, request: Request<ListProjectsRequest>) -> Result<Response<ListProjectsResponse>, Status> {
+    async fn list_projects(
+        &self,
+        request: Request<ListProjectsRequest>,
+    ) -> Result<Response<ListProjectsResponse>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
-        let projects = self.core.list_projects(&principal, page).await.map_err(to_status)?;
+        let projects = self
+            .core
+            .list_projects(&principal, page)
+            .await
+            .map_err(to_status)?;
         let (results, total_count, has_next_page) = page_parts(projects, project);
         Ok(Response::new(ListProjectsResponse {
             results,
@@ -52,7 +65,10 @@ impl ProjectService for Services {
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn delete_project(&self, request: Request<DeleteProjectRequest>) -> Result<Response<DeleteProjectResponse>, Status> {
+    async fn delete_project(
+        &self,
+        request: Request<DeleteProjectRequest>,
+    ) -> Result<Response<DeleteProjectResponse>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         self.core
             .delete_project(&principal, &request.get_ref().group_id)

@@ -45,7 +45,10 @@ pub fn to_status(error: AtlasError) -> Status {
     }
     let parameters = serde_json::to_string(error.parameters()).expect("strings serialize");
     let metadata = HashMap::from([
-        (METADATA_HTTP_STATUS.to_owned(), code.http_status().to_string()),
+        (
+            METADATA_HTTP_STATUS.to_owned(),
+            code.http_status().to_string(),
+        ),
         (METADATA_PARAMETERS.to_owned(), parameters),
     ]);
     let mut details = ErrorDetails::with_error_info(code.as_str(), ERROR_DOMAIN, metadata);
@@ -79,7 +82,10 @@ mod tests {
             let details = status.get_error_details();
             let info = details.error_info().expect("error info");
             assert_eq!(info.reason, code.as_str());
-            assert_eq!(info.metadata[METADATA_HTTP_STATUS], code.http_status().to_string());
+            assert_eq!(
+                info.metadata[METADATA_HTTP_STATUS],
+                code.http_status().to_string()
+            );
             assert_eq!(info.metadata[METADATA_PARAMETERS], "[\"p\"]");
         }
     }

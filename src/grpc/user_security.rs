@@ -3,10 +3,10 @@
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::Services;
 use super::auth::authenticate;
 use super::convert::user_security;
 use super::status::to_status;
-use super::Services;
 use crate::proto::v1::{
     DeleteCustomerX509Request, GetUserSecurityRequest, UpdateUserSecurityRequest, UserSecurity,
     user_security_service_server::UserSecurityService,
@@ -15,7 +15,10 @@ use crate::proto::v1::{
 #[tonic::async_trait]
 impl UserSecurityService for Services {
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn get_user_security(&self, request: Request<GetUserSecurityRequest>) -> Result<Response<UserSecurity>, Status> {
+    async fn get_user_security(
+        &self,
+        request: Request<GetUserSecurityRequest>,
+    ) -> Result<Response<UserSecurity>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let security = self
             .core
@@ -26,7 +29,10 @@ impl UserSecurityService for Services {
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn update_user_security(&self, request: Request<UpdateUserSecurityRequest>) -> Result<Response<UserSecurity>, Status> {
+    async fn update_user_security(
+        &self,
+        request: Request<UpdateUserSecurityRequest>,
+    ) -> Result<Response<UserSecurity>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
         let cas = req.customer_x509.map(|c| c.cas).unwrap_or_default();
@@ -39,7 +45,10 @@ impl UserSecurityService for Services {
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
-    async fn delete_customer_x509(&self, request: Request<DeleteCustomerX509Request>) -> Result<Response<UserSecurity>, Status> {
+    async fn delete_customer_x509(
+        &self,
+        request: Request<DeleteCustomerX509Request>,
+    ) -> Result<Response<UserSecurity>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let security = self
             .core

@@ -45,7 +45,9 @@ fn map_err(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         // Class 08 (connection exception), 57P0x (the server is shutting down or restarting).
         sqlx::Error::Database(db)
-            if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
         {
             StoreError::Unavailable(error.into())
         }

@@ -26,7 +26,11 @@ pub(super) fn corrupt(what: &'static str) -> StoreError {
 }
 
 pub(super) fn org_roles_to_text(roles: &[OrgRole]) -> String {
-    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub(super) fn org_roles_from_text(text: &str) -> StoreResult<Vec<OrgRole>> {
