@@ -11,11 +11,9 @@ use base64::Engine as _;
 use dbcert::app::{self, Listeners};
 use dbcert::config::Config;
 use dbcert::proto::v1::{
-    api_key_service_client::ApiKeyServiceClient,
-    certificate_service_client::CertificateServiceClient,
+    api_key_service_client::ApiKeyServiceClient, certificate_service_client::CertificateServiceClient,
     database_user_service_client::DatabaseUserServiceClient,
-    organization_service_client::OrganizationServiceClient,
-    project_service_client::ProjectServiceClient,
+    organization_service_client::OrganizationServiceClient, project_service_client::ProjectServiceClient,
     user_security_service_client::UserSecurityServiceClient,
 };
 use tokio::net::TcpListener;
@@ -33,9 +31,7 @@ pub struct Key {
 impl Key {
     /// A random key of Atlas's shape, generated at test time.
     pub fn random() -> Self {
-        let public: String = (0..8)
-            .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
-            .collect();
+        let public: String = (0..8).map(|_| char::from(b'a' + rand::random_range(0..26u8))).collect();
         Self {
             public,
             private: uuid::Uuid::new_v4().to_string(),
@@ -45,10 +41,7 @@ impl Key {
     /// The gRPC `authorization` metadata value.
     pub fn basic(&self) -> String {
         let pair = format!("{}:{}", self.public, self.private);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        )
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
     }
 }
 
@@ -66,9 +59,7 @@ pub struct TestServer {
 /// Installs a test log writer once.
 pub fn trace_init() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
 }
@@ -124,16 +115,13 @@ impl TestServer {
             {
                 panic!("server exited during start");
             }
-            if let Ok(channel) =
-                tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
-                    .unwrap()
-                    .connect()
-                    .await
+            if let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
+                .unwrap()
+                .connect()
+                .await
             {
                 let status = HealthClient::new(channel)
-                    .check(HealthCheckRequest {
-                        service: String::new(),
-                    })
+                    .check(HealthCheckRequest { service: String::new() })
                     .await;
                 if status.is_ok_and(|s| s.into_inner().status == 1) {
                     return;
@@ -192,14 +180,9 @@ type Authed = tonic::service::interceptor::InterceptedService<Channel, AuthInter
 pub struct AuthInterceptor(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
 
 impl tonic::service::Interceptor for AuthInterceptor {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
+            request.metadata_mut().insert("authorization", value.clone());
         }
         Ok(request)
     }
@@ -253,14 +236,9 @@ impl Clients {
 
     /// Creates a MANAGED X.509 user on `$external`.
     pub async fn create_managed_user(&self, group_id: &str, username: &str) {
-        self.create_user(
-            group_id,
-            username,
-            dbcert::proto::v1::X509Type::Managed,
-            "$external",
-        )
-        .await
-        .expect("create managed user");
+        self.create_user(group_id, username, dbcert::proto::v1::X509Type::Managed, "$external")
+            .await
+            .expect("create managed user");
     }
 
     pub async fn create_user(
@@ -328,11 +306,7 @@ pub fn error_code(status: &tonic::Status) -> String {
 
 /// Asserts a status's gRPC code and Atlas errorCode.
 #[track_caller]
-pub fn assert_error<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    code: tonic::Code,
-    error_code_expected: &str,
-) {
+pub fn assert_error<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: tonic::Code, error_code_expected: &str) {
     let status = result.expect_err("expected an error");
     assert_eq!(status.code(), code, "{status:?}");
     assert_eq!(error_code(&status), error_code_expected, "{status:?}");
@@ -340,10 +314,7 @@ pub fn assert_error<T: std::fmt::Debug>(
 
 /// Runs openssl with arguments, returning (success, stdout+stderr).
 pub fn openssl(args: &[&str]) -> (bool, String) {
-    let output = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl must be installed");
+    let output = Command::new("openssl").args(args).output().expect("openssl must be installed");
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     (output.status.success(), text)
