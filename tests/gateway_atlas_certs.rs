@@ -1,6 +1,8 @@
 //! The source page's endpoint over HTTP: `POST/GET /groups/{id}/databaseUsers/{user}/certs` on
 //! both API versions, the PEM layout, pretty and envelope, paging links, and body errors.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod gateway_support;
 

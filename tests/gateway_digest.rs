@@ -2,6 +2,8 @@
 //! (stale, forged, replayed), algorithms, the request-target check, and the core's role checks
 //! applying to the verified key (NOT_IN_GROUP, USER_UNAUTHORIZED).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod gateway_support;
 

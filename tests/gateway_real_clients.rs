@@ -4,6 +4,8 @@
 //! A missing tool (curl; a Python with `requests`, named by `DBCERT_TEST_PYTHON` or found as
 //! `python3`) skips the test with a "skipped: …" line, unless `DBCERT_REQUIRE_TOOLS=1`.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod gateway_support;
 

@@ -29,8 +29,10 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// Builds the context of a request: its version from the path, its flags from the query.
-    pub fn of(parts_uri: &axum::http::Uri, headers: &HeaderMap) -> Result<Self, (ApiError, Self)> {
+    /// Builds the context of a request: its version from the path, its flags from the query,
+    /// with the error of a flag that is neither `true` nor `false` (the flags read so far stay,
+    /// so the error is rendered with them).
+    pub fn of(parts_uri: &axum::http::Uri, headers: &HeaderMap) -> (Self, Option<ApiError>) {
         let path = parts_uri.path().to_owned();
         let version = if path.starts_with("/api/atlas/v2/") || path == "/api/atlas/v2" {
             ApiVersion::V2
@@ -69,10 +71,7 @@ impl RequestContext {
                 None => error = error.or(Some(ApiError::invalid_query_parameter(&name, &value))),
             }
         }
-        match error {
-            Some(error) => Err((error, context)),
-            None => Ok(context),
-        }
+        (context, error)
     }
 
     /// The request's own URL, query included: the `self` link of a list.
@@ -134,9 +133,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Self>() {
             Some(context) => Ok(context.clone()),
-            None => {
-                RequestContext::of(&parts.uri, &parts.headers).map_err(|(error, _)| error.into())
-            }
+            None => match RequestContext::of(&parts.uri, &parts.headers) {
+                (context, None) => Ok(context),
+                (_, Some(error)) => Err(error.into()),
+            },
         }
     }
 }
@@ -245,16 +245,22 @@ fn parse_page_number(value: &str) -> Option<i32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
+    #[allow(clippy::result_large_err)]
     fn context(uri: &str) -> Result<RequestContext, (ApiError, RequestContext)> {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "h:1".parse().unwrap());
-        RequestContext::of(&uri.parse().unwrap(), &headers)
+        match RequestContext::of(&uri.parse().unwrap(), &headers) {
+            (context, None) => Ok(context),
+            (context, Some(error)) => Err((error, context)),
+        }
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn flags_and_versions() {
         let c = context("/api/atlas/v2/groups?pretty=TRUE&envelope=false").unwrap();
         assert_eq!(c.version, ApiVersion::V2);

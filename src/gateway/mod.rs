@@ -83,10 +83,10 @@ async fn not_found() -> StatusCode {
 /// not `true`/`false`), refuses bodies declared over [`MAX_BODY_BYTES`], and renders whatever the
 /// route answered with those flags.
 async fn atlas_layer(mut request: Request, next: Next) -> Response {
-    let context = match RequestContext::of(request.uri(), request.headers()) {
-        Ok(context) => context,
-        Err((error, context)) => return render(error.into(), context.flags, context.version),
-    };
+    let (context, flag_error) = RequestContext::of(request.uri(), request.headers());
+    if let Some(error) = flag_error {
+        return render(error.into(), context.flags, context.version);
+    }
     let (flags, version) = (context.flags, context.version);
     let declared_too_large = request
         .headers()

@@ -536,6 +536,7 @@ fn reason_phrase(status: StatusCode) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::HashMap;
 

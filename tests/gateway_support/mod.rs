@@ -1,7 +1,7 @@
 //! A small HTTP Digest client (RFC 7616, qop=auth) over reqwest for the gateway tests, and
 //! helpers to compare Atlas responses.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
