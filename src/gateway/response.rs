@@ -67,8 +67,9 @@ pub struct Flags {
     pub envelope: bool,
 }
 
-/// What a handler answers; rendered by [`render`] once the request's flags are known.
-#[derive(Clone, Debug)]
+/// What a handler answers; rendered by [`render`] once the request's flags are known. Its
+/// `Debug` never shows a PEM body (it holds a private key).
+#[derive(Clone)]
 pub enum Reply {
     /// One entity, a JSON object.
     Entity(StatusCode, Value),
@@ -273,6 +274,22 @@ impl From<tonic::Status> for ApiError {
 }
 
 // === impl Reply ===
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Entity(status, _) => f
+                .debug_tuple("Entity")
+                .field(status)
+                .finish_non_exhaustive(),
+            Self::List(status, _) => f.debug_tuple("List").field(status).finish_non_exhaustive(),
+            Self::Pem(status, _) => f.debug_tuple("Pem").field(status).finish_non_exhaustive(),
+            Self::Empty => f.write_str("Empty"),
+            Self::Error(error) => f.debug_tuple("Error").field(error).finish(),
+            Self::Challenge(_) => f.write_str("Challenge"),
+        }
+    }
+}
 
 impl From<ApiError> for Reply {
     fn from(error: ApiError) -> Self {
@@ -647,6 +664,16 @@ mod tests {
         assert_eq!(response.headers()[X_ERROR_CODE], "MALFORMED_JSON");
         let response = render(Reply::Empty, flags, ApiVersion::V1);
         assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn debug_hides_pem_bodies() {
+        let pem = concat!("-----BEGIN ", "PRIVATE KEY-----\nsecret\n");
+        let text = format!("{:?}", Reply::Pem(StatusCode::CREATED, pem.to_owned()));
+        assert!(
+            !text.contains("PRIVATE KEY") && !text.contains("secret"),
+            "{text}"
+        );
     }
 
     #[test]
