@@ -115,6 +115,15 @@ async fn the_readme_quick_start() {
     if !curl_available() && skip_missing_tool("curl", "curl --version failed") {
         return;
     }
+    // The commands are the README's, character for character.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for command in std::iter::once(README_KEY_LINE).chain(README_QUICK_START) {
+        assert!(
+            readme.contains(command),
+            "README.md no longer contains:\n{command}"
+        );
+    }
     let server = TestServer::start().await;
     let host = format!("http://{}", server.http_addr);
     let dir = tempfile::tempdir().unwrap();
