@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -20,7 +20,7 @@ use tonic_health::server::HealthReporter;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, MasterKeySource};
-use crate::domain::{Bootstrap, Core, MasterKey, SystemClock};
+use crate::domain::{Bootstrap, Core, Keyring, MasterKey, SystemClock};
 use crate::grpc::Services;
 use crate::proto::v1::{
     api_key_service_server::ApiKeyServiceServer,
@@ -40,8 +40,6 @@ pub const BOOTSTRAP_KEY_FILE: &str = "bootstrap-api-key";
 pub const MAX_GRPC_MESSAGE: usize = 1024 * 1024;
 /// How often the store is pinged for the health service.
 const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
-/// The meta key holding a value sealed under the master key, to detect a wrong key at start.
-const MASTER_KEY_CHECK_META: &str = "master_key_check";
 
 /// The gRPC service names whose health is reported (besides "" for the whole server).
 const SERVICE_NAMES: &[&str] = &[
@@ -69,17 +67,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     prepare_data_dir(&config.data_dir)?;
-    let master_key = load_master_key(&config)?;
+    let keyring = load_keyring(&config)?;
     let store = storage::open(&config.database_url).await.with_context(|| {
         format!(
             "failed to open the store at {}",
             storage::redact_url(&config.database_url)
         )
     })?;
-    check_master_key(store.as_ref(), &master_key).await?;
+    crate::domain::check_master_key(store.as_ref(), &keyring).await?;
     let core = Arc::new(Core::new(
         store,
-        master_key,
+        keyring,
         Arc::new(SystemClock),
         config.core.clone(),
     ));
@@ -230,19 +228,36 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads the primary master key and the additional ones.
+fn load_keyring(config: &Config) -> anyhow::Result<Keyring> {
+    let primary = load_master_key(config)?;
+    let others = config
+        .additional_master_keys
+        .iter()
+        .map(|path| read_master_key_file(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keyring = Keyring::new(primary, others)
+        .context("an additional master key is the primary key or listed twice")?;
+    info!(keyring = ?keyring, "master keys loaded (ids only)");
+    Ok(keyring)
+}
+
+/// Reads a master key file (base64 of 32 bytes).
+pub fn read_master_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+    let text = zeroize::Zeroizing::new(
+        fs::read_to_string(path)
+            .with_context(|| format!("failed to read master key file {}", path.display()))?,
+    );
+    MasterKey::from_base64(&text)
+        .with_context(|| format!("invalid master key in {}", path.display()))
+}
+
 fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     match &config.master_key {
         MasterKeySource::Inline(text) => {
             MasterKey::from_base64(text).context("invalid DBCERT_MASTER_KEY")
         }
-        MasterKeySource::File(path) => {
-            let text =
-                zeroize::Zeroizing::new(fs::read_to_string(path).with_context(|| {
-                    format!("failed to read master key file {}", path.display())
-                })?);
-            MasterKey::from_base64(&text)
-                .with_context(|| format!("invalid master key in {}", path.display()))
-        }
+        MasterKeySource::File(path) => read_master_key_file(path),
         MasterKeySource::DataDir => {
             let path = config.data_dir.join(MASTER_KEY_FILE);
             if path.exists() {
@@ -260,24 +275,6 @@ fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
             Ok(key)
         }
     }
-}
-
-/// Refuses to start with a master key other than the one the store's CA keys are sealed under.
-async fn check_master_key(store: &dyn crate::domain::Store, key: &MasterKey) -> anyhow::Result<()> {
-    use base64::Engine as _;
-    let sealed = key.seal(MASTER_KEY_CHECK_META, b"dbcert")?;
-    let candidate = base64::engine::general_purpose::STANDARD.encode(sealed);
-    let stored = store
-        .put_meta_if_absent(MASTER_KEY_CHECK_META, &candidate)
-        .await
-        .context("failed to read the store")?;
-    let stored = base64::engine::general_purpose::STANDARD
-        .decode(stored)
-        .context("corrupt master key check in the store")?;
-    if key.open(MASTER_KEY_CHECK_META, &stored).is_err() {
-        bail!("the master key does not match the one this store was created with");
-    }
-    Ok(())
 }
 
 async fn bootstrap(core: &Core, config: &Config) -> anyhow::Result<()> {

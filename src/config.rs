@@ -43,6 +43,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Asks a running server's gRPC health service; exits 0 when it is SERVING.
     Healthcheck(HealthcheckArgs),
+    /// Re-seals every project CA key and the master key check under a new master key, while
+    /// the replicas keep serving (see docs/deployment.md, "Rotating the master key").
+    RotateMasterKey(RotateMasterKeyArgs),
 }
 
 /// The log output format.
@@ -76,6 +79,15 @@ pub struct ServeArgs {
     /// The master key itself (base64 of 32 bytes); prefer the file. Environment only.
     #[arg(long, env = "DBCERT_MASTER_KEY", hide = true, hide_env_values = true)]
     pub master_key: Option<String>,
+    /// Files of further master keys, accepted for opening CA keys and Digest nonces but never
+    /// used to seal: the other key during a master key rotation. Repeatable; comma-separated in
+    /// the environment.
+    #[arg(
+        long,
+        env = "DBCERT_ADDITIONAL_MASTER_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub additional_master_key_file: Vec<PathBuf>,
     /// `publicKey:privateKey` of an ORG_OWNER key to ensure in the default organization.
     #[arg(long, env = "DBCERT_BOOTSTRAP_API_KEY", hide_env_values = true)]
     pub bootstrap_api_key: Option<String>,
@@ -110,6 +122,55 @@ pub struct HealthcheckArgs {
     pub service: String,
 }
 
+/// Flags of `dbcert rotate-master-key`.
+#[derive(Clone, Args)]
+pub struct RotateMasterKeyArgs {
+    /// The data directory (locates the default SQLite database).
+    #[arg(long, env = "DBCERT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://PATH` or `postgres://…`. Default: SQLite in the data directory.
+    #[arg(long, env = "DBCERT_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+    /// File of the key values are sealed under now. Repeatable (an unfinished earlier rotation
+    /// may have left values under two keys); comma-separated in the environment.
+    #[arg(
+        long,
+        env = "DBCERT_OLD_MASTER_KEY_FILES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub old_master_key_file: Vec<PathBuf>,
+    /// File of the key to re-seal everything under.
+    #[arg(long, env = "DBCERT_NEW_MASTER_KEY_FILE")]
+    pub new_master_key_file: PathBuf,
+}
+
+impl RotateMasterKeyArgs {
+    /// The database URL: the flag, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| crate::storage::SqliteStore::url_in(&self.data_dir))
+    }
+}
+
+impl fmt::Debug for RotateMasterKeyArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            data_dir,
+            database,
+            old_master_key_file,
+            new_master_key_file,
+        } = self;
+        f.debug_struct("RotateMasterKeyArgs")
+            .field("data_dir", data_dir)
+            .field("database", &database.as_deref().map(redact_url))
+            .field("old_master_key_file", old_master_key_file)
+            .field("new_master_key_file", new_master_key_file)
+            .finish()
+    }
+}
+
 /// Where the master key comes from.
 pub enum MasterKeySource {
     /// A file given by the operator.
@@ -126,8 +187,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The database URL.
     pub database_url: String,
-    /// The master key source.
+    /// The master key source: the primary key, which seals.
     pub master_key: MasterKeySource,
+    /// Files of further master keys, accepted for opening only (during a rotation).
+    pub additional_master_keys: Vec<PathBuf>,
     /// The configured bootstrap key (`public`, `private`).
     pub bootstrap_api_key: Option<(String, Zeroizing<String>)>,
     /// Settings of the core.
@@ -174,6 +237,7 @@ impl ServeArgs {
             data_dir: self.data_dir,
             database_url,
             master_key,
+            additional_master_keys: self.additional_master_key_file,
             bootstrap_api_key,
             core: CoreSettings {
                 ca_subject: CaSubject {
@@ -195,6 +259,7 @@ impl Config {
             database_url: crate::storage::SqliteStore::url_in(&data_dir),
             data_dir,
             master_key: MasterKeySource::DataDir,
+            additional_master_keys: Vec::new(),
             bootstrap_api_key: None,
             core: CoreSettings::default(),
             shutdown_grace: Duration::from_secs(10),
@@ -231,6 +296,7 @@ impl fmt::Debug for ServeArgs {
             database,
             master_key_file,
             master_key: _,
+            additional_master_key_file,
             bootstrap_api_key: _,
             ca_organization,
             ca_organizational_unit,
@@ -245,6 +311,7 @@ impl fmt::Debug for ServeArgs {
             .field("data_dir", data_dir)
             .field("database", &database.as_deref().map(redact_url))
             .field("master_key_file", master_key_file)
+            .field("additional_master_key_file", additional_master_key_file)
             .field("ca_organization", ca_organization)
             .field("ca_organizational_unit", ca_organizational_unit)
             .field("max_certificates_per_user", max_certificates_per_user)
@@ -261,6 +328,7 @@ impl fmt::Debug for Config {
             data_dir,
             database_url,
             master_key: _,
+            additional_master_keys,
             bootstrap_api_key,
             core,
             shutdown_grace,
@@ -269,6 +337,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("data_dir", data_dir)
             .field("database_url", &redact_url(database_url))
+            .field("additional_master_keys", additional_master_keys)
             .field(
                 "bootstrap_api_key",
                 &bootstrap_api_key.as_ref().map(|(public, _)| public),

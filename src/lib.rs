@@ -14,5 +14,6 @@ pub mod gateway;
 pub mod grpc;
 pub mod healthcheck;
 pub mod proto;
+pub mod rotate;
 pub mod storage;
 pub mod telemetry;

@@ -241,10 +241,16 @@ impl Core {
             .ok_or_else(AtlasError::unauthenticated)
     }
 
-    /// Returns the secret that authenticates HTTP Digest nonces. It is derived from the master
-    /// key, so every replica sharing the master key accepts the nonces of the others.
+    /// Returns the secret that authenticates new HTTP Digest nonces. It is derived from the
+    /// primary master key, so every replica sharing it accepts the nonces of the others.
     pub fn digest_nonce_secret(&self) -> &[u8; 32] {
-        &self.nonce_secret
+        &self.nonce_secrets[0]
+    }
+
+    /// Returns the secrets a nonce may be authenticated with: one per key of the keyring, so
+    /// during a master key rotation nonces made by replicas on either primary are accepted.
+    pub fn digest_nonce_secrets(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.nonce_secrets.iter().map(|secret| &**secret)
     }
 
     /// Records a (nonce, nc) use; `false` means a replay. Old uses are purged now and then.

@@ -223,7 +223,7 @@ impl Core {
             return Err(AtlasError::internal("project ca key was destroyed"));
         };
         let key = self
-            .master_key
+            .keyring
             .open(&ca_key_context(project_id), &sealed)
             .map_err(AtlasError::internal)?;
         let ca = ProjectCa::from_parts(stored.cert_der, &key).map_err(AtlasError::internal)?;
@@ -242,7 +242,7 @@ impl Core {
                 .map_err(AtlasError::internal)?
                 .map_err(AtlasError::internal)?;
         let sealed = self
-            .master_key
+            .keyring
             .seal(&ca_key_context(&project.id), new.key_pkcs8.secret_der())
             .map_err(AtlasError::internal)?;
         let stored = StoredCa {
@@ -269,6 +269,6 @@ impl Core {
 }
 
 /// The AEAD context binding a sealed CA key to its project.
-fn ca_key_context(project_id: &ProjectId) -> String {
+pub(super) fn ca_key_context(project_id: &ProjectId) -> String {
     format!("dbcert/v1/project-ca-key/{project_id}")
 }

@@ -94,6 +94,12 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `value` under `key` unless a value is there; returns the value now stored.
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String>;
 
+    /// Returns the value stored under `key`.
+    async fn meta(&self, key: &str) -> StoreResult<Option<String>>;
+
+    /// Replaces the value under `key` if it still is `expected`; returns whether it did.
+    async fn replace_meta(&self, key: &str, expected: &str, value: &str) -> StoreResult<bool>;
+
     /// Checks that the database answers (for health).
     async fn ping(&self) -> StoreResult<()>;
 
@@ -191,6 +197,20 @@ pub trait Store: Send + Sync + 'static {
         ca: &StoredCa,
         created: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// Lists up to `limit` sealed CA keys (projects whose key was not destroyed) with project
+    /// ids after `after`, ordered by project id: a master key rotation walks them all.
+    async fn sealed_ca_keys(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>>;
+    /// Replaces a project's sealed CA key if it still is `expected`; returns whether it did.
+    async fn replace_sealed_ca_key(
+        &self,
+        project_id: &ProjectId,
+        expected: &[u8],
+        sealed_key: &[u8],
+    ) -> StoreResult<bool>;
     /// Records an issued certificate durably; `Conflict` when the serial is taken for the CA.
     async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()>;
     /// Lists a user's certificates unexpired at `now`, oldest first.

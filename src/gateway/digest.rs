@@ -344,7 +344,13 @@ pub async fn verify(
         return Err(refuse("uri does not match the request"));
     }
     let now = core.now().unix_timestamp();
-    let nonce_state = check_nonce(core.digest_nonce_secret(), &credentials.nonce, now);
+    // Any key of the keyring: during a master key rotation, replicas on the old and on the new
+    // primary make nonces under different secrets.
+    let nonce_state = core
+        .digest_nonce_secrets()
+        .map(|secret| check_nonce(secret, &credentials.nonce, now))
+        .find(|state| *state != NonceState::Invalid)
+        .unwrap_or(NonceState::Invalid);
     if nonce_state == NonceState::Invalid {
         return Err(refuse("invalid nonce"));
     }

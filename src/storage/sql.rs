@@ -124,6 +124,26 @@ macro_rules! impl_store {
                 row.try_get("value").map_err(map_err)
             }
 
+            async fn meta(&self, key: &str) -> StoreResult<Option<String>> {
+                let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.map(|row| row.try_get("value").map_err(map_err)).transpose()
+            }
+
+            async fn replace_meta(&self, key: &str, expected: &str, value: &str) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE meta SET value = $1 WHERE key = $2 AND value = $3")
+                    .bind(value)
+                    .bind(key)
+                    .bind(expected)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
                 Ok(())
@@ -529,6 +549,49 @@ macro_rules! impl_store {
                     .await
                     .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn sealed_ca_keys(
+                &self,
+                after: Option<&ProjectId>,
+                limit: u32,
+            ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>> {
+                let rows = sqlx::query(
+                    "SELECT project_id, sealed_key FROM project_cas \
+                     WHERE sealed_key IS NOT NULL AND project_id > $1 ORDER BY project_id LIMIT $2",
+                )
+                .bind(after.map_or("", |id| id.as_str()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                rows.iter()
+                    .map(|row| {
+                        let project_id: String = row.try_get("project_id").map_err(map_err)?;
+                        Ok((
+                            ProjectId::parse(&project_id).map_err(|_| corrupt("project id"))?,
+                            row.try_get("sealed_key").map_err(map_err)?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn replace_sealed_ca_key(
+                &self,
+                project_id: &ProjectId,
+                expected: &[u8],
+                sealed_key: &[u8],
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE project_cas SET sealed_key = $1 WHERE project_id = $2 AND sealed_key = $3",
+                )
+                .bind(sealed_key)
+                .bind(project_id.as_str())
+                .bind(expected)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()> {
