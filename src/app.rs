@@ -23,7 +23,7 @@ use crate::config::{Config, MasterKeySource};
 use crate::domain::{Bootstrap, Core, Keyring, MasterKey, SystemClock};
 use crate::grpc::Services;
 use crate::proto::v1::{
-    api_key_service_server::ApiKeyServiceServer,
+    api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer,
     certificate_service_server::CertificateServiceServer,
     database_user_service_server::DatabaseUserServiceServer,
     organization_service_server::OrganizationServiceServer,
@@ -44,6 +44,7 @@ const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// The gRPC service names whose health is reported (besides "" for the whole server).
 const SERVICE_NAMES: &[&str] = &[
     "dbcert.v1.ApiKeyService",
+    "dbcert.v1.AuditService",
     "dbcert.v1.CertificateService",
     "dbcert.v1.DatabaseUserService",
     "dbcert.v1.OrganizationService",
@@ -131,6 +132,10 @@ pub async fn serve(
             ApiKeyServiceServer::from_arc(services.clone())
                 .max_decoding_message_size(MAX_GRPC_MESSAGE),
         )
+        .add_service(
+            AuditServiceServer::from_arc(services.clone())
+                .max_decoding_message_size(MAX_GRPC_MESSAGE),
+        )
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
             stopped(stop_rx.clone()),
@@ -143,9 +148,13 @@ pub async fn serve(
             warn!(%error, "failed to set TCP_NODELAY");
         }
     });
-    let http_server = axum::serve(http_listener, router)
-        .with_graceful_shutdown(stopped(stop_rx.clone()))
-        .into_future();
+    // The client address reaches handlers as `ConnectInfo`, for the audit trail.
+    let http_server = axum::serve(
+        http_listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()))
+    .into_future();
 
     let probe = tokio::spawn(probe_store(
         core.clone(),

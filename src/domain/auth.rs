@@ -38,6 +38,9 @@ pub struct Principal {
     pub org_roles: Vec<OrgRole>,
     /// Its project roles.
     pub project_roles: HashMap<ProjectId, ProjectRole>,
+    /// The address the request came from, when it came from the network (for the audit
+    /// trail); set by the transport.
+    pub client_address: Option<std::net::SocketAddr>,
 }
 
 /// A freshly generated API key pair. The private key exists only here and in the response.
@@ -78,6 +81,7 @@ impl Principal {
             org_id: record.org_id,
             org_roles: record.org_roles,
             project_roles: record.project_roles.into_iter().collect(),
+            client_address: None,
         }
     }
 
@@ -305,6 +309,7 @@ mod tests {
             org_id: org.clone(),
             org_roles,
             project_roles: project_roles.into_iter().collect(),
+            client_address: None,
         }
     }
 

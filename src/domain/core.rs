@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
+use super::audit::FailedAuthBudget;
 use super::auth::{Access, Principal};
 use super::ca::{CaSubject, ProjectCa};
 use super::error::{AtlasError, AtlasResult};
@@ -66,6 +67,8 @@ pub struct Core {
     /// Authenticate HTTP Digest nonces, derived from each master key of the keyring; the
     /// primary's (first) makes new nonces, any of them verifies one.
     pub(super) nonce_secrets: Vec<zeroize::Zeroizing<[u8; 32]>>,
+    /// Bounds the failed authentications stored per minute.
+    pub(super) failed_auth_budget: Mutex<FailedAuthBudget>,
 }
 
 impl Core {
@@ -86,6 +89,7 @@ impl Core {
             settings,
             ca_cache: Mutex::new(HashMap::new()),
             ca_creation: tokio::sync::Mutex::new(HashMap::new()),
+            failed_auth_budget: Mutex::new(FailedAuthBudget::new()),
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::ca::{IssuedCertificate, ProjectCa, random_serial};
 use super::core::{Core, store_error};
@@ -116,8 +117,20 @@ impl Core {
                 not_after: validity.not_after,
                 sha256_fingerprint: issued.sha256_fingerprint.clone(),
             };
-            match self.store.insert_certificate(&record).await {
+            let event = AuditEvent::by(
+                principal,
+                now,
+                AuditAction::CertificateIssued,
+                Some(&project.id),
+            )
+            .with_target(username.as_str());
+            let event = AuditEvent {
+                serial: Some(issued.serial),
+                ..event
+            };
+            match self.store.record_certificate(&record, &event).await {
                 Ok(()) => {
+                    event.log();
                     info!(
                         project_id = %project.id,
                         serial = issued.serial,

@@ -2,6 +2,7 @@
 //! adapters in `crate::grpc` call [`Core`], and `crate::storage` implements [`Store`].
 
 mod api_keys;
+mod audit;
 mod auth;
 mod ca;
 mod core;
@@ -17,6 +18,9 @@ mod store;
 mod user_security;
 mod validity;
 
+pub use self::audit::{
+    Actor, AuditAction, AuditEvent, AuditOutcome, AuditScope, FAILED_AUTH_EVENTS_PER_MINUTE,
+};
 pub use self::auth::{
     Access, DIGEST_REALM, DigestSecrets, NewApiKey, Principal, is_private_key, is_public_key,
     masked_private_key,

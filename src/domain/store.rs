@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::audit::{AuditEvent, AuditScope};
 use super::model::{
     ApiKeyId, CertificateRecord, DatabaseName, DatabaseUser, OrgId, OrgRole, Organization, Page,
     Paged, Project, ProjectId, ProjectRole, UserSecurity, Username,
@@ -228,6 +229,25 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
+
+    /// Records an issued certificate and its audit event in one transaction, so neither is
+    /// stored without the other; `Conflict` when the serial is taken for the CA.
+    async fn record_certificate(
+        &self,
+        record: &CertificateRecord,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+
+    // --- audit ---
+
+    /// Stores an audit event.
+    async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Lists audit events, oldest first.
+    async fn list_audit_events(
+        &self,
+        scope: &AuditScope,
+        page: Page,
+    ) -> StoreResult<Paged<AuditEvent>>;
 
     // --- HTTP Digest nonces ---
 

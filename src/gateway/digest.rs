@@ -12,6 +12,7 @@
 //!
 //! [RFC 7616]: https://www.rfc-editor.org/rfc/rfc7616
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
@@ -299,12 +300,15 @@ pub fn challenge_reply(core: &Core, stale: bool) -> Reply {
 }
 
 /// Verifies a request's Digest credentials: the key on success, else the reply to send (a fresh
-/// challenge, or 503 when the store cannot be asked).
+/// challenge, or 503 when the store cannot be asked). A wrong response or an unknown key is
+/// recorded in the audit trail with the client's address; a request without credentials (the
+/// first leg of every Digest exchange) and a stale nonce are not.
 pub async fn verify(
     core: &Core,
     headers: &HeaderMap,
     method: &Method,
     target: &Uri,
+    client: Option<SocketAddr>,
 ) -> Result<VerifiedApiKey, Reply> {
     let refuse = |why: &'static str| {
         debug!(why, "digest authentication refused");
@@ -369,6 +373,8 @@ pub async fn verify(
     let presented = credentials.response.to_ascii_lowercase();
     let matches: bool = expected.as_bytes().ct_eq(presented.as_bytes()).into();
     if !matches || secrets.is_none() {
+        core.record_failed_authentication(Some(&credentials.username), client, "digest")
+            .await;
         return Err(refuse("wrong credentials"));
     }
     let expires_at = match nonce_state {

@@ -2,7 +2,9 @@
 //! URLs for `links`), the Digest-verified key, path parameters, the bounded JSON body and the
 //! paging query.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
@@ -11,7 +13,7 @@ use tokio_stream::StreamExt as _;
 
 use super::response::{ApiError, ApiVersion, Flags, Reply};
 use super::{Gateway, MAX_BODY_BYTES, digest};
-use crate::grpc::VerifiedApiKey;
+use crate::grpc::{ClientAddress, VerifiedApiKey};
 
 /// What the gateway's middleware learned about a request, for handlers and rendering.
 #[derive(Clone, Debug)]
@@ -141,9 +143,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
-/// The API key that signed the request with HTTP Digest.
+/// The API key that signed the request with HTTP Digest, and the client's address (from
+/// axum's `ConnectInfo`, absent when the router is served without it, as in unit tests).
 #[derive(Clone, Debug)]
-pub struct Authenticated(pub VerifiedApiKey);
+pub struct Authenticated(pub VerifiedApiKey, pub Option<ClientAddress>);
 
 impl FromRequestParts<Gateway> for Authenticated {
     type Rejection = Reply;
@@ -152,9 +155,19 @@ impl FromRequestParts<Gateway> for Authenticated {
         parts: &mut Parts,
         gateway: &Gateway,
     ) -> Result<Self, Self::Rejection> {
-        digest::verify(&gateway.core, &parts.headers, &parts.method, &parts.uri)
-            .await
-            .map(Self)
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        digest::verify(
+            &gateway.core,
+            &parts.headers,
+            &parts.method,
+            &parts.uri,
+            client,
+        )
+        .await
+        .map(|key| Self(key, client.map(ClientAddress)))
     }
 }
 

@@ -16,6 +16,7 @@ use super::response::{ApiError, ApiVersion, Reply};
 use crate::grpc::VerifiedApiKey;
 use crate::proto::v1;
 use crate::proto::v1::api_key_service_server::ApiKeyService;
+use crate::proto::v1::audit_service_server::AuditService;
 use crate::proto::v1::certificate_service_server::CertificateService;
 use crate::proto::v1::database_user_service_server::DatabaseUserService;
 use crate::proto::v1::organization_service_server::OrganizationService;
@@ -61,6 +62,7 @@ pub fn routes(version: ApiVersion) -> Router<Gateway> {
             &format!("{p}/groups/{{group_id}}/databaseUsers/{{first}}/{{second}}"),
             get(get_user).patch(update_user).delete(delete_user),
         )
+        .route(&format!("{p}/groups/{{group_id}}/events"), get(list_events))
         .route(
             &format!("{p}/groups/{{group_id}}/userSecurity"),
             get(get_user_security).patch(update_user_security),
@@ -77,6 +79,9 @@ fn rpc<T>(auth: &Authenticated, message: T) -> tonic::Request<T> {
     request
         .extensions_mut()
         .insert::<VerifiedApiKey>(auth.0.clone());
+    if let Some(client) = auth.1 {
+        request.extensions_mut().insert(client);
+    }
     request
 }
 
@@ -584,6 +589,70 @@ async fn delete_customer_x509(
         StatusCode::OK,
         user_security(&ctx, &group_id, security),
     ))
+}
+
+// === audit events ===
+
+/// `GET …/groups/{groupId}/events`: the project's audit trail in the shape of Atlas's Events
+/// API (oldest first; absent attributes omitted). Project owners only.
+async fn list_events(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    AtlasPath(group_id): AtlasPath<String>,
+    paging: Paging,
+) -> Handled {
+    let request = v1::ListAuditEventsRequest {
+        group_id,
+        page_num: paging.page_num,
+        items_per_page: paging.items_per_page,
+        include_count: paging.include_count,
+    };
+    let page = AuditService::list_audit_events(&*gateway.services, rpc(&auth, request))
+        .await?
+        .into_inner();
+    let results = page.results.into_iter().map(audit_event).collect();
+    Ok(list(
+        &ctx,
+        paging,
+        results,
+        page.total_count,
+        page.has_next_page,
+    ))
+}
+
+fn audit_event(event: v1::AuditEvent) -> Value {
+    let mut body = Map::new();
+    let mut put = |name: &str, value: String| {
+        if !value.is_empty() {
+            body.insert(name.to_owned(), Value::String(value));
+        }
+    };
+    put("apiKeyId", event.api_key_id);
+    put(
+        "created",
+        timestamp(event.created)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    let target_name = match event.event_type_name.as_str() {
+        name if name.starts_with("API_KEY_") => "targetApiKeyId",
+        "AUTHENTICATION_FAILED" => "authScheme",
+        _ => "username",
+    };
+    put("eventTypeName", event.event_type_name);
+    put("groupId", event.group_id);
+    put("id", event.id);
+    put("orgId", event.org_id);
+    put("outcome", event.outcome);
+    put("publicKey", event.public_key);
+    put("remoteAddress", event.remote_address);
+    put(target_name, event.target);
+    if let Some(serial) = event.serial_number {
+        body.insert("serialNumber".into(), Value::from(serial));
+    }
+    Value::Object(body)
 }
 
 // === Atlas shapes ===

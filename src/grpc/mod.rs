@@ -3,6 +3,7 @@
 //! no rule is decided here.
 
 mod api_keys;
+mod audit;
 mod auth;
 mod certificates;
 mod convert;
@@ -14,7 +15,7 @@ mod user_security;
 
 use std::sync::Arc;
 
-pub use self::auth::VerifiedApiKey;
+pub use self::auth::{ClientAddress, VerifiedApiKey};
 pub use self::status::{
     ERROR_DOMAIN, METADATA_HTTP_STATUS, METADATA_PARAMETERS, grpc_code, to_status,
 };
