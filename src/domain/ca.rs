@@ -90,7 +90,7 @@ impl ProjectCa {
         subject: &CaSubject,
         now: OffsetDateTime,
     ) -> Result<NewProjectCa, CaError> {
-        let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_4096)?;
+        let mut key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_4096)?;
         let key_pkcs8 = SecretDer::new(key.serialize_der());
 
         let now = now.replace_nanosecond(0).expect("0 is a valid nanosecond");
@@ -113,6 +113,8 @@ impl ProjectCa {
             KeyUsagePurpose::DigitalSignature,
         ];
         let cert = params.self_signed(&key)?;
+        // rcgen keeps the key's PKCS#8 bytes and does not wipe them on drop.
+        zeroize::Zeroize::zeroize(&mut key);
         let ca = Self::from_parts(cert.der().to_vec(), &key_pkcs8)?;
         Ok(NewProjectCa { ca, key_pkcs8 })
     }
@@ -149,8 +151,10 @@ impl ProjectCa {
         validity: Validity,
         serial: i64,
     ) -> Result<IssuedCertificate, CaError> {
-        let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_4096)?;
-        self.issue_with_key(username, validity, serial, &key)
+        let mut key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_4096)?;
+        let issued = self.issue_with_key(username, validity, serial, &key);
+        zeroize::Zeroize::zeroize(&mut key);
+        issued
     }
 
     /// Issues a client certificate for the given key: the Atlas profile of reference §2.

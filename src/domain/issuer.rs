@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tracing::{info, warn};
+use zeroize::Zeroize as _;
 
 use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
@@ -107,7 +108,13 @@ impl Core {
             .await
             .map_err(AtlasError::internal)?;
             key = returned_key;
-            let issued = issued.map_err(AtlasError::internal)?;
+            let issued = match issued {
+                Ok(issued) => issued,
+                Err(error) => {
+                    key.zeroize();
+                    return Err(AtlasError::internal(error));
+                }
+            };
             let record = CertificateRecord {
                 serial: issued.serial,
                 project_id: project.id.clone(),
@@ -130,6 +137,8 @@ impl Core {
             };
             match self.store.record_certificate(&record, &event).await {
                 Ok(()) => {
+                    // rcgen keeps the key's PKCS#8 bytes and does not wipe them on drop.
+                    key.zeroize();
                     event.log();
                     info!(
                         project_id = %project.id,
@@ -144,9 +153,13 @@ impl Core {
                 Err(StoreError::Conflict) if attempt < SERIAL_ATTEMPTS => {
                     warn!(project_id = %project.id, serial, "serial collision, drawing another");
                 }
-                Err(error) => return Err(store_error(error)),
+                Err(error) => {
+                    key.zeroize();
+                    return Err(store_error(error));
+                }
             }
         }
+        key.zeroize();
         Err(AtlasError::internal("serial collisions exhausted"))
     }
 

@@ -9,6 +9,7 @@ use axum::routing::{get, patch};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use zeroize::Zeroizing;
 
 use super::Gateway;
 use super::extract::{AtlasPath, Authenticated, JsonBody, Paging, RequestContext};
@@ -108,15 +109,19 @@ async fn create_certificate(
         username,
         months_until_expiration: months,
     };
-    let issued =
+    let mut issued =
         CertificateService::create_user_certificate(&*gateway.services, rpc(&auth, request))
             .await?
             .into_inner();
-    let mut pem = issued.certificate_pem;
+    // One allocation of the final size, so no reallocation leaves a stray copy of the key;
+    // the message's own copy is zeroized here. The body handed to hyper cannot be.
+    let key = Zeroizing::new(std::mem::take(&mut issued.private_key_pem));
+    let mut pem = String::with_capacity(issued.certificate_pem.len() + 1 + key.len());
+    pem.push_str(&issued.certificate_pem);
     if !pem.ends_with('\n') {
         pem.push('\n');
     }
-    pem.push_str(&issued.private_key_pem);
+    pem.push_str(&key);
     Ok(Reply::Pem(StatusCode::CREATED, pem))
 }
 

@@ -22,7 +22,7 @@ impl CertificateService for Services {
     ) -> Result<Response<CreateUserCertificateResponse>, Status> {
         let principal = authenticate(&self.core, &request).await?;
         let req = request.into_inner();
-        let issued = self
+        let mut issued = self
             .core
             .create_user_certificate(
                 &principal,
@@ -32,11 +32,14 @@ impl CertificateService for Services {
             )
             .await
             .map_err(to_status)?;
+        // The key's buffer moves into the message rather than being copied; what is left in
+        // `issued` (an empty string) is zeroized on drop. The message itself cannot be
+        // zeroized: prost encodes it into tonic's buffers (see SECURITY.md).
         Ok(Response::new(CreateUserCertificateResponse {
-            certificate_pem: issued.certificate_pem.clone(),
-            private_key_pem: issued.private_key_pem.to_string(),
+            certificate_pem: std::mem::take(&mut issued.certificate_pem),
+            private_key_pem: std::mem::take(&mut *issued.private_key_pem),
             serial_number: issued.serial,
-            subject: issued.subject.clone(),
+            subject: std::mem::take(&mut issued.subject),
             not_before: Some(timestamp(issued.validity.not_before)),
             not_after: Some(timestamp(issued.validity.not_after)),
         }))
