@@ -298,20 +298,42 @@ pub fn challenge_reply(core: &Core, stale: bool) -> Reply {
     Reply::Challenge(vec![value])
 }
 
-/// Verifies a request's Digest credentials: the key on success, else the reply to send (a fresh
-/// challenge, or 503 when the store cannot be asked).
+/// Why [`verify`] did not accept a request: the reply to send, and whether it counts as a
+/// failed authentication for throttling (not the first, credential-less step of the handshake,
+/// not a stale nonce, not a store outage).
+#[derive(Debug)]
+pub struct Refusal {
+    /// The reply: a fresh challenge, or 503 when the store cannot be asked.
+    pub reply: Reply,
+    /// Whether wrong or malformed credentials were presented.
+    pub is_failure: bool,
+}
+
+impl Refusal {
+    fn not_counted(reply: Reply) -> Self {
+        Self {
+            reply,
+            is_failure: false,
+        }
+    }
+}
+
+/// Verifies a request's Digest credentials: the key on success, else the [`Refusal`].
 pub async fn verify(
     core: &Core,
     headers: &HeaderMap,
     method: &Method,
     target: &Uri,
-) -> Result<VerifiedApiKey, Reply> {
+) -> Result<VerifiedApiKey, Refusal> {
     let refuse = |why: &'static str| {
         debug!(why, "digest authentication refused");
-        challenge_reply(core, false)
+        Refusal {
+            reply: challenge_reply(core, false),
+            is_failure: true,
+        }
     };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(challenge_reply(core, false));
+        return Err(Refusal::not_counted(challenge_reply(core, false)));
     };
     let Some(credentials) = value.to_str().ok().and_then(parse_authorization) else {
         return Err(refuse("unparsable authorization header"));
@@ -351,7 +373,9 @@ pub async fn verify(
     let secrets = core
         .digest_secrets(&credentials.username)
         .await
-        .map_err(|error| Reply::Error(ApiError::from_status(&to_status(error))))?;
+        .map_err(|error| {
+            Refusal::not_counted(Reply::Error(ApiError::from_status(&to_status(error))))
+        })?;
     // Against an unknown key, compare with a dummy so the time taken does not tell.
     let dummy = Zeroizing::new("0".repeat(if algorithm.is_sha256() { 64 } else { 32 }));
     let ha1 = match &secrets {
@@ -369,7 +393,7 @@ pub async fn verify(
         NonceState::Fresh(expires_at) => expires_at,
         NonceState::Stale | NonceState::Invalid => {
             debug!("stale digest nonce");
-            return Err(challenge_reply(core, true));
+            return Err(Refusal::not_counted(challenge_reply(core, true)));
         }
     };
     let expires_at = OffsetDateTime::from_unix_timestamp(expires_at)
@@ -377,7 +401,9 @@ pub async fn verify(
     let first_use = core
         .record_digest_nonce_use(&credentials.nonce, &format!("{nc:08x}"), expires_at)
         .await
-        .map_err(|error| Reply::Error(ApiError::from_status(&to_status(error))))?;
+        .map_err(|error| {
+            Refusal::not_counted(Reply::Error(ApiError::from_status(&to_status(error))))
+        })?;
     if !first_use {
         return Err(refuse("replayed nonce count"));
     }

@@ -12,6 +12,8 @@ use tokio_stream::StreamExt as _;
 use super::response::{ApiError, ApiVersion, Flags, Reply};
 use super::{Gateway, MAX_BODY_BYTES, digest};
 use crate::grpc::VerifiedApiKey;
+use crate::listener::PeerInfo;
+use crate::throttle::Attempt;
 
 /// What the gateway's middleware learned about a request, for handlers and rendering.
 #[derive(Clone, Debug)]
@@ -60,15 +62,18 @@ impl RequestContext {
             query: parts_uri.query().map(str::to_owned),
         };
         let mut error = None;
+        let mut seen = [false; 2];
         for (name, value) in query_pairs(context.query.as_deref()) {
-            let slot = match name.as_str() {
-                "pretty" => &mut context.flags.pretty,
-                "envelope" => &mut context.flags.envelope,
+            let (slot, index) = match name.as_str() {
+                "pretty" => (&mut context.flags.pretty, 0),
+                "envelope" => (&mut context.flags.envelope, 1),
                 _ => continue,
             };
+            // A flag given twice is ambiguous (servlet containers disagree on which wins).
+            let repeated = std::mem::replace(&mut seen[index], true);
             match parse_bool(&value) {
-                Some(flag) => *slot = flag,
-                None => error = error.or(Some(ApiError::invalid_query_parameter(&name, &value))),
+                Some(flag) if !repeated => *slot = flag,
+                _ => error = error.or(Some(ApiError::invalid_query_parameter(&name, &value))),
             }
         }
         (context, error)
@@ -152,9 +157,38 @@ impl FromRequestParts<Gateway> for Authenticated {
         parts: &mut Parts,
         gateway: &Gateway,
     ) -> Result<Self, Self::Rejection> {
-        digest::verify(&gateway.core, &parts.headers, &parts.method, &parts.uri)
-            .await
-            .map(Self)
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            // The first step of the handshake: a challenge, not a failure.
+            return digest::verify(&gateway.core, &parts.headers, &parts.method, &parts.uri)
+                .await
+                .map(Self)
+                .map_err(|refusal| refusal.reply);
+        };
+        let claimed = value
+            .to_str()
+            .ok()
+            .and_then(digest::parse_authorization)
+            .map(|credentials| credentials.username);
+        let attempt = Attempt {
+            address: parts
+                .extensions
+                .get::<PeerInfo>()
+                .and_then(|peer| peer.remote_addr)
+                .map(|addr| addr.ip()),
+            public_key: claimed.as_deref(),
+        };
+        if let Some(wait) = gateway.throttle.check(&attempt) {
+            return Err(ApiError::rate_limited(wait).into());
+        }
+        match digest::verify(&gateway.core, &parts.headers, &parts.method, &parts.uri).await {
+            Ok(key) => Ok(Self(key)),
+            Err(refusal) => {
+                if refusal.is_failure {
+                    gateway.throttle.record_failure(&attempt);
+                }
+                Err(refusal.reply)
+            }
+        }
     }
 }
 
@@ -221,8 +255,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let mut paging = Self::default();
+        let mut seen: Vec<String> = Vec::new();
         for (name, value) in query_pairs(parts.uri.query()) {
             let invalid = || Reply::from(ApiError::invalid_query_parameter(&name, &value));
+            if matches!(name.as_str(), "pageNum" | "itemsPerPage" | "includeCount") {
+                if seen.contains(&name) {
+                    return Err(invalid());
+                }
+                seen.push(name.clone());
+            }
             match name.as_str() {
                 "pageNum" => paging.page_num = parse_page_number(&value).ok_or_else(invalid)?,
                 "itemsPerPage" => {
@@ -272,6 +313,8 @@ mod tests {
         assert_eq!(error.error_code, "INVALID_QUERY_PARAMETER");
         assert_eq!(error.parameters, vec![Value::from("pretty")]);
         assert!(c.flags.envelope);
+        let (error, _) = context("/api/atlas/v1.0/groups?pretty=true&pretty=true").unwrap_err();
+        assert_eq!(error.error_code, "INVALID_QUERY_PARAMETER");
     }
 
     #[test]

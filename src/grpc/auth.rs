@@ -5,8 +5,12 @@ use base64::Engine as _;
 use tonic::{Request, Status};
 use zeroize::Zeroizing;
 
-use super::status::to_status;
-use crate::domain::{AtlasError, Core, Principal};
+use tracing::debug;
+
+use super::status::{rate_limited, to_status};
+use crate::domain::{AtlasError, Core, ErrorCode, Principal};
+use crate::listener::PeerInfo;
+use crate::throttle::{Attempt, AuthThrottle};
 
 /// The longest `authorization` value considered (bytes); longer ones are refused unparsed.
 const MAX_AUTHORIZATION_LEN: usize = 1024;
@@ -19,20 +23,71 @@ pub struct VerifiedApiKey {
     pub public_key: String,
 }
 
-/// Authenticates a request and resolves the key's roles.
-pub async fn authenticate<T>(core: &Core, request: &Request<T>) -> Result<Principal, Status> {
+/// Authenticates a request and resolves the key's roles, in this order:
+///
+/// 1. a key the in-process REST gateway verified ([`VerifiedApiKey`]; throttled there);
+/// 2. `authorization: Basic …` metadata, when present;
+/// 3. the API key named by the connection's verified client certificate (mutual TLS).
+///
+/// Failures of 2 and 3 are counted per client address and claimed key; a caller over the limit
+/// is refused with `RATE_LIMITED` before its credentials are looked at. A call with no
+/// credentials at all is `UNAUTHENTICATED` and not counted.
+pub async fn authenticate<T>(
+    core: &Core,
+    throttle: &AuthThrottle,
+    request: &Request<T>,
+) -> Result<Principal, Status> {
     if let Some(verified) = request.extensions().get::<VerifiedApiKey>() {
         return core
             .principal_for_verified_key(&verified.public_key)
             .await
             .map_err(to_status);
     }
-    let Some((public_key, private_key)) = basic_credentials(request) else {
-        return Err(to_status(AtlasError::unauthenticated()));
-    };
-    core.authenticate_basic(&public_key, &private_key)
-        .await
-        .map_err(to_status)
+    let peer = request.extensions().get::<PeerInfo>();
+    let address = peer.and_then(|p| p.remote_addr).map(|a| a.ip());
+    if request.metadata().contains_key("authorization") {
+        let credentials = basic_credentials(request);
+        let attempt = Attempt {
+            address,
+            public_key: credentials.as_ref().map(|(public, _)| public.as_str()),
+        };
+        if let Some(wait) = throttle.check(&attempt) {
+            return Err(rate_limited(wait));
+        }
+        let Some((public_key, private_key)) = &credentials else {
+            throttle.record_failure(&attempt);
+            return Err(to_status(AtlasError::unauthenticated()));
+        };
+        let result = core.authenticate_basic(public_key, private_key).await;
+        return counted(result, throttle, &attempt);
+    }
+    if let Some(public_key) = peer.and_then(|p| p.client_public_key.as_deref()) {
+        let attempt = Attempt {
+            address,
+            public_key: Some(public_key),
+        };
+        if let Some(wait) = throttle.check(&attempt) {
+            return Err(rate_limited(wait));
+        }
+        let result = core.principal_for_verified_key(public_key).await;
+        return counted(result, throttle, &attempt);
+    }
+    Err(to_status(AtlasError::unauthenticated()))
+}
+
+/// Records an authentication failure (not a store outage) before returning the result.
+fn counted(
+    result: Result<Principal, AtlasError>,
+    throttle: &AuthThrottle,
+    attempt: &Attempt<'_>,
+) -> Result<Principal, Status> {
+    result.map_err(|error| {
+        if error.code() == ErrorCode::Unauthenticated {
+            debug!(address = ?attempt.address, "authentication failed");
+            throttle.record_failure(attempt);
+        }
+        to_status(error)
+    })
 }
 
 fn basic_credentials<T>(request: &Request<T>) -> Option<(String, Zeroizing<String>)> {
