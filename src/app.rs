@@ -24,8 +24,6 @@ use crate::domain::{Bootstrap, Core, MasterKey, SystemClock};
 use crate::grpc::{GrpcLimitErrors, Services};
 use crate::listener;
 use crate::middleware::{AdmissionLayer, LimitErrorsLayer, Limits};
-use crate::throttle::AuthThrottle;
-use crate::tls::{self, TlsReloader, TlsSettings};
 use crate::proto::v1::{
     api_key_service_server::ApiKeyServiceServer,
     certificate_service_server::CertificateServiceServer,
@@ -34,6 +32,8 @@ use crate::proto::v1::{
     project_service_server::ProjectServiceServer,
     user_security_service_server::UserSecurityServiceServer,
 };
+use crate::throttle::AuthThrottle;
+use crate::tls::{self, TlsReloader, TlsSettings};
 use crate::{gateway, proto, storage};
 
 /// The file in the data directory holding a generated master key.
@@ -273,12 +273,12 @@ where
             break;
         };
         let peer = conn.peer().clone();
-        let service = service
-            .clone()
-            .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+        let service = service.clone().map_request(
+            move |mut request: http::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(peer.clone());
                 request
-            });
+            },
+        );
         let connection = builder
             .serve_connection_with_upgrades(
                 TokioIo::new(conn),

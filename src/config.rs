@@ -10,9 +10,9 @@ use zeroize::Zeroizing;
 
 use crate::domain::{CaSubject, CoreSettings};
 use crate::middleware::Limits;
+use crate::storage::redact_url;
 use crate::throttle::ThrottleSettings;
 use crate::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSettings};
-use crate::storage::redact_url;
 
 /// The default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";

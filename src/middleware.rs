@@ -287,9 +287,11 @@ mod tests {
         }
         let shed = stack.clone().oneshot(request("/b")).await.unwrap();
         assert_eq!(shed.body(), "Overloaded /b");
-        let health = tokio::spawn(stack.clone().oneshot(request(
-            "/grpc.health.v1.Health/Check",
-        )));
+        let health = tokio::spawn(
+            stack
+                .clone()
+                .oneshot(request("/grpc.health.v1.Health/Check")),
+        );
         release_tx.send(true).unwrap();
         assert_eq!(first.await.unwrap().unwrap().body(), "ok");
         assert_eq!(health.await.unwrap().unwrap().body(), "ok");

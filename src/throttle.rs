@@ -250,11 +250,7 @@ mod tests {
         }
         assert!(throttle.lock().len() <= 50);
         // The address that kept failing is still tracked and throttled.
-        assert!(
-            throttle
-                .check_at(&attempt("10.0.0.1", None), t0)
-                .is_some()
-        );
+        assert!(throttle.check_at(&attempt("10.0.0.1", None), t0).is_some());
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 pub use self::auth::VerifiedApiKey;
 pub use self::status::{
-    ERROR_DOMAIN, GrpcLimitErrors, METADATA_HTTP_STATUS, METADATA_PARAMETERS,
-    METADATA_RETRY_AFTER, grpc_code, network_status, rate_limited, to_status,
+    ERROR_DOMAIN, GrpcLimitErrors, METADATA_HTTP_STATUS, METADATA_PARAMETERS, METADATA_RETRY_AFTER,
+    grpc_code, network_status, rate_limited, to_status,
 };
 use crate::domain::Core;
 use crate::throttle::AuthThrottle;
