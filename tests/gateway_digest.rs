@@ -38,7 +38,9 @@ fn assert_challenge(resp: &gateway_support::Resp, stale: bool) -> String {
 
 #[tokio::test]
 async fn challenge_and_refusals() {
-    let server = TestServer::start().await;
+    // More refusals than the failed-auth throttle allows in a burst: throttling is off here
+    // (tests/limits_and_throttling.rs covers it).
+    let server = TestServer::start_with(|config| config.throttle.burst = 0).await;
     let atlas = Atlas::new(&server);
     let target = "/api/atlas/v1.0/orgs";
 
