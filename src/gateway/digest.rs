@@ -33,9 +33,9 @@ pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
 /// How far in the future a nonce's timestamp may lie (clock skew between replicas).
 const NONCE_FUTURE_SKEW: i64 = 60;
 /// The longest `Authorization` header considered (bytes); longer ones are refused unparsed. The
-/// header repeats the request target (`uri=`), so it is as long as the default head limit: a
-/// request with a long path still authenticates and gets the error its path deserves.
-pub const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
+/// header repeats the request target (`uri=`), so the bound leaves room for a path of several
+/// KiB: a request with a long path still authenticates and gets the error its path deserves.
+pub const MAX_AUTHORIZATION_LEN: usize = 12 * 1024;
 /// Bytes of a raw nonce: timestamp (8), random (8), truncated HMAC (8).
 const NONCE_LEN: usize = 24;
 
