@@ -551,4 +551,99 @@ mod tests {
         );
         assert_eq!(Algorithm::parse(Some("SHA-512-256")), None);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Quotes a value as a client does (RFC 7616 quoted-string: `\` escapes `"` and `\`).
+        fn quote(value: &str) -> String {
+            let mut out = String::from("\"");
+            for c in value.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn parsing_never_panics(value in ".{0,300}") {
+                let _ = parse_authorization(&value);
+                let _ = parse_authorization(&format!("Digest {value}"));
+                let _ = check_nonce(&SECRET, &value, 1_700_000_000);
+                let _ = Algorithm::parse(Some(&value));
+            }
+
+            #[test]
+            fn parsing_never_panics_on_header_like_input(
+                parts in proptest::collection::vec(
+                    ("[a-zA-Z*_-]{0,10}", prop_oneof![
+                        "[^\"]{0,20}".prop_map(|v| format!("\"{v}\"")),
+                        "[^,\" ]{0,20}",
+                        "\"[^\"]{0,20}",
+                    ]),
+                    0..12,
+                ),
+                separator in prop_oneof![Just(", "), Just(","), Just(" "), Just(",,")],
+            ) {
+                let params: Vec<String> =
+                    parts.iter().map(|(name, value)| format!("{name}={value}")).collect();
+                let _ = parse_authorization(&format!("Digest {}", params.join(separator)));
+            }
+
+            #[test]
+            fn what_a_client_sends_round_trips(
+                username in "\\PC{0,40}",
+                realm in "\\PC{0,40}",
+                nonce in "[A-Za-z0-9+/=]{0,44}",
+                uri in "/[!-~]{0,80}",
+                response in "[0-9a-f]{32,64}",
+                cnonce in "[!-~]{1,20}",
+                nc in any::<u32>(),
+                algorithm in prop_oneof![
+                    Just("MD5"), Just("MD5-sess"), Just("SHA-256"), Just("SHA-256-sess")
+                ],
+                quoted_algorithm in any::<bool>(),
+            ) {
+                let algorithm_text = if quoted_algorithm {
+                    quote(algorithm)
+                } else {
+                    algorithm.to_owned()
+                };
+                let header = format!(
+                    "Digest username={}, realm={}, nonce={}, uri={}, algorithm={algorithm_text}, \
+                     response={}, qop=auth, nc={nc:08x}, cnonce={}",
+                    quote(&username), quote(&realm), quote(&nonce), quote(&uri),
+                    quote(&response), quote(&cnonce),
+                );
+                let parsed = parse_authorization(&header).expect("a client's header must parse");
+                prop_assert_eq!(parsed, DigestCredentials {
+                    username,
+                    realm,
+                    nonce,
+                    uri,
+                    response,
+                    algorithm: Some(algorithm.to_owned()),
+                    qop: Some("auth".to_owned()),
+                    nc: Some(format!("{nc:08x}")),
+                    cnonce: Some(cnonce),
+                });
+            }
+
+            #[test]
+            fn our_nonces_check_as_fresh(now in 0i64..4_000_000_000, secret in any::<[u8; 32]>()) {
+                let nonce = new_nonce(&secret, now);
+                prop_assert_eq!(nonce.len(), 32);
+                prop_assert_eq!(
+                    check_nonce(&secret, &nonce, now),
+                    NonceState::Fresh(now + NONCE_LIFETIME.as_secs() as i64)
+                );
+            }
+        }
+    }
 }

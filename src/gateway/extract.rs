@@ -341,4 +341,43 @@ mod tests {
         assert_eq!(parse_page_number("99999999999"), None);
         assert_eq!(parse_page_number("x"), None);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn request_context_never_panics(path in "/[!-~]{0,100}", query in "[ -~]{0,200}") {
+                let target = format!("{path}?{query}");
+                if let Ok(uri) = target.parse::<axum::http::Uri>() {
+                    let (context, error) = RequestContext::of(&uri, &HeaderMap::new());
+                    if let Some(error) = error {
+                        prop_assert_eq!(error.error_code, "INVALID_QUERY_PARAMETER");
+                    }
+                    let _ = context.self_href();
+                    let _ = context.page_href(2);
+                }
+            }
+
+            #[test]
+            fn flags_parse_as_given(pretty in any::<bool>(), envelope in any::<bool>(), upper in any::<bool>()) {
+                let text = |b: bool| if upper { b.to_string().to_uppercase() } else { b.to_string() };
+                let uri = format!("/api/atlas/v2/groups?envelope={}&x=%FF&pretty={}", text(envelope), text(pretty));
+                let (context, error) = RequestContext::of(&uri.parse().unwrap(), &HeaderMap::new());
+                prop_assert!(error.is_none());
+                prop_assert_eq!(context.flags, Flags { pretty, envelope });
+                prop_assert_eq!(context.version, ApiVersion::V2);
+            }
+
+            #[test]
+            fn page_numbers_are_positive_i32(value in "[-+0-9a-z]{0,25}") {
+                match parse_page_number(&value) {
+                    Some(n) => prop_assert!(n > 0 && value.trim_start_matches('+').parse::<i32>() == Ok(n)),
+                    None => prop_assert!(value.parse::<i32>().map_or(true, |n| n <= 0)),
+                }
+            }
+        }
+    }
 }
