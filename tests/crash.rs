@@ -163,6 +163,7 @@ async fn sigkill_during_concurrent_issuance_loses_no_delivered_certificate() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert!(rows.0 as usize >= delivered.len() + 1, "{rows:?}");
+    // Delivered ones plus the one issued after the restart.
+    assert!(rows.0 as usize > delivered.len(), "{rows:?}");
     pool.close().await;
 }

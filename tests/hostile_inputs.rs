@@ -12,7 +12,7 @@ mod gateway_support;
 
 use std::time::Duration;
 
-use common::{Key, TestServer, error_code};
+use common::{TestServer, error_code};
 use dbcert::proto::v1::{CreateUserCertificateRequest, ListOrganizationsRequest};
 use gateway_support::{Alg, Atlas, authorization};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -674,7 +674,9 @@ async fn hostile_grpc_requests_get_atlas_errors_and_the_server_stays_healthy() {
         }
     };
     use tonic::Code;
-    let cases: Vec<(&str, String, String, Option<i64>, Code, Option<&str>)> = vec![
+    // (name, group id, username, months, gRPC code, Atlas errorCode)
+    type GrpcCase<'a> = (&'a str, String, String, Option<i64>, Code, Option<&'a str>);
+    let cases: Vec<GrpcCase<'_>> = vec![
         (
             "10,000-character username",
             g.clone(),
@@ -790,6 +792,5 @@ async fn hostile_grpc_requests_get_atlas_errors_and_the_server_stays_healthy() {
         assert_eq!(status.code(), Code::Unauthenticated, "{name}: {status:?}");
         assert_healthy(&server, name).await;
     }
-    let _ = Key::random();
     server.stop().await;
 }
