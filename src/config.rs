@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
 use crate::domain::{CaSubject, CoreSettings};
+use crate::middleware::Limits;
 use crate::storage::redact_url;
+use crate::throttle::ThrottleSettings;
+use crate::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSettings};
 
 /// The default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
@@ -25,6 +28,18 @@ pub const DEFAULT_CA_ORGANIZATIONAL_UNIT: &str = "Managed X.509";
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
 /// The longest a request may run.
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
+/// The longest a client may take to send request headers or finish a TLS handshake.
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+/// Requests in progress at once over both listeners.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
+/// The largest request head (bytes).
+pub const DEFAULT_MAX_HEADER_BYTES: u32 = 16 * 1024;
+/// Concurrent HTTP/2 streams per connection.
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Failed authentications allowed in a burst, per client address and per key.
+pub const DEFAULT_AUTH_FAILURE_BURST: u32 = 10;
+/// The time one failed authentication takes to be forgotten.
+pub const DEFAULT_AUTH_FAILURE_REFILL: &str = "6s";
 
 /// dbcert: a self-hosted, Atlas-compatible issuer of X.509 client certificates for database
 /// users.
@@ -106,9 +121,42 @@ pub struct ServeArgs {
     /// Time given to in-flight calls after SIGTERM/SIGINT.
     #[arg(long, env = "DBCERT_SHUTDOWN_GRACE", default_value = DEFAULT_SHUTDOWN_GRACE, value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// The longest a request may run.
+    /// The longest a request may run (then 504 / DEADLINE_EXCEEDED).
     #[arg(long, env = "DBCERT_REQUEST_TIMEOUT", default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// The longest a client may take to send request headers (HTTP/1) or finish a TLS handshake.
+    #[arg(long, env = "DBCERT_HEADER_READ_TIMEOUT", default_value = DEFAULT_HEADER_READ_TIMEOUT, value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Requests in progress at once over both listeners; more get 503 / UNAVAILABLE.
+    #[arg(long, env = "DBCERT_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+    /// The largest request head in bytes (HTTP/1 headers, HTTP/2 header list).
+    #[arg(long, env = "DBCERT_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: u32,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, env = "DBCERT_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)]
+    pub http2_max_concurrent_streams: u32,
+    /// Failed authentications allowed in a burst per client address and per key (0: off).
+    #[arg(long, env = "DBCERT_AUTH_FAILURE_BURST", default_value_t = DEFAULT_AUTH_FAILURE_BURST)]
+    pub auth_failure_burst: u32,
+    /// The time one failed authentication takes to be forgotten.
+    #[arg(long, env = "DBCERT_AUTH_FAILURE_REFILL", default_value = DEFAULT_AUTH_FAILURE_REFILL, value_parser = parse_duration)]
+    pub auth_failure_refill: Duration,
+    /// PEM certificate chain served by both listeners; with --tls-key-file, turns TLS on.
+    #[arg(long, env = "DBCERT_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file. Both are read again on SIGHUP.
+    #[arg(long, env = "DBCERT_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates that gRPC client certificates must chain to (turns mutual TLS on).
+    #[arg(long, env = "DBCERT_GRPC_CLIENT_CA_FILE", requires = "tls_cert_file")]
+    pub grpc_client_ca_file: Option<PathBuf>,
+    /// Whether gRPC clients must present a certificate (with --grpc-client-ca-file).
+    #[arg(long, env = "DBCERT_GRPC_CLIENT_CERT", value_enum, default_value_t = ClientCertMode::Optional)]
+    pub grpc_client_cert: ClientCertMode,
+    /// How a verified client certificate names the API key it acts as.
+    #[arg(long, env = "DBCERT_MTLS_PRINCIPAL_RULE", value_enum, default_value_t = PrincipalRule::Cn)]
+    pub mtls_principal_rule: PrincipalRule,
 }
 
 /// Flags of `dbcert healthcheck`.
@@ -197,8 +245,12 @@ pub struct Config {
     pub core: CoreSettings,
     /// Time given to in-flight calls after a shutdown signal.
     pub shutdown_grace: Duration,
-    /// The longest a request may run.
-    pub request_timeout: Duration,
+    /// The network limits of both listeners.
+    pub limits: Limits,
+    /// Throttling of failed authentications.
+    pub throttle: ThrottleSettings,
+    /// TLS on both listeners (and mutual TLS on gRPC); `None` serves plaintext.
+    pub tls: Option<TlsSettings>,
 }
 
 /// A configuration error.
@@ -247,7 +299,29 @@ impl ServeArgs {
                 max_certificates_per_user: self.max_certificates_per_user,
             },
             shutdown_grace: self.shutdown_grace,
-            request_timeout: self.request_timeout,
+            limits: Limits {
+                max_concurrent_requests: self.max_concurrent_requests.max(1),
+                request_timeout: self.request_timeout,
+                header_read_timeout: self.header_read_timeout,
+                max_header_bytes: self.max_header_bytes,
+                http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+            },
+            throttle: ThrottleSettings {
+                burst: self.auth_failure_burst,
+                refill: self.auth_failure_refill,
+                ..ThrottleSettings::default()
+            },
+            tls: match (self.tls_cert_file, self.tls_key_file) {
+                (Some(cert), Some(key)) => Some(TlsSettings {
+                    files: TlsFiles { cert, key },
+                    mutual: self.grpc_client_ca_file.map(|client_ca| MutualTls {
+                        client_ca,
+                        mode: self.grpc_client_cert,
+                        rule: self.mtls_principal_rule,
+                    }),
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -263,7 +337,9 @@ impl Config {
             bootstrap_api_key: None,
             core: CoreSettings::default(),
             shutdown_grace: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            limits: Limits::default(),
+            throttle: ThrottleSettings::default(),
+            tls: None,
         }
     }
 }
@@ -304,6 +380,17 @@ impl fmt::Debug for ServeArgs {
             log_format,
             shutdown_grace,
             request_timeout,
+            header_read_timeout,
+            max_concurrent_requests,
+            max_header_bytes,
+            http2_max_concurrent_streams,
+            auth_failure_burst,
+            auth_failure_refill,
+            tls_cert_file,
+            tls_key_file,
+            grpc_client_ca_file,
+            grpc_client_cert,
+            mtls_principal_rule,
         } = self;
         f.debug_struct("ServeArgs")
             .field("grpc_listen", grpc_listen)
@@ -318,6 +405,17 @@ impl fmt::Debug for ServeArgs {
             .field("log_format", log_format)
             .field("shutdown_grace", shutdown_grace)
             .field("request_timeout", request_timeout)
+            .field("header_read_timeout", header_read_timeout)
+            .field("max_concurrent_requests", max_concurrent_requests)
+            .field("max_header_bytes", max_header_bytes)
+            .field("http2_max_concurrent_streams", http2_max_concurrent_streams)
+            .field("auth_failure_burst", auth_failure_burst)
+            .field("auth_failure_refill", auth_failure_refill)
+            .field("tls_cert_file", tls_cert_file)
+            .field("tls_key_file", tls_key_file)
+            .field("grpc_client_ca_file", grpc_client_ca_file)
+            .field("grpc_client_cert", grpc_client_cert)
+            .field("mtls_principal_rule", mtls_principal_rule)
             .finish_non_exhaustive()
     }
 }
@@ -332,7 +430,9 @@ impl fmt::Debug for Config {
             bootstrap_api_key,
             core,
             shutdown_grace,
-            request_timeout,
+            limits,
+            throttle,
+            tls,
         } = self;
         f.debug_struct("Config")
             .field("data_dir", data_dir)
@@ -344,7 +444,9 @@ impl fmt::Debug for Config {
             )
             .field("core", core)
             .field("shutdown_grace", shutdown_grace)
-            .field("request_timeout", request_timeout)
+            .field("limits", limits)
+            .field("throttle", throttle)
+            .field("tls", tls)
             .finish_non_exhaustive()
     }
 }

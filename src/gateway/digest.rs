@@ -33,8 +33,10 @@ use crate::grpc::{VerifiedApiKey, to_status};
 pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
 /// How far in the future a nonce's timestamp may lie (clock skew between replicas).
 const NONCE_FUTURE_SKEW: i64 = 60;
-/// The longest `Authorization` header considered (bytes); longer ones are refused unparsed.
-pub const MAX_AUTHORIZATION_LEN: usize = 4096;
+/// The longest `Authorization` header considered (bytes); longer ones are refused unparsed. The
+/// header repeats the request target (`uri=`), so the bound leaves room for a path of several
+/// KiB: a request with a long path still authenticates and gets the error its path deserves.
+pub const MAX_AUTHORIZATION_LEN: usize = 12 * 1024;
 /// Bytes of a raw nonce: timestamp (8), random (8), truncated HMAC (8).
 const NONCE_LEN: usize = 24;
 
@@ -299,23 +301,46 @@ pub fn challenge_reply(core: &Core, stale: bool) -> Reply {
     Reply::Challenge(vec![value])
 }
 
-/// Verifies a request's Digest credentials: the key on success, else the reply to send (a fresh
-/// challenge, or 503 when the store cannot be asked). A wrong response or an unknown key is
-/// recorded in the audit trail with the client's address; a request without credentials (the
-/// first leg of every Digest exchange) and a stale nonce are not.
+/// Why [`verify`] did not accept a request: the reply to send, and whether it counts as a
+/// failed authentication for throttling (not the first, credential-less step of the handshake,
+/// not a stale nonce, not a store outage).
+#[derive(Debug)]
+pub struct Refusal {
+    /// The reply: a fresh challenge, or 503 when the store cannot be asked.
+    pub reply: Reply,
+    /// Whether wrong or malformed credentials were presented.
+    pub is_failure: bool,
+}
+
+impl Refusal {
+    fn not_counted(reply: Reply) -> Self {
+        Self {
+            reply,
+            is_failure: false,
+        }
+    }
+}
+
+/// Verifies a request's Digest credentials: the key on success, else the [`Refusal`]. A wrong
+/// response or an unknown key is recorded in the audit trail with the client's address; a
+/// request without credentials (the first leg of every Digest exchange) and a stale nonce are
+/// not.
 pub async fn verify(
     core: &Core,
     headers: &HeaderMap,
     method: &Method,
     target: &Uri,
     client: Option<SocketAddr>,
-) -> Result<VerifiedApiKey, Reply> {
+) -> Result<VerifiedApiKey, Refusal> {
     let refuse = |why: &'static str| {
         debug!(why, "digest authentication refused");
-        challenge_reply(core, false)
+        Refusal {
+            reply: challenge_reply(core, false),
+            is_failure: true,
+        }
     };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(challenge_reply(core, false));
+        return Err(Refusal::not_counted(challenge_reply(core, false)));
     };
     let Some(credentials) = value.to_str().ok().and_then(parse_authorization) else {
         return Err(refuse("unparsable authorization header"));
@@ -361,7 +386,9 @@ pub async fn verify(
     let secrets = core
         .digest_secrets(&credentials.username)
         .await
-        .map_err(|error| Reply::Error(ApiError::from_status(&to_status(error))))?;
+        .map_err(|error| {
+            Refusal::not_counted(Reply::Error(ApiError::from_status(&to_status(error))))
+        })?;
     // Against an unknown key, compare with a dummy so the time taken does not tell.
     let dummy = Zeroizing::new("0".repeat(if algorithm.is_sha256() { 64 } else { 32 }));
     let ha1 = match &secrets {
@@ -381,7 +408,7 @@ pub async fn verify(
         NonceState::Fresh(expires_at) => expires_at,
         NonceState::Stale | NonceState::Invalid => {
             debug!("stale digest nonce");
-            return Err(challenge_reply(core, true));
+            return Err(Refusal::not_counted(challenge_reply(core, true)));
         }
     };
     let expires_at = OffsetDateTime::from_unix_timestamp(expires_at)
@@ -389,7 +416,9 @@ pub async fn verify(
     let first_use = core
         .record_digest_nonce_use(&credentials.nonce, &format!("{nc:08x}"), expires_at)
         .await
-        .map_err(|error| Reply::Error(ApiError::from_status(&to_status(error))))?;
+        .map_err(|error| {
+            Refusal::not_counted(Reply::Error(ApiError::from_status(&to_status(error))))
+        })?;
     if !first_use {
         return Err(refuse("replayed nonce count"));
     }
@@ -481,7 +510,7 @@ mod tests {
             assert!(parse_authorization(bad).is_none(), "{bad}");
         }
         assert!(
-            parse_authorization(&format!("Digest username=\"{}\"", "a".repeat(5000))).is_none()
+            parse_authorization(&format!("Digest username=\"{}\"", "a".repeat(20_000))).is_none()
         );
     }
 
@@ -534,5 +563,100 @@ mod tests {
             Some(Algorithm::Sha256Sess)
         );
         assert_eq!(Algorithm::parse(Some("SHA-512-256")), None);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Quotes a value as a client does (RFC 7616 quoted-string: `\` escapes `"` and `\`).
+        fn quote(value: &str) -> String {
+            let mut out = String::from("\"");
+            for c in value.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn parsing_never_panics(value in ".{0,300}") {
+                let _ = parse_authorization(&value);
+                let _ = parse_authorization(&format!("Digest {value}"));
+                let _ = check_nonce(&SECRET, &value, 1_700_000_000);
+                let _ = Algorithm::parse(Some(&value));
+            }
+
+            #[test]
+            fn parsing_never_panics_on_header_like_input(
+                parts in proptest::collection::vec(
+                    ("[a-zA-Z*_-]{0,10}", prop_oneof![
+                        "[^\"]{0,20}".prop_map(|v| format!("\"{v}\"")),
+                        "[^,\" ]{0,20}",
+                        "\"[^\"]{0,20}",
+                    ]),
+                    0..12,
+                ),
+                separator in prop_oneof![Just(", "), Just(","), Just(" "), Just(",,")],
+            ) {
+                let params: Vec<String> =
+                    parts.iter().map(|(name, value)| format!("{name}={value}")).collect();
+                let _ = parse_authorization(&format!("Digest {}", params.join(separator)));
+            }
+
+            #[test]
+            fn what_a_client_sends_round_trips(
+                username in "\\PC{0,40}",
+                realm in "\\PC{0,40}",
+                nonce in "[A-Za-z0-9+/=]{0,44}",
+                uri in "/[!-~]{0,80}",
+                response in "[0-9a-f]{32,64}",
+                cnonce in "[!-~]{1,20}",
+                nc in any::<u32>(),
+                algorithm in prop_oneof![
+                    Just("MD5"), Just("MD5-sess"), Just("SHA-256"), Just("SHA-256-sess")
+                ],
+                quoted_algorithm in any::<bool>(),
+            ) {
+                let algorithm_text = if quoted_algorithm {
+                    quote(algorithm)
+                } else {
+                    algorithm.to_owned()
+                };
+                let header = format!(
+                    "Digest username={}, realm={}, nonce={}, uri={}, algorithm={algorithm_text}, \
+                     response={}, qop=auth, nc={nc:08x}, cnonce={}",
+                    quote(&username), quote(&realm), quote(&nonce), quote(&uri),
+                    quote(&response), quote(&cnonce),
+                );
+                let parsed = parse_authorization(&header).expect("a client's header must parse");
+                prop_assert_eq!(parsed, DigestCredentials {
+                    username,
+                    realm,
+                    nonce,
+                    uri,
+                    response,
+                    algorithm: Some(algorithm.to_owned()),
+                    qop: Some("auth".to_owned()),
+                    nc: Some(format!("{nc:08x}")),
+                    cnonce: Some(cnonce),
+                });
+            }
+
+            #[test]
+            fn our_nonces_check_as_fresh(now in 0i64..4_000_000_000, secret in any::<[u8; 32]>()) {
+                let nonce = new_nonce(&secret, now);
+                prop_assert_eq!(nonce.len(), 32);
+                prop_assert_eq!(
+                    check_nonce(&secret, &nonce, now),
+                    NonceState::Fresh(now + NONCE_LIFETIME.as_secs() as i64)
+                );
+            }
+        }
     }
 }

@@ -14,6 +14,8 @@ use tokio_stream::StreamExt as _;
 use super::response::{ApiError, ApiVersion, Flags, Reply};
 use super::{Gateway, MAX_BODY_BYTES, digest};
 use crate::grpc::{ClientAddress, VerifiedApiKey};
+use crate::listener::PeerInfo;
+use crate::throttle::Attempt;
 
 /// What the gateway's middleware learned about a request, for handlers and rendering.
 #[derive(Clone, Debug)]
@@ -62,15 +64,18 @@ impl RequestContext {
             query: parts_uri.query().map(str::to_owned),
         };
         let mut error = None;
+        let mut seen = [false; 2];
         for (name, value) in query_pairs(context.query.as_deref()) {
-            let slot = match name.as_str() {
-                "pretty" => &mut context.flags.pretty,
-                "envelope" => &mut context.flags.envelope,
+            let (slot, index) = match name.as_str() {
+                "pretty" => (&mut context.flags.pretty, 0),
+                "envelope" => (&mut context.flags.envelope, 1),
                 _ => continue,
             };
+            // A flag given twice is ambiguous (servlet containers disagree on which wins).
+            let repeated = std::mem::replace(&mut seen[index], true);
             match parse_bool(&value) {
-                Some(flag) => *slot = flag,
-                None => error = error.or(Some(ApiError::invalid_query_parameter(&name, &value))),
+                Some(flag) if !repeated => *slot = flag,
+                _ => error = error.or(Some(ApiError::invalid_query_parameter(&name, &value))),
             }
         }
         (context, error)
@@ -155,11 +160,44 @@ impl FromRequestParts<Gateway> for Authenticated {
         parts: &mut Parts,
         gateway: &Gateway,
     ) -> Result<Self, Self::Rejection> {
+        // The client's address: the TCP peer recorded by the listener (axum's `ConnectInfo`
+        // when the router is served by axum, as in unit tests).
         let client = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
-        digest::verify(
+            .get::<PeerInfo>()
+            .and_then(|peer| peer.remote_addr)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|info| info.0)
+            });
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            // The first step of the handshake: a challenge, not a failure.
+            return digest::verify(
+                &gateway.core,
+                &parts.headers,
+                &parts.method,
+                &parts.uri,
+                client,
+            )
+            .await
+            .map(|key| Self(key, client.map(ClientAddress)))
+            .map_err(|refusal| refusal.reply);
+        };
+        let claimed = value
+            .to_str()
+            .ok()
+            .and_then(digest::parse_authorization)
+            .map(|credentials| credentials.username);
+        let attempt = Attempt {
+            address: client.map(|addr| addr.ip()),
+            public_key: claimed.as_deref(),
+        };
+        if let Some(wait) = gateway.throttle.check(&attempt) {
+            return Err(ApiError::rate_limited(wait).into());
+        }
+        match digest::verify(
             &gateway.core,
             &parts.headers,
             &parts.method,
@@ -167,7 +205,15 @@ impl FromRequestParts<Gateway> for Authenticated {
             client,
         )
         .await
-        .map(|key| Self(key, client.map(ClientAddress)))
+        {
+            Ok(key) => Ok(Self(key, client.map(ClientAddress))),
+            Err(refusal) => {
+                if refusal.is_failure {
+                    gateway.throttle.record_failure(&attempt);
+                }
+                Err(refusal.reply)
+            }
+        }
     }
 }
 
@@ -234,8 +280,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let mut paging = Self::default();
+        let mut seen: Vec<String> = Vec::new();
         for (name, value) in query_pairs(parts.uri.query()) {
             let invalid = || Reply::from(ApiError::invalid_query_parameter(&name, &value));
+            if matches!(name.as_str(), "pageNum" | "itemsPerPage" | "includeCount") {
+                if seen.contains(&name) {
+                    return Err(invalid());
+                }
+                seen.push(name.clone());
+            }
             match name.as_str() {
                 "pageNum" => paging.page_num = parse_page_number(&value).ok_or_else(invalid)?,
                 "itemsPerPage" => {
@@ -285,6 +338,8 @@ mod tests {
         assert_eq!(error.error_code, "INVALID_QUERY_PARAMETER");
         assert_eq!(error.parameters, vec![Value::from("pretty")]);
         assert!(c.flags.envelope);
+        let (error, _) = context("/api/atlas/v1.0/groups?pretty=true&pretty=true").unwrap_err();
+        assert_eq!(error.error_code, "INVALID_QUERY_PARAMETER");
     }
 
     #[test]
@@ -310,5 +365,44 @@ mod tests {
         assert_eq!(parse_page_number("-1"), None);
         assert_eq!(parse_page_number("99999999999"), None);
         assert_eq!(parse_page_number("x"), None);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn request_context_never_panics(path in "/[!-~]{0,100}", query in "[ -~]{0,200}") {
+                let target = format!("{path}?{query}");
+                if let Ok(uri) = target.parse::<axum::http::Uri>() {
+                    let (context, error) = RequestContext::of(&uri, &HeaderMap::new());
+                    if let Some(error) = error {
+                        prop_assert_eq!(error.error_code, "INVALID_QUERY_PARAMETER");
+                    }
+                    let _ = context.self_href();
+                    let _ = context.page_href(2);
+                }
+            }
+
+            #[test]
+            fn flags_parse_as_given(pretty in any::<bool>(), envelope in any::<bool>(), upper in any::<bool>()) {
+                let text = |b: bool| if upper { b.to_string().to_uppercase() } else { b.to_string() };
+                let uri = format!("/api/atlas/v2/groups?envelope={}&x=%FF&pretty={}", text(envelope), text(pretty));
+                let (context, error) = RequestContext::of(&uri.parse().unwrap(), &HeaderMap::new());
+                prop_assert!(error.is_none());
+                prop_assert_eq!(context.flags, Flags { pretty, envelope });
+                prop_assert_eq!(context.version, ApiVersion::V2);
+            }
+
+            #[test]
+            fn page_numbers_are_positive_i32(value in "[-+0-9a-z]{0,25}") {
+                match parse_page_number(&value) {
+                    Some(n) => prop_assert!(n > 0 && value.trim_start_matches('+').parse::<i32>() == Ok(n)),
+                    None => prop_assert!(value.parse::<i32>().map_or(true, |n| n <= 0)),
+                }
+            }
+        }
     }
 }

@@ -27,6 +27,8 @@ use self::extract::RequestContext;
 use self::response::{ApiError, ApiVersion, Reply, render};
 use crate::domain::Core;
 use crate::grpc::Services;
+use crate::middleware::{LimitError, RenderLimitError};
+use crate::throttle::AuthThrottle;
 
 /// The largest request body accepted (bytes); larger ones get 413 `REQUEST_TOO_LARGE`, refused
 /// by `Content-Length` before reading or as soon as a streamed body passes the bound.
@@ -37,12 +39,44 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Gateway {
     services: Arc<Services>,
     core: Arc<Core>,
+    throttle: Arc<AuthThrottle>,
 }
 
 impl Gateway {
-    /// Creates the gateway.
-    pub fn new(services: Arc<Services>, core: Arc<Core>) -> Self {
-        Self { services, core }
+    /// Creates the gateway; failed Digest authentications are throttled by `throttle`.
+    pub fn new(services: Arc<Services>, core: Arc<Core>, throttle: Arc<AuthThrottle>) -> Self {
+        Self {
+            services,
+            core,
+            throttle,
+        }
+    }
+}
+
+/// Renders the limit layers' refusals of REST requests as Atlas errors (503
+/// `SERVICE_UNAVAILABLE` with `Retry-After`, 504 `TIMEOUT`, 500 `UNEXPECTED_ERROR`), in the
+/// version of the request's path, without flags (they are not read yet).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RestLimitErrors;
+
+impl RenderLimitError<axum::body::Body> for RestLimitErrors {
+    fn render(&self, error: LimitError, path: &str) -> Response {
+        let version = if path.starts_with("/api/atlas/v2") {
+            ApiVersion::V2
+        } else {
+            ApiVersion::V1
+        };
+        let error = match error {
+            LimitError::Overloaded => ApiError::overloaded(),
+            LimitError::TimedOut => ApiError::timed_out(),
+            LimitError::Internal => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "UNEXPECTED_ERROR",
+                "Unexpected error.",
+                Vec::new(),
+            ),
+        };
+        render(error.into(), response::Flags::default(), version)
     }
 }
 

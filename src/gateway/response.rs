@@ -212,6 +212,43 @@ impl ApiError {
         )
     }
 
+    /// 429 `RATE_LIMITED` with `Retry-After`: too many failed authentications from this address
+    /// or for this key.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "Too many failed authentication attempts; retry later.",
+            Vec::new(),
+        );
+        error.headers.push(retry_after(wait));
+        error
+    }
+
+    /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`: the server sheds load.
+    pub fn overloaded() -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "The server is overloaded; retry later.",
+            Vec::new(),
+        );
+        error
+            .headers
+            .push(retry_after(crate::middleware::OVERLOAD_RETRY_AFTER));
+        error
+    }
+
+    /// 504 `TIMEOUT`: the request took longer than the server allows.
+    pub fn timed_out() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "TIMEOUT",
+            "The request took too long.",
+            Vec::new(),
+        )
+    }
+
     /// Translates a gRPC status from the services: the Atlas errorCode, HTTP status and
     /// parameters come from its `google.rpc.ErrorInfo`; without one, from [`http_status`].
     pub fn from_status(status: &tonic::Status) -> Self {
@@ -271,6 +308,13 @@ impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         Self::from_status(&status)
     }
+}
+
+fn retry_after(wait: std::time::Duration) -> (HeaderName, HeaderValue) {
+    (
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::throttle::retry_after_secs(wait)),
+    )
 }
 
 // === impl Reply ===

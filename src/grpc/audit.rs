@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::auth::authenticate;
 use super::convert::{page, page_parts, timestamp};
 use super::status::to_status;
 use crate::domain::{Actor, AuditEvent};
@@ -19,7 +18,7 @@ impl AuditService for Services {
         &self,
         request: Request<ListAuditEventsRequest>,
     ) -> Result<Response<ListAuditEventsResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
         let events = self

@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::auth::authenticate;
 use super::convert::{page, page_parts, timestamp};
 use super::status::to_status;
 use crate::proto::v1::{
@@ -20,7 +19,7 @@ impl CertificateService for Services {
         &self,
         request: Request<CreateUserCertificateRequest>,
     ) -> Result<Response<CreateUserCertificateResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let mut issued = self
             .core
@@ -50,7 +49,7 @@ impl CertificateService for Services {
         &self,
         request: Request<ListUserCertificatesRequest>,
     ) -> Result<Response<ListUserCertificatesResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
         let certificates = self
@@ -78,7 +77,7 @@ impl CertificateService for Services {
         &self,
         request: Request<GetProjectCaCertificateRequest>,
     ) -> Result<Response<GetProjectCaCertificateResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let ca = self
             .core
