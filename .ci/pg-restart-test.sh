@@ -31,7 +31,7 @@ fail() {
 
 [[ -x $BIN ]] || fail "dbcert binary not found at $BIN (build it first or pass its path)"
 BIN=$(realpath "$BIN")
-for tool in psql grpcurl pg_ctlcluster base64; do
+for tool in psql grpcurl pg_ctlcluster base64 curl; do
 	command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 
@@ -176,8 +176,18 @@ wait_health "$ADDR" NOT_SERVING 15
 if health "$ADDR" >/dev/null; then fail "dbcert healthcheck exited 0 while NOT_SERVING"; fi
 log "  dbcert healthcheck: NOT_SERVING, exit status non-zero"
 
-# --- HTTP 503 check: to be added with the gateway (Atlas error body, errorCode SERVICE_UNAVAILABLE) ---
-# TODO(gateway): curl the REST gateway here and expect 503 with an Atlas error body.
+# --- HTTP 503 check: the REST gateway answers 503 with an Atlas error body ---
+HTTP_ADDR=$(grep -m1 '"message":"dbcert serving"' "$WORK/a.log" | grep -o '"http_addr":"[^"]*"' | cut -d'"' -f4)
+[[ -n $HTTP_ADDR ]] || fail "no http_addr in the serving line"
+# curl's first request gets the Digest challenge (no store needed); the answer then hits the store.
+http_code=$(curl -sS -o "$WORK/http.out" -w '%{http_code}' --max-time 30 --digest \
+	--user "$PUBLIC_KEY:$PRIVATE_KEY" --header "Content-Type: application/json" --request POST \
+	--data '{"monthsUntilExpiration":3}' \
+	"http://$HTTP_ADDR/api/atlas/v1.0/groups/$PROJECT_ID/databaseUsers/alice/certs") || true
+[[ $http_code == 503 ]] || fail "REST during the outage: HTTP $http_code, expected 503: $(cat "$WORK/http.out")"
+grep -q '"error":503' "$WORK/http.out" && grep -q '"errorCode":"SERVICE_UNAVAILABLE"' "$WORK/http.out" ||
+	fail "REST 503 without the Atlas error body: $(cat "$WORK/http.out")"
+log "  REST POST .../certs -> HTTP 503 SERVICE_UNAVAILABLE with an Atlas error body"
 # --- end of HTTP 503 check ---
 
 # === 3. database back ===
@@ -187,6 +197,10 @@ wait_health "$ADDR" SERVING 30
 kill -0 "$PID_A" 2>/dev/null || fail "dbcert exited during the outage"
 call "$ADDR" ProjectService/ListProjects '{}' || fail "ListProjects after recovery: $(cat "$WORK/call.out")"
 grep -q "\"$PROJECT_ID\"" "$WORK/call.out" || fail "project $PROJECT_ID missing after recovery"
+http_code=$(curl -sS -o "$WORK/http.out" -w '%{http_code}' --max-time 30 --digest \
+	--user "$PUBLIC_KEY:$PRIVATE_KEY" "http://$HTTP_ADDR/api/atlas/v1.0/groups/$PROJECT_ID") || true
+[[ $http_code == 200 ]] || fail "REST after recovery: HTTP $http_code: $(cat "$WORK/http.out")"
+log "  REST GET /groups/$PROJECT_ID -> 200 after recovery"
 call "$ADDR" DatabaseUserService/CreateDatabaseUser \
 	"{\"group_id\":\"$PROJECT_ID\",\"username\":\"alice\",\"database_name\":\"\$external\",\"x509_type\":\"MANAGED\"}" ||
 	fail "CreateDatabaseUser after recovery: $(cat "$WORK/call.out")"

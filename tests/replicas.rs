@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
+mod gateway_support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -38,6 +39,7 @@ struct Replica {
     name: &'static str,
     child: Child,
     grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     _data_dir: tempfile::TempDir,
 }
@@ -94,11 +96,12 @@ impl Replica {
             name,
             child,
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
             _data_dir: data_dir,
         };
         match tokio::time::timeout(START_TIMEOUT, addr_rx).await {
-            Ok(Ok(addr)) => replica.grpc_addr = addr,
+            Ok(Ok((grpc, http))) => (replica.grpc_addr, replica.http_addr) = (grpc, http),
             Ok(Err(_)) => panic!(
                 "replica {name} exited before serving:\n{}",
                 replica.log_text()
@@ -156,14 +159,17 @@ impl Drop for Replica {
     }
 }
 
-/// The gRPC address in a JSON "dbcert serving" log line.
-fn serving_addr(line: &str) -> Option<SocketAddr> {
+/// The gRPC and HTTP addresses in a JSON "dbcert serving" log line.
+fn serving_addr(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let event: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = event.get("fields").unwrap_or(&event);
     if fields.get("message")?.as_str()? != "dbcert serving" {
         return None;
     }
-    fields.get("grpc_addr")?.as_str()?.parse().ok()
+    Some((
+        fields.get("grpc_addr")?.as_str()?.parse().ok()?,
+        fields.get("http_addr")?.as_str()?.parse().ok()?,
+    ))
 }
 
 async fn shared() -> Option<(TestDatabase, Shared)> {
@@ -390,4 +396,107 @@ async fn digest_nonces_are_shared_between_replicas() {
             .await
             .unwrap()
     );
+}
+
+/// One HTTP request with an `Authorization: Digest` answer to `nonce` (count `nc`).
+async fn digest_call(
+    addr: SocketAddr,
+    key: &Key,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    nonce: &str,
+    nc: u32,
+) -> (u16, String) {
+    let authorization = gateway_support::authorization(
+        key,
+        gateway_support::Alg::Md5,
+        method,
+        path,
+        nonce,
+        nc,
+        "0a4f113b",
+    );
+    let client = reqwest::Client::new();
+    let mut request = client
+        .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+        .header("authorization", authorization);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Over HTTP: a Digest nonce handed out by one replica is accepted by the other (no sticky
+/// sessions), a replayed (nonce, nc) is refused on either, and racing creations of one user
+/// through both replicas give one 201 and one 409 USER_ALREADY_EXISTS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_digest_nonces_and_conflicts_across_replicas() {
+    let Some((_db, shared)) = shared().await else {
+        return;
+    };
+    let (a, b) = tokio::join!(Replica::start("a", &shared), Replica::start("b", &shared));
+    a.wait_serving().await;
+    b.wait_serving().await;
+    let key = &shared.key;
+
+    // The challenge comes from A.
+    let challenge = reqwest::get(format!("http://{}/api/atlas/v1.0/groups", a.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(challenge.status().as_u16(), 401);
+    let nonce = gateway_support::nonce_of(
+        challenge
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+    );
+    let path = "/api/atlas/v1.0/groups";
+    // B accepts A's nonce.
+    let (status, body) = digest_call(b.http_addr, key, "GET", path, None, &nonce, 1).await;
+    assert_eq!(status, 200, "{body}");
+    // The same (nonce, nc) replayed on A or B is refused.
+    for replica in [&a, &b] {
+        let (status, _) = digest_call(replica.http_addr, key, "GET", path, None, &nonce, 1).await;
+        assert_eq!(status, 401, "replay on {}", replica.name);
+    }
+    // The next count works on A.
+    let (status, body) = digest_call(a.http_addr, key, "GET", path, None, &nonce, 2).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A project through A, then the same user through both at once.
+    let (status, body) = digest_call(
+        a.http_addr,
+        key,
+        "POST",
+        path,
+        Some(r#"{"name":"http-race"}"#),
+        &nonce,
+        3,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let group_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let users = format!("/api/atlas/v1.0/groups/{group_id}/databaseUsers");
+    let user = r#"{"databaseName":"$external","username":"racer","x509Type":"MANAGED","roles":[{"databaseName":"admin","roleName":"read"}]}"#;
+    let (first, second) = tokio::join!(
+        digest_call(a.http_addr, key, "POST", &users, Some(user), &nonce, 4),
+        digest_call(b.http_addr, key, "POST", &users, Some(user), &nonce, 5),
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "{first:?} {second:?}");
+    let conflict = if first.0 == 409 { &first.1 } else { &second.1 };
+    let conflict: serde_json::Value = serde_json::from_str(conflict).unwrap();
+    assert_eq!(conflict["errorCode"], "USER_ALREADY_EXISTS");
+    assert_eq!(conflict["error"], 409);
 }
