@@ -20,7 +20,7 @@ use tonic_health::server::HealthReporter;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, MasterKeySource};
-use crate::domain::{Bootstrap, Core, MasterKey, SystemClock};
+use crate::domain::{Bootstrap, Core, KeyPool, MasterKey, Store, SystemClock};
 use crate::grpc::Services;
 use crate::proto::v1::{
     api_key_service_server::ApiKeyServiceServer,
@@ -30,7 +30,7 @@ use crate::proto::v1::{
     project_service_server::ProjectServiceServer,
     user_security_service_server::UserSecurityServiceServer,
 };
-use crate::{gateway, proto, storage};
+use crate::{gateway, metrics, proto, storage};
 
 /// The file in the data directory holding a generated master key.
 pub const MASTER_KEY_FILE: &str = "master-key";
@@ -77,12 +77,18 @@ pub async fn serve(
         )
     })?;
     check_master_key(store.as_ref(), &master_key).await?;
-    let core = Arc::new(Core::new(
-        store,
-        master_key,
-        Arc::new(SystemClock),
-        config.core.clone(),
-    ));
+    let store: Arc<dyn Store> = Arc::new(storage::CachingStore::new(store, config.cache_ttl));
+    let key_pool = KeyPool::start(&config.key_pool);
+    info!(key_pool = ?config.key_pool, cache_ttl = ?config.cache_ttl, "performance settings");
+    let core = Arc::new(
+        Core::new(
+            store,
+            master_key,
+            Arc::new(SystemClock),
+            config.core.clone(),
+        )
+        .with_key_pool(key_pool.clone()),
+    );
     bootstrap(&core, &config).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -138,7 +144,8 @@ pub async fn serve(
             stopped(stop_rx.clone()),
         );
 
-    let router = gateway::router(gateway::Gateway::new(services.clone(), core.clone()));
+    let router = gateway::router(gateway::Gateway::new(services.clone(), core.clone()))
+        .merge(metrics::router(key_pool.clone()));
     // axum leaves Nagle on; without TCP_NODELAY each response waits on the peer's delayed ACK.
     let http_listener = listeners.http.tap_io(|tcp| {
         if let Err(error) = tcp.set_nodelay(true) {
@@ -164,6 +171,7 @@ pub async fn serve(
     set_health(&health_reporter, ServingStatus::NotServing).await;
     let _ = stop_tx.send(true);
     probe.abort();
+    key_pool.stop();
     let drained = tokio::time::timeout(config.shutdown_grace, async {
         let grpc = grpc_task.await;
         let http = http_task.await;

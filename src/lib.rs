@@ -13,6 +13,7 @@ pub mod domain;
 pub mod gateway;
 pub mod grpc;
 pub mod healthcheck;
+pub mod metrics;
 pub mod proto;
 pub mod storage;
 pub mod telemetry;

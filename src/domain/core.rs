@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::auth::{Access, Principal};
 use super::ca::{CaSubject, ProjectCa};
 use super::error::{AtlasError, AtlasResult};
+use super::key_pool::KeyPool;
 use super::model::{Project, ProjectId};
 use super::secret::MasterKey;
 use super::store::{Store, StoreError};
@@ -62,6 +63,8 @@ pub struct Core {
     pub(super) ca_creation: tokio::sync::Mutex<HashMap<ProjectId, Arc<tokio::sync::Mutex<()>>>>,
     /// Authenticates HTTP Digest nonces; derived from the master key.
     pub(super) nonce_secret: zeroize::Zeroizing<[u8; 32]>,
+    /// Pre-generated leaf keys (disabled unless [`Core::with_key_pool`] gives one).
+    pub(super) key_pool: KeyPool,
 }
 
 impl Core {
@@ -82,7 +85,19 @@ impl Core {
             settings,
             ca_cache: Mutex::new(HashMap::new()),
             ca_creation: tokio::sync::Mutex::new(HashMap::new()),
+            key_pool: KeyPool::disabled(),
         }
+    }
+
+    /// Uses a pool of pre-generated leaf keys.
+    pub fn with_key_pool(mut self, key_pool: KeyPool) -> Self {
+        self.key_pool = key_pool;
+        self
+    }
+
+    /// Returns the leaf key pool (for metrics and shutdown).
+    pub fn key_pool(&self) -> &KeyPool {
+        &self.key_pool
     }
 
     /// Returns the store (for health checks).

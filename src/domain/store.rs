@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::key_type::KeyType;
 use super::model::{
     ApiKeyId, CertificateRecord, DatabaseName, DatabaseUser, OrgId, OrgRole, Organization, Page,
     Paged, Project, ProjectId, ProjectRole, UserSecurity, Username,
@@ -179,6 +180,10 @@ pub trait Store: Send + Sync + 'static {
     async fn user_security(&self, project_id: &ProjectId) -> StoreResult<UserSecurity>;
     /// Sets or clears the customer CA.
     async fn set_customer_ca(&self, project_id: &ProjectId, pem: Option<&str>) -> StoreResult<()>;
+    /// Sets the key type of the project's future CA; `false` (nothing changed) once the CA
+    /// exists (or is being created with the current type) or the project is gone.
+    async fn set_ca_key_type(&self, project_id: &ProjectId, key_type: KeyType)
+    -> StoreResult<bool>;
 
     // --- CAs and certificates ---
 
@@ -191,8 +196,31 @@ pub trait Store: Send + Sync + 'static {
         ca: &StoredCa,
         created: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// Inserts a project's CA of the given key type, fixing the project's CA key type setting
+    /// in the same transaction. `Ok(false)` (nothing inserted) when the setting is no longer
+    /// `key_type` (it was changed meanwhile); `Conflict` when the project has a CA.
+    async fn insert_project_ca_of_type(
+        &self,
+        project_id: &ProjectId,
+        ca: &StoredCa,
+        key_type: KeyType,
+        created: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// Records an issued certificate durably; `Conflict` when the serial is taken for the CA.
     async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()>;
+    /// Records several issued certificates durably, in one transaction where the backend can
+    /// (one commit, one fsync, for all). Each record gets its own result: `Conflict` when its
+    /// serial is taken. The outer error means nothing was recorded.
+    async fn insert_certificates(
+        &self,
+        records: &[CertificateRecord],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        let mut results = Vec::with_capacity(records.len());
+        for record in records {
+            results.push(self.insert_certificate(record).await);
+        }
+        Ok(results)
+    }
     /// Lists a user's certificates unexpired at `now`, oldest first.
     async fn list_certificates(
         &self,

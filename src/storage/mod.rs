@@ -1,26 +1,32 @@
 //! Storage backends of the [`crate::domain::Store`] port, chosen by URL scheme.
 
+mod batch;
+mod cache;
 mod postgres;
 mod sql;
 mod sqlite;
 
 use std::sync::Arc;
 
+pub use self::batch::{GroupCommitStore, MAX_GROUP_COMMIT};
+pub use self::cache::CachingStore;
 pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 use crate::domain::{Store, StoreError, StoreResult};
 
 /// Opens and migrates the store at `url`: `sqlite://…` or `postgres://…`/`postgresql://…`.
+/// Certificate inserts are group-committed ([`GroupCommitStore`]).
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::open(url).await?)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(url).await?))
+        Arc::new(PostgresStore::open(url).await?)
     } else {
-        Err(StoreError::Other(
+        return Err(StoreError::Other(
             "unsupported database url: expected sqlite:// or postgres://".into(),
-        ))
-    }
+        ));
+    };
+    Ok(Arc::new(GroupCommitStore::new(store)))
 }
 
 /// Hides the password of a database URL, for logs and `Debug`.
