@@ -351,6 +351,27 @@ impl Server {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// (commits, records) of the group-commit writer, from `GET /metrics`.
+    async fn commit_totals(&self, http: &reqwest::Client) -> Option<(u64, u64)> {
+        let text = http
+            .get(format!("{}/metrics", self.http))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        Some((
+            value("dbcert_certificate_commits_total ")?,
+            value("dbcert_certificate_records_total ")?,
+        ))
+    }
+
     async fn wait_pool(&self, http: &reqwest::Client, full: bool, max: Duration) {
         let deadline = Instant::now() + max;
         let capacity = pool_capacity(&self.args);
@@ -631,6 +652,7 @@ struct Measured {
     p99_ms: f64,
     cpu_ms_per_cert: f64,
     peak_rss_mib: f64,
+    records_per_commit: f64,
     certificates: usize,
     errors: usize,
     first_error: Option<String>,
@@ -640,6 +662,7 @@ struct Measured {
 /// window count; their latencies give the percentiles.
 async fn run_phase(
     server: &Server,
+    http: &reqwest::Client,
     client: &Client,
     offered: Offered,
     warmup: Duration,
@@ -681,7 +704,7 @@ async fn run_phase(
     };
 
     let mut tasks = Vec::new();
-    let (t0, t1, cpu0, cpu1);
+    let (t0, t1, cpu0, cpu1, commits0, commits1);
     match offered {
         Offered::Concurrent(n) => {
             for index in 0..n {
@@ -701,13 +724,16 @@ async fn run_phase(
             }
             tokio::time::sleep(warmup).await;
             before_measuring.await;
+            commits0 = server.commit_totals(http).await;
             (t0, cpu0) = (Instant::now(), server.cpu_secs());
             tokio::time::sleep(window).await;
             (t1, cpu1) = (Instant::now(), server.cpu_secs());
+            commits1 = server.commit_totals(http).await;
             stop.store(true, Ordering::Relaxed);
         }
         Offered::Paced => {
             before_measuring.await;
+            commits0 = server.commit_totals(http).await;
             (t0, cpu0) = (Instant::now(), server.cpu_secs());
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
             let mut index = 0;
@@ -735,6 +761,7 @@ async fn run_phase(
                 let _ = task.await;
             }
             (t1, cpu1) = (Instant::now(), server.cpu_secs());
+            commits1 = server.commit_totals(http).await;
             stop.store(true, Ordering::Relaxed);
         }
     }
@@ -773,6 +800,10 @@ async fn run_phase(
             f64::NAN
         },
         peak_rss_mib: *peak_rss.lock().unwrap(),
+        records_per_commit: match (commits0, commits1) {
+            (Some((c0, r0)), Some((c1, r1))) if c1 > c0 => (r1 - r0) as f64 / (c1 - c0) as f64,
+            _ => f64::NAN,
+        },
         certificates,
         errors: errors.load(Ordering::Relaxed) as usize,
         first_error,
@@ -926,6 +957,7 @@ async fn service(flags: &Flags) -> ServiceRun {
             .await;
         let row = run_phase(
             &server,
+            &http,
             client,
             Offered::Paced,
             Duration::ZERO,
@@ -937,6 +969,7 @@ async fn service(flags: &Flags) -> ServiceRun {
         for &n in &flags.concurrency {
             let row = run_phase(
                 &server,
+                &http,
                 client,
                 Offered::Concurrent(n),
                 secs(flags.rsa_warmup_secs),
@@ -949,13 +982,16 @@ async fn service(flags: &Flags) -> ServiceRun {
         }
     }
 
-    // ECDSA P-256 leaves from an ECDSA P-256 CA over gRPC.
+    // ECDSA P-256 leaves from an ECDSA P-256 CA over gRPC, once the pool has refilled (its
+    // RSA key generation would otherwise compete for the cores).
+    server.wait_pool(&http, true, Duration::from_secs(120)).await;
     let ecdsa = grpc(&ecdsa_group, v1::KeyType::EcdsaP256);
     let mut levels = flags.concurrency.clone();
     levels.extend(&flags.ecdsa_extra_concurrency);
     for n in levels {
         let row = run_phase(
             &server,
+            &http,
             &ecdsa,
             Offered::Concurrent(n),
             secs(1.0),
@@ -977,7 +1013,7 @@ async fn service(flags: &Flags) -> ServiceRun {
 
 fn header() -> String {
     format!(
-        "| {:<36} | {:<9} | {:<7} | {:>9} | {:>8} | {:>8} | {:>8} | {:>12} | {:>9} | {:>7} | {:>6} |\n|{}|",
+        "| {:<36} | {:<9} | {:<7} | {:>9} | {:>8} | {:>8} | {:>8} | {:>12} | {:>9} | {:>10} | {:>7} | {:>6} |\n|{}|",
         "scenario",
         "transport",
         "load",
@@ -987,15 +1023,16 @@ fn header() -> String {
         "p99 ms",
         "CPU ms/cert",
         "peak RSS",
+        "rec/commit",
         "n",
         "errors",
-        "---|".repeat(11).trim_end_matches('|')
+        "---|".repeat(12).trim_end_matches('|')
     )
 }
 
 fn format_row(row: &Measured) -> String {
     let mut line = format!(
-        "| {:<36} | {:<9} | {:<7} | {:>9.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>12.2} | {:>5.1} MiB | {:>7} | {:>6} |",
+        "| {:<36} | {:<9} | {:<7} | {:>9.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>12.2} | {:>5.1} MiB | {:>10.1} | {:>7} | {:>6} |",
         row.scenario,
         row.transport,
         row.offered,
@@ -1005,6 +1042,7 @@ fn format_row(row: &Measured) -> String {
         row.p99_ms,
         row.cpu_ms_per_cert,
         row.peak_rss_mib,
+        row.records_per_commit,
         row.certificates,
         row.errors,
     );

@@ -1,5 +1,6 @@
 //! Prometheus text-format metrics, served as `GET /metrics` on the HTTP listener (merged with
-//! the gateway's router in `app.rs`): the leaf key pool's depth, capacity and hit counts.
+//! the gateway's router in `app.rs`): the leaf key pool's depth, capacity and hit counts, and
+//! the group commits of certificate records.
 
 use std::fmt::Write as _;
 
@@ -69,6 +70,23 @@ pub fn render(key_pool: &KeyPool) -> String {
         for s in &stats {
             let _ = writeln!(out, "{name}{{key_type=\"{}\"}} {}", s.key_type, value(s));
         }
+    }
+    let (commits, records) = crate::storage::group_commit_totals();
+    for (name, help, value) in [
+        (
+            "dbcert_certificate_commits_total",
+            "Transactions that recorded issued certificates (group commits).",
+            commits,
+        ),
+        (
+            "dbcert_certificate_records_total",
+            "Issued certificates recorded by those transactions.",
+            records,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {value}");
     }
     out
 }

@@ -8,7 +8,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
-pub use self::batch::{GroupCommitStore, MAX_GROUP_COMMIT};
+pub use self::batch::{GroupCommitStore, MAX_GROUP_COMMIT, group_commit_totals};
 pub use self::cache::CachingStore;
 pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
