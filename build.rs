@@ -8,6 +8,7 @@ use prost::Message;
 /// The protos of the public API, in dependency order.
 const PROTOS: &[&str] = &[
     "dbcert/v1/api_key_service.proto",
+    "dbcert/v1/audit_service.proto",
     "dbcert/v1/certificate_service.proto",
     "dbcert/v1/database_user_service.proto",
     "dbcert/v1/organization_service.proto",

@@ -9,27 +9,31 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use axum::serve::ListenerExt as _;
+use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tracing::{error, info, warn};
+use tower::ServiceBuilder;
+use tower::timeout::TimeoutLayer;
+use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, MasterKeySource};
-use crate::domain::{Bootstrap, Core, KeyPool, MasterKey, Store, SystemClock};
-use crate::grpc::Services;
+use crate::domain::{Bootstrap, Core, KeyPool, Keyring, MasterKey, Store, SystemClock};
+use crate::grpc::{GrpcLimitErrors, Services};
+use crate::listener;
+use crate::middleware::{AdmissionLayer, LimitErrorsLayer, Limits};
 use crate::proto::v1::{
-    api_key_service_server::ApiKeyServiceServer,
+    api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer,
     certificate_service_server::CertificateServiceServer,
     database_user_service_server::DatabaseUserServiceServer,
     organization_service_server::OrganizationServiceServer,
     project_service_server::ProjectServiceServer,
     user_security_service_server::UserSecurityServiceServer,
 };
+use crate::throttle::AuthThrottle;
+use crate::tls::{self, TlsReloader, TlsSettings};
 use crate::{gateway, metrics, proto, storage};
 
 /// The file in the data directory holding a generated master key.
@@ -38,14 +42,19 @@ pub const MASTER_KEY_FILE: &str = "master-key";
 pub const BOOTSTRAP_KEY_FILE: &str = "bootstrap-api-key";
 /// The largest gRPC message accepted (bytes).
 pub const MAX_GRPC_MESSAGE: usize = 1024 * 1024;
+/// The most headers an HTTP/1 request may carry.
+const MAX_HTTP1_HEADERS: usize = 100;
+/// HTTP/2 streams a client may open and reset before the server answers (rapid reset).
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 50;
+/// How often idle HTTP/2 connections are pinged, so dead peers are noticed.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the store is pinged for the health service.
 const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
-/// The meta key holding a value sealed under the master key, to detect a wrong key at start.
-const MASTER_KEY_CHECK_META: &str = "master_key_check";
 
 /// The gRPC service names whose health is reported (besides "" for the whole server).
 const SERVICE_NAMES: &[&str] = &[
     "dbcert.v1.ApiKeyService",
+    "dbcert.v1.AuditService",
     "dbcert.v1.CertificateService",
     "dbcert.v1.DatabaseUserService",
     "dbcert.v1.OrganizationService",
@@ -69,32 +78,42 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     prepare_data_dir(&config.data_dir)?;
-    let master_key = load_master_key(&config)?;
+    let keyring = load_keyring(&config)?;
     let store = storage::open(&config.database_url).await.with_context(|| {
         format!(
             "failed to open the store at {}",
             storage::redact_url(&config.database_url)
         )
     })?;
-    check_master_key(store.as_ref(), &master_key).await?;
+    crate::domain::check_master_key(store.as_ref(), &keyring).await?;
     let store: Arc<dyn Store> = Arc::new(storage::CachingStore::new(store, config.cache_ttl));
     let key_pool = KeyPool::start(&config.key_pool);
     info!(key_pool = ?config.key_pool, cache_ttl = ?config.cache_ttl, "performance settings");
     let core = Arc::new(
-        Core::new(
-            store,
-            master_key,
-            Arc::new(SystemClock),
-            config.core.clone(),
-        )
-        .with_key_pool(key_pool.clone()),
+        Core::new(store, keyring, Arc::new(SystemClock), config.core.clone())
+            .with_key_pool(key_pool.clone()),
     );
     bootstrap(&core, &config).await?;
+
+    let (grpc_tls, http_tls) = load_tls(config.tls.as_ref())?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    if grpc_tls.is_some() || http_tls.is_some() {
+        let reloaders = [grpc_tls.clone(), http_tls.clone()].into_iter().flatten();
+        tokio::spawn(reload_tls_on_sighup(
+            reloaders.collect(),
+            hangup_signal()?,
+            stop_rx.clone(),
+        ));
+    }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, ServingStatus::Serving).await;
 
-    let services = Arc::new(Services::new(core.clone()));
+    let limits = config.limits;
+    let throttle = Arc::new(AuthThrottle::new(config.throttle));
+    // One pool of permits for both listeners: the limit is global, not per connection.
+    let permits = Arc::new(Semaphore::new(limits.max_concurrent_requests));
+    let services = Arc::new(Services::new(core.clone(), throttle.clone()));
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -108,10 +127,19 @@ pub async fn serve(
 
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
-    let (stop_tx, stop_rx) = watch::channel(false);
 
+    // Outermost first: render refusals as gRPC statuses, shed beyond the global limit, time out.
+    let grpc_layers = ServiceBuilder::new()
+        .layer(LimitErrorsLayer::new(GrpcLimitErrors))
+        .layer(AdmissionLayer::new(permits.clone()))
+        .layer(TimeoutLayer::new(limits.request_timeout))
+        .into_inner();
     let grpc_server = Server::builder()
-        .timeout(config.request_timeout)
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_bytes)
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .layer(grpc_layers)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -139,22 +167,32 @@ pub async fn serve(
             ApiKeyServiceServer::from_arc(services.clone())
                 .max_decoding_message_size(MAX_GRPC_MESSAGE),
         )
+        .add_service(
+            AuditServiceServer::from_arc(services.clone())
+                .max_decoding_message_size(MAX_GRPC_MESSAGE),
+        )
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
+            listener::incoming(listeners.grpc, grpc_tls, limits.header_read_timeout),
             stopped(stop_rx.clone()),
         );
 
-    let router = gateway::router(gateway::Gateway::new(services.clone(), core.clone()))
-        .merge(metrics::router(key_pool.clone()));
-    // axum leaves Nagle on; without TCP_NODELAY each response waits on the peer's delayed ACK.
-    let http_listener = listeners.http.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            warn!(%error, "failed to set TCP_NODELAY");
-        }
-    });
-    let http_server = axum::serve(http_listener, router)
-        .with_graceful_shutdown(stopped(stop_rx.clone()))
-        .into_future();
+    let router = gateway::router(gateway::Gateway::new(
+        services.clone(),
+        core.clone(),
+        throttle,
+    ))
+    .merge(metrics::router(key_pool.clone()));
+    let http_service = ServiceBuilder::new()
+        .layer(LimitErrorsLayer::new(gateway::RestLimitErrors))
+        .layer(AdmissionLayer::new(permits))
+        .layer(TimeoutLayer::new(limits.request_timeout))
+        .service(router);
+    let http_server = serve_http(
+        listener::incoming(listeners.http, http_tls, limits.header_read_timeout),
+        http_service,
+        limits,
+        stopped(stop_rx.clone()),
+    );
 
     let probe = tokio::spawn(probe_store(
         core.clone(),
@@ -191,6 +229,128 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (hyper) on the gateway's connections, with the head limits and
+/// the header read timeout, until `shutdown`; then lets open connections finish their requests.
+async fn serve_http<S>(
+    mut incoming: listener::Incoming,
+    service: S,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()>
+where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<axum::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tokio_stream::StreamExt as _;
+    use tower::ServiceExt as _;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper's floor for its read buffer is 8 KiB; the head must fit in it.
+        .max_buf_size((limits.max_header_bytes as usize).max(8192))
+        .max_headers(MAX_HTTP1_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let conn = tokio::select! {
+            conn = incoming.next() => conn,
+            () = &mut shutdown => break,
+        };
+        let Some(Ok(conn)) = conn else {
+            break;
+        };
+        let peer = conn.peer().clone();
+        let service = service.clone().map_request(
+            move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(peer.clone());
+                request
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(conn),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                debug!(%error, "http connection ended with an error");
+            }
+        });
+    }
+    drop(incoming);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Loads the TLS configuration of each listener (gRPC with mutual TLS if configured).
+#[allow(clippy::type_complexity)]
+fn load_tls(
+    tls: Option<&TlsSettings>,
+) -> anyhow::Result<(Option<Arc<TlsReloader>>, Option<Arc<TlsReloader>>)> {
+    let Some(tls) = tls else {
+        return Ok((None, None));
+    };
+    let grpc = TlsReloader::load(tls.files.clone(), tls.mutual.clone(), tls::ALPN_GRPC)
+        .context("failed to load the tls configuration of the gRPC listener")?;
+    let http = TlsReloader::load(tls.files.clone(), None, tls::ALPN_HTTP)
+        .context("failed to load the tls configuration of the HTTP listener")?;
+    info!(
+        cert = %tls.files.cert.display(),
+        mutual_tls = tls.mutual.is_some(),
+        "tls enabled on both listeners"
+    );
+    Ok((Some(Arc::new(grpc)), Some(Arc::new(http))))
+}
+
+fn hangup_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup()).context("cannot listen for SIGHUP")
+}
+
+/// Reloads the TLS files on each SIGHUP; a failed reload keeps the previous configuration.
+async fn reload_tls_on_sighup(
+    reloaders: Vec<Arc<TlsReloader>>,
+    mut hangup: tokio::signal::unix::Signal,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            received = hangup.recv() => if received.is_none() { return },
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        info!("received SIGHUP: reloading tls files");
+        let mut ok = true;
+        for reloader in &reloaders {
+            if let Err(error) = reloader.reload() {
+                ok = false;
+                error!(error = %anyhow::Error::new(error).to_string(), "tls reload failed; still serving the previous certificate");
+            }
+        }
+        if ok {
+            info!("tls files reloaded");
+        }
+    }
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -238,19 +398,36 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads the primary master key and the additional ones.
+fn load_keyring(config: &Config) -> anyhow::Result<Keyring> {
+    let primary = load_master_key(config)?;
+    let others = config
+        .additional_master_keys
+        .iter()
+        .map(|path| read_master_key_file(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keyring = Keyring::new(primary, others)
+        .context("an additional master key is the primary key or listed twice")?;
+    info!(keyring = ?keyring, "master keys loaded (ids only)");
+    Ok(keyring)
+}
+
+/// Reads a master key file (base64 of 32 bytes).
+pub fn read_master_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+    let text = zeroize::Zeroizing::new(
+        fs::read_to_string(path)
+            .with_context(|| format!("failed to read master key file {}", path.display()))?,
+    );
+    MasterKey::from_base64(&text)
+        .with_context(|| format!("invalid master key in {}", path.display()))
+}
+
 fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     match &config.master_key {
         MasterKeySource::Inline(text) => {
             MasterKey::from_base64(text).context("invalid DBCERT_MASTER_KEY")
         }
-        MasterKeySource::File(path) => {
-            let text =
-                zeroize::Zeroizing::new(fs::read_to_string(path).with_context(|| {
-                    format!("failed to read master key file {}", path.display())
-                })?);
-            MasterKey::from_base64(&text)
-                .with_context(|| format!("invalid master key in {}", path.display()))
-        }
+        MasterKeySource::File(path) => read_master_key_file(path),
         MasterKeySource::DataDir => {
             let path = config.data_dir.join(MASTER_KEY_FILE);
             if path.exists() {
@@ -268,24 +445,6 @@ fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
             Ok(key)
         }
     }
-}
-
-/// Refuses to start with a master key other than the one the store's CA keys are sealed under.
-async fn check_master_key(store: &dyn crate::domain::Store, key: &MasterKey) -> anyhow::Result<()> {
-    use base64::Engine as _;
-    let sealed = key.seal(MASTER_KEY_CHECK_META, b"dbcert")?;
-    let candidate = base64::engine::general_purpose::STANDARD.encode(sealed);
-    let stored = store
-        .put_meta_if_absent(MASTER_KEY_CHECK_META, &candidate)
-        .await
-        .context("failed to read the store")?;
-    let stored = base64::engine::general_purpose::STANDARD
-        .decode(stored)
-        .context("corrupt master key check in the store")?;
-    if key.open(MASTER_KEY_CHECK_META, &stored).is_err() {
-        bail!("the master key does not match the one this store was created with");
-    }
-    Ok(())
 }
 
 async fn bootstrap(core: &Core, config: &Config) -> anyhow::Result<()> {

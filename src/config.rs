@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
 use crate::domain::{CaSubject, CoreSettings, KeyPoolConfig, KeyType};
+use crate::middleware::Limits;
 use crate::storage::redact_url;
+use crate::throttle::ThrottleSettings;
+use crate::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSettings};
 
 /// The default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
@@ -25,6 +28,18 @@ pub const DEFAULT_CA_ORGANIZATIONAL_UNIT: &str = "Managed X.509";
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
 /// The longest a request may run.
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
+/// The longest a client may take to send request headers or finish a TLS handshake.
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+/// Requests in progress at once over both listeners.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
+/// The largest request head (bytes).
+pub const DEFAULT_MAX_HEADER_BYTES: u32 = 16 * 1024;
+/// Concurrent HTTP/2 streams per connection.
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Failed authentications allowed in a burst, per client address and per key.
+pub const DEFAULT_AUTH_FAILURE_BURST: u32 = 10;
+/// The time one failed authentication takes to be forgotten.
+pub const DEFAULT_AUTH_FAILURE_REFILL: &str = "6s";
 /// Ready leaf keys kept per pooled key type.
 pub const DEFAULT_KEY_POOL_SIZE: usize = 16;
 /// Threads generating pooled keys (one leaves the other cores to requests).
@@ -51,6 +66,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Asks a running server's gRPC health service; exits 0 when it is SERVING.
     Healthcheck(HealthcheckArgs),
+    /// Re-seals every project CA key and the master key check under a new master key, while
+    /// the replicas keep serving (see docs/deployment.md, "Rotating the master key").
+    RotateMasterKey(RotateMasterKeyArgs),
 }
 
 /// The log output format.
@@ -84,6 +102,15 @@ pub struct ServeArgs {
     /// The master key itself (base64 of 32 bytes); prefer the file. Environment only.
     #[arg(long, env = "DBCERT_MASTER_KEY", hide = true, hide_env_values = true)]
     pub master_key: Option<String>,
+    /// Files of further master keys, accepted for opening CA keys and Digest nonces but never
+    /// used to seal: the other key during a master key rotation. Repeatable; comma-separated in
+    /// the environment.
+    #[arg(
+        long,
+        env = "DBCERT_ADDITIONAL_MASTER_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub additional_master_key_file: Vec<PathBuf>,
     /// `publicKey:privateKey` of an ORG_OWNER key to ensure in the default organization.
     #[arg(long, env = "DBCERT_BOOTSTRAP_API_KEY", hide_env_values = true)]
     pub bootstrap_api_key: Option<String>,
@@ -102,9 +129,42 @@ pub struct ServeArgs {
     /// Time given to in-flight calls after SIGTERM/SIGINT.
     #[arg(long, env = "DBCERT_SHUTDOWN_GRACE", default_value = DEFAULT_SHUTDOWN_GRACE, value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// The longest a request may run.
+    /// The longest a request may run (then 504 / DEADLINE_EXCEEDED).
     #[arg(long, env = "DBCERT_REQUEST_TIMEOUT", default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// The longest a client may take to send request headers (HTTP/1) or finish a TLS handshake.
+    #[arg(long, env = "DBCERT_HEADER_READ_TIMEOUT", default_value = DEFAULT_HEADER_READ_TIMEOUT, value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Requests in progress at once over both listeners; more get 503 / UNAVAILABLE.
+    #[arg(long, env = "DBCERT_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+    /// The largest request head in bytes (HTTP/1 headers, HTTP/2 header list).
+    #[arg(long, env = "DBCERT_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: u32,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, env = "DBCERT_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)]
+    pub http2_max_concurrent_streams: u32,
+    /// Failed authentications allowed in a burst per client address and per key (0: off).
+    #[arg(long, env = "DBCERT_AUTH_FAILURE_BURST", default_value_t = DEFAULT_AUTH_FAILURE_BURST)]
+    pub auth_failure_burst: u32,
+    /// The time one failed authentication takes to be forgotten.
+    #[arg(long, env = "DBCERT_AUTH_FAILURE_REFILL", default_value = DEFAULT_AUTH_FAILURE_REFILL, value_parser = parse_duration)]
+    pub auth_failure_refill: Duration,
+    /// PEM certificate chain served by both listeners; with --tls-key-file, turns TLS on.
+    #[arg(long, env = "DBCERT_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file. Both are read again on SIGHUP.
+    #[arg(long, env = "DBCERT_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates that gRPC client certificates must chain to (turns mutual TLS on).
+    #[arg(long, env = "DBCERT_GRPC_CLIENT_CA_FILE", requires = "tls_cert_file")]
+    pub grpc_client_ca_file: Option<PathBuf>,
+    /// Whether gRPC clients must present a certificate (with --grpc-client-ca-file).
+    #[arg(long, env = "DBCERT_GRPC_CLIENT_CERT", value_enum, default_value_t = ClientCertMode::Optional)]
+    pub grpc_client_cert: ClientCertMode,
+    /// How a verified client certificate names the API key it acts as.
+    #[arg(long, env = "DBCERT_MTLS_PRINCIPAL_RULE", value_enum, default_value_t = PrincipalRule::Cn)]
+    pub mtls_principal_rule: PrincipalRule,
     /// Ready leaf keys kept per pooled key type (0 disables the pool).
     #[arg(long, env = "DBCERT_KEY_POOL_SIZE", default_value_t = DEFAULT_KEY_POOL_SIZE)]
     pub key_pool_size: usize,
@@ -136,6 +196,55 @@ pub struct HealthcheckArgs {
     pub service: String,
 }
 
+/// Flags of `dbcert rotate-master-key`.
+#[derive(Clone, Args)]
+pub struct RotateMasterKeyArgs {
+    /// The data directory (locates the default SQLite database).
+    #[arg(long, env = "DBCERT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://PATH` or `postgres://…`. Default: SQLite in the data directory.
+    #[arg(long, env = "DBCERT_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+    /// File of the key values are sealed under now. Repeatable (an unfinished earlier rotation
+    /// may have left values under two keys); comma-separated in the environment.
+    #[arg(
+        long,
+        env = "DBCERT_OLD_MASTER_KEY_FILES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub old_master_key_file: Vec<PathBuf>,
+    /// File of the key to re-seal everything under.
+    #[arg(long, env = "DBCERT_NEW_MASTER_KEY_FILE")]
+    pub new_master_key_file: PathBuf,
+}
+
+impl RotateMasterKeyArgs {
+    /// The database URL: the flag, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| crate::storage::SqliteStore::url_in(&self.data_dir))
+    }
+}
+
+impl fmt::Debug for RotateMasterKeyArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            data_dir,
+            database,
+            old_master_key_file,
+            new_master_key_file,
+        } = self;
+        f.debug_struct("RotateMasterKeyArgs")
+            .field("data_dir", data_dir)
+            .field("database", &database.as_deref().map(redact_url))
+            .field("old_master_key_file", old_master_key_file)
+            .field("new_master_key_file", new_master_key_file)
+            .finish()
+    }
+}
+
 /// Where the master key comes from.
 pub enum MasterKeySource {
     /// A file given by the operator.
@@ -152,16 +261,22 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The database URL.
     pub database_url: String,
-    /// The master key source.
+    /// The master key source: the primary key, which seals.
     pub master_key: MasterKeySource,
+    /// Files of further master keys, accepted for opening only (during a rotation).
+    pub additional_master_keys: Vec<PathBuf>,
     /// The configured bootstrap key (`public`, `private`).
     pub bootstrap_api_key: Option<(String, Zeroizing<String>)>,
     /// Settings of the core.
     pub core: CoreSettings,
     /// Time given to in-flight calls after a shutdown signal.
     pub shutdown_grace: Duration,
-    /// The longest a request may run.
-    pub request_timeout: Duration,
+    /// The network limits of both listeners.
+    pub limits: Limits,
+    /// Throttling of failed authentications.
+    pub throttle: ThrottleSettings,
+    /// TLS on both listeners (and mutual TLS on gRPC); `None` serves plaintext.
+    pub tls: Option<TlsSettings>,
     /// The leaf key pool.
     pub key_pool: KeyPoolConfig,
     /// How long cached store lookups may be used (0: no cache).
@@ -204,6 +319,7 @@ impl ServeArgs {
             data_dir: self.data_dir,
             database_url,
             master_key,
+            additional_master_keys: self.additional_master_key_file,
             bootstrap_api_key,
             core: CoreSettings {
                 ca_subject: CaSubject {
@@ -213,7 +329,29 @@ impl ServeArgs {
                 max_certificates_per_user: self.max_certificates_per_user,
             },
             shutdown_grace: self.shutdown_grace,
-            request_timeout: self.request_timeout,
+            limits: Limits {
+                max_concurrent_requests: self.max_concurrent_requests.max(1),
+                request_timeout: self.request_timeout,
+                header_read_timeout: self.header_read_timeout,
+                max_header_bytes: self.max_header_bytes,
+                http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+            },
+            throttle: ThrottleSettings {
+                burst: self.auth_failure_burst,
+                refill: self.auth_failure_refill,
+                ..ThrottleSettings::default()
+            },
+            tls: match (self.tls_cert_file, self.tls_key_file) {
+                (Some(cert), Some(key)) => Some(TlsSettings {
+                    files: TlsFiles { cert, key },
+                    mutual: self.grpc_client_ca_file.map(|client_ca| MutualTls {
+                        client_ca,
+                        mode: self.grpc_client_cert,
+                        rule: self.mtls_principal_rule,
+                    }),
+                }),
+                _ => None,
+            },
             key_pool: KeyPoolConfig {
                 size: self.key_pool_size,
                 workers: self.key_pool_workers,
@@ -232,10 +370,13 @@ impl Config {
             database_url: crate::storage::SqliteStore::url_in(&data_dir),
             data_dir,
             master_key: MasterKeySource::DataDir,
+            additional_master_keys: Vec::new(),
             bootstrap_api_key: None,
             core: CoreSettings::default(),
             shutdown_grace: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            limits: Limits::default(),
+            throttle: ThrottleSettings::default(),
+            tls: None,
             key_pool: KeyPoolConfig::disabled(),
             cache_ttl: parse_duration(DEFAULT_CACHE_TTL).expect("the default ttl parses"),
         }
@@ -286,6 +427,7 @@ impl fmt::Debug for ServeArgs {
             database,
             master_key_file,
             master_key: _,
+            additional_master_key_file,
             bootstrap_api_key: _,
             ca_organization,
             ca_organizational_unit,
@@ -293,6 +435,17 @@ impl fmt::Debug for ServeArgs {
             log_format,
             shutdown_grace,
             request_timeout,
+            header_read_timeout,
+            max_concurrent_requests,
+            max_header_bytes,
+            http2_max_concurrent_streams,
+            auth_failure_burst,
+            auth_failure_refill,
+            tls_cert_file,
+            tls_key_file,
+            grpc_client_ca_file,
+            grpc_client_cert,
+            mtls_principal_rule,
             key_pool_size,
             key_pool_workers,
             key_pool_types,
@@ -304,12 +457,24 @@ impl fmt::Debug for ServeArgs {
             .field("data_dir", data_dir)
             .field("database", &database.as_deref().map(redact_url))
             .field("master_key_file", master_key_file)
+            .field("additional_master_key_file", additional_master_key_file)
             .field("ca_organization", ca_organization)
             .field("ca_organizational_unit", ca_organizational_unit)
             .field("max_certificates_per_user", max_certificates_per_user)
             .field("log_format", log_format)
             .field("shutdown_grace", shutdown_grace)
             .field("request_timeout", request_timeout)
+            .field("header_read_timeout", header_read_timeout)
+            .field("max_concurrent_requests", max_concurrent_requests)
+            .field("max_header_bytes", max_header_bytes)
+            .field("http2_max_concurrent_streams", http2_max_concurrent_streams)
+            .field("auth_failure_burst", auth_failure_burst)
+            .field("auth_failure_refill", auth_failure_refill)
+            .field("tls_cert_file", tls_cert_file)
+            .field("tls_key_file", tls_key_file)
+            .field("grpc_client_ca_file", grpc_client_ca_file)
+            .field("grpc_client_cert", grpc_client_cert)
+            .field("mtls_principal_rule", mtls_principal_rule)
             .field("key_pool_size", key_pool_size)
             .field("key_pool_workers", key_pool_workers)
             .field("key_pool_types", key_pool_types)
@@ -324,23 +489,29 @@ impl fmt::Debug for Config {
             data_dir,
             database_url,
             master_key: _,
+            additional_master_keys,
             bootstrap_api_key,
             core,
             shutdown_grace,
-            request_timeout,
+            limits,
+            throttle,
+            tls,
             key_pool,
             cache_ttl,
         } = self;
         f.debug_struct("Config")
             .field("data_dir", data_dir)
             .field("database_url", &redact_url(database_url))
+            .field("additional_master_keys", additional_master_keys)
             .field(
                 "bootstrap_api_key",
                 &bootstrap_api_key.as_ref().map(|(public, _)| public),
             )
             .field("core", core)
             .field("shutdown_grace", shutdown_grace)
-            .field("request_timeout", request_timeout)
+            .field("limits", limits)
+            .field("throttle", throttle)
+            .field("tls", tls)
             .field("key_pool", key_pool)
             .field("cache_ttl", cache_ttl)
             .finish_non_exhaustive()

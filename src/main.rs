@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use dbcert::config::{Cli, Command};
-use dbcert::{app, healthcheck, telemetry};
+use dbcert::config::{Cli, Command, LogFormat};
+use dbcert::{app, healthcheck, rotate, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,5 +28,9 @@ async fn main() -> ExitCode {
             }
         }
         Command::Healthcheck(args) => healthcheck::run(args).await,
+        Command::RotateMasterKey(args) => {
+            telemetry::init(LogFormat::Plain);
+            rotate::run(args).await
+        }
     }
 }

@@ -115,10 +115,22 @@ mod tests {
             text.contains("dbcert_key_pool_misses_total{key_type=\"ECDSA_P256\"} 0"),
             "{text}"
         );
+        // A disabled pool has no per-type samples; the group commit counters are always there.
+        let disabled = render(&KeyPool::disabled());
         assert!(
-            render(&KeyPool::disabled())
+            disabled
                 .lines()
-                .all(|l| l.starts_with('#'))
+                .filter(|l| !l.starts_with('#'))
+                .all(|l| l.starts_with("dbcert_certificate_")),
+            "{disabled}"
+        );
+        assert!(
+            disabled.contains("\ndbcert_certificate_commits_total "),
+            "{disabled}"
+        );
+        assert!(
+            disabled.contains("\ndbcert_certificate_records_total "),
+            "{disabled}"
         );
     }
 }

@@ -10,14 +10,19 @@ fn dockerfile() -> String {
 }
 
 fn env_value(text: &str, name: &str) -> String {
-    let start = text.find(&format!("{name}=")).unwrap_or_else(|| panic!("{name} not set")) + name.len() + 1;
+    let start = text
+        .find(&format!("{name}="))
+        .unwrap_or_else(|| panic!("{name} not set"))
+        + name.len()
+        + 1;
     text[start..].split_whitespace().next().unwrap().to_owned()
 }
 
 #[test]
 fn toolchain_matches_the_crate_and_builds_locked() {
     let docker = dockerfile();
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
     let rust_version = manifest
         .lines()
         .find_map(|l| l.strip_prefix("rust-version = "))
@@ -25,10 +30,16 @@ fn toolchain_matches_the_crate_and_builds_locked() {
         .trim_matches('"')
         .to_owned();
     let pinned = env_value(&docker, "ARG RUST_VERSION");
-    assert!(pinned.starts_with(&rust_version), "Dockerfile pins {pinned}, Cargo.toml {rust_version}");
+    assert!(
+        pinned.starts_with(&rust_version),
+        "Dockerfile pins {pinned}, Cargo.toml {rust_version}"
+    );
     assert!(docker.contains("cargo build --locked --release --bin dbcert"));
     assert!(docker.contains("cargo test --locked --lib"));
-    assert!(!docker.contains("protobuf-compiler"), "protox needs no protoc");
+    assert!(
+        !docker.contains("protobuf-compiler"),
+        "protox needs no protoc"
+    );
 }
 
 #[test]
@@ -37,14 +48,23 @@ fn ports_volume_user_and_healthcheck_agree_with_the_configuration() {
     let grpc = env_value(&docker, "DBCERT_GRPC_LISTEN");
     let http = env_value(&docker, "DBCERT_HTTP_LISTEN");
     let data = env_value(&docker, "DBCERT_DATA_DIR");
-    assert!(grpc.starts_with("0.0.0.0:") && http.starts_with("0.0.0.0:"), "bind all interfaces in the container");
-    let expose = docker.lines().find_map(|l| l.strip_prefix("EXPOSE ")).unwrap();
+    assert!(
+        grpc.starts_with("0.0.0.0:") && http.starts_with("0.0.0.0:"),
+        "bind all interfaces in the container"
+    );
+    let expose = docker
+        .lines()
+        .find_map(|l| l.strip_prefix("EXPOSE "))
+        .unwrap();
     let ports: Vec<&str> = expose.split_whitespace().collect();
     assert!(ports.contains(&grpc.rsplit(':').next().unwrap()));
     assert!(ports.contains(&http.rsplit(':').next().unwrap()));
     assert!(docker.contains(&format!("VOLUME [\"{}\"]", data.trim_end_matches(" \\"))));
     assert!(docker.contains("USER 10001"), "runs as non-root");
-    let healthcheck = docker.lines().find(|l| l.starts_with("HEALTHCHECK")).unwrap();
+    let healthcheck = docker
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK"))
+        .unwrap();
     assert!(healthcheck.contains(r#"CMD ["dbcert", "healthcheck"]"#));
     // `dbcert healthcheck` reads DBCERT_GRPC_LISTEN, maps 0.0.0.0 to loopback.
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_dbcert"))

@@ -2,6 +2,7 @@
 
 use tracing::info;
 
+use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, NewApiKey, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
@@ -32,6 +33,17 @@ impl Core {
         org_roles.dedup();
         let key = self.insert_new_key(org.id, desc, org_roles).await?;
         info!(new_key_id = %key.record.id, public_key = %key.record.public_key, key_id = %principal.key_id, "created api key");
+        self.audit(
+            AuditEvent::by(
+                principal,
+                self.clock.now(),
+                AuditAction::ApiKeyCreated,
+                None,
+            )
+            .with_org(key.record.org_id.clone())
+            .with_target(key.record.id.as_str()),
+        )
+        .await;
         Ok(key)
     }
 
@@ -69,6 +81,17 @@ impl Core {
             return Err(api_key_not_found(&id));
         }
         info!(deleted_key_id = %id, key_id = %principal.key_id, "deleted api key");
+        self.audit(
+            AuditEvent::by(
+                principal,
+                self.clock.now(),
+                AuditAction::ApiKeyDeleted,
+                None,
+            )
+            .with_org(org.id.clone())
+            .with_target(id.as_str()),
+        )
+        .await;
         Ok(())
     }
 
@@ -103,6 +126,16 @@ impl Core {
             .await
             .map_err(store_error)?;
         info!(project_id = %project.id, assigned_key_id = %key.id, key_id = %principal.key_id, "assigned api key to project");
+        self.audit(
+            AuditEvent::by(
+                principal,
+                self.clock.now(),
+                AuditAction::ApiKeyAssigned,
+                Some(&project.id),
+            )
+            .with_target(key.id.as_str()),
+        )
+        .await;
         self.store
             .api_key(&id)
             .await

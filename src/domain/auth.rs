@@ -38,6 +38,9 @@ pub struct Principal {
     pub org_roles: Vec<OrgRole>,
     /// Its project roles.
     pub project_roles: HashMap<ProjectId, ProjectRole>,
+    /// The address the request came from, when it came from the network (for the audit
+    /// trail); set by the transport.
+    pub client_address: Option<std::net::SocketAddr>,
 }
 
 /// A freshly generated API key pair. The private key exists only here and in the response.
@@ -78,6 +81,7 @@ impl Principal {
             org_id: record.org_id,
             org_roles: record.org_roles,
             project_roles: record.project_roles.into_iter().collect(),
+            client_address: None,
         }
     }
 
@@ -241,10 +245,16 @@ impl Core {
             .ok_or_else(AtlasError::unauthenticated)
     }
 
-    /// Returns the secret that authenticates HTTP Digest nonces. It is derived from the master
-    /// key, so every replica sharing the master key accepts the nonces of the others.
+    /// Returns the secret that authenticates new HTTP Digest nonces. It is derived from the
+    /// primary master key, so every replica sharing it accepts the nonces of the others.
     pub fn digest_nonce_secret(&self) -> &[u8; 32] {
-        &self.nonce_secret
+        &self.nonce_secrets[0]
+    }
+
+    /// Returns the secrets a nonce may be authenticated with: one per key of the keyring, so
+    /// during a master key rotation nonces made by replicas on either primary are accepted.
+    pub fn digest_nonce_secrets(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.nonce_secrets.iter().map(|secret| &**secret)
     }
 
     /// Records a (nonce, nc) use; `false` means a replay. Old uses are purged now and then.
@@ -299,6 +309,7 @@ mod tests {
             org_id: org.clone(),
             org_roles,
             project_roles: project_roles.into_iter().collect(),
+            client_address: None,
         }
     }
 

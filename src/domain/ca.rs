@@ -96,7 +96,7 @@ impl ProjectCa {
         now: OffsetDateTime,
     ) -> Result<NewProjectCa, CaError> {
         debug_assert!(key_type.allowed_for_ca(), "ca key types are validated");
-        let key = key_type.generate()?;
+        let mut key = key_type.generate()?;
         let key_pkcs8 = SecretDer::new(key.serialize_der());
 
         let now = now.replace_nanosecond(0).expect("0 is a valid nanosecond");
@@ -119,6 +119,8 @@ impl ProjectCa {
             KeyUsagePurpose::DigitalSignature,
         ];
         let cert = params.self_signed(&key)?;
+        // rcgen keeps the key's PKCS#8 bytes and does not wipe them on drop.
+        zeroize::Zeroize::zeroize(&mut key);
         let ca = Self::from_parts(cert.der().to_vec(), &key_pkcs8)?;
         Ok(NewProjectCa { ca, key_pkcs8 })
     }

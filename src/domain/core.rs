@@ -6,13 +6,17 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
+use super::audit::FailedAuthBudget;
 use super::auth::{Access, Principal};
 use super::ca::{CaSubject, ProjectCa};
 use super::error::{AtlasError, AtlasResult};
 use super::key_pool::KeyPool;
 use super::model::{Project, ProjectId};
-use super::secret::MasterKey;
+use super::secret::Keyring;
 use super::store::{Store, StoreError};
+
+/// The label of the HTTP Digest nonce secret derived from a master key.
+pub const DIGEST_NONCE_LABEL: &str = "dbcert/v1/digest-nonce";
 
 /// The source of the current time, passed in so tests can fix it.
 pub trait Clock: Send + Sync + 'static {
@@ -54,37 +58,41 @@ impl Default for CoreSettings {
 /// The service core: authorisation, validation and the issue pipeline over a [`Store`].
 pub struct Core {
     pub(super) store: Arc<dyn Store>,
-    pub(super) master_key: MasterKey,
+    pub(super) keyring: Keyring,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) settings: CoreSettings,
     /// Unsealed CAs, so a signature does not pay for unsealing and parsing.
     pub(super) ca_cache: Mutex<HashMap<ProjectId, Arc<ProjectCa>>>,
     /// One lock per project whose CA is being created, so one process makes one CA key.
     pub(super) ca_creation: tokio::sync::Mutex<HashMap<ProjectId, Arc<tokio::sync::Mutex<()>>>>,
-    /// Authenticates HTTP Digest nonces; derived from the master key.
-    pub(super) nonce_secret: zeroize::Zeroizing<[u8; 32]>,
+    /// Authenticate HTTP Digest nonces, derived from each master key of the keyring; the
+    /// primary's (first) makes new nonces, any of them verifies one.
+    pub(super) nonce_secrets: Vec<zeroize::Zeroizing<[u8; 32]>>,
+    /// Bounds the failed authentications stored per minute.
+    pub(super) failed_auth_budget: Mutex<FailedAuthBudget>,
     /// Pre-generated leaf keys (disabled unless [`Core::with_key_pool`] gives one).
     pub(super) key_pool: KeyPool,
 }
 
 impl Core {
-    /// Creates the core.
+    /// Creates the core over a keyring (or a single master key).
     pub fn new(
         store: Arc<dyn Store>,
-        master_key: MasterKey,
+        keyring: impl Into<Keyring>,
         clock: Arc<dyn Clock>,
         settings: CoreSettings,
     ) -> Self {
-        let nonce_secret =
-            zeroize::Zeroizing::new(master_key.derive_secret("dbcert/v1/digest-nonce"));
+        let keyring = keyring.into();
+        let nonce_secrets = keyring.derive_secrets(DIGEST_NONCE_LABEL);
         Self {
-            nonce_secret,
+            nonce_secrets,
             store,
-            master_key,
+            keyring,
             clock,
             settings,
             ca_cache: Mutex::new(HashMap::new()),
             ca_creation: tokio::sync::Mutex::new(HashMap::new()),
+            failed_auth_budget: Mutex::new(FailedAuthBudget::new()),
             key_pool: KeyPool::disabled(),
         }
     }
@@ -105,9 +113,9 @@ impl Core {
         &self.store
     }
 
-    /// Returns the master key.
-    pub fn master_key(&self) -> &MasterKey {
-        &self.master_key
+    /// Returns the keyring of master keys.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     /// Loads a live project and checks that the principal may access it.

@@ -2,6 +2,7 @@
 
 use tracing::info;
 
+use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
@@ -56,6 +57,16 @@ impl Core {
             Err(error) => return Err(store_error(error)),
         }
         info!(project_id = %user.project_id, username = %user.username, x509_type = user.x509_type.as_str(), key_id = %principal.key_id, "created database user");
+        self.audit(
+            AuditEvent::by(
+                principal,
+                self.clock.now(),
+                AuditAction::DatabaseUserCreated,
+                Some(&user.project_id),
+            )
+            .with_target(user.username.as_str()),
+        )
+        .await;
         Ok(user)
     }
 
@@ -132,6 +143,16 @@ impl Core {
             return Err(AtlasError::username_not_found(username.as_str()));
         }
         info!(project_id = %user.project_id, username = %user.username, key_id = %principal.key_id, "updated database user");
+        self.audit(
+            AuditEvent::by(
+                principal,
+                self.clock.now(),
+                AuditAction::DatabaseUserUpdated,
+                Some(&user.project_id),
+            )
+            .with_target(user.username.as_str()),
+        )
+        .await;
         Ok(user)
     }
 
@@ -157,6 +178,16 @@ impl Core {
             return Err(AtlasError::username_not_found(username.as_str()));
         }
         info!(project_id = %project.id, username = %username, key_id = %principal.key_id, "deleted database user");
+        self.audit(
+            AuditEvent::by(
+                principal,
+                self.clock.now(),
+                AuditAction::DatabaseUserDeleted,
+                Some(&project.id),
+            )
+            .with_target(username.as_str()),
+        )
+        .await;
         Ok(())
     }
 }

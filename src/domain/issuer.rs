@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::ca::{IssuedCertificate, ProjectCa, random_serial};
 use super::core::{Core, store_error};
@@ -126,6 +127,7 @@ impl Core {
                 key = returned_key;
                 issued
             };
+            // On error the key is dropped, which zeroizes it.
             let issued = issued.map_err(AtlasError::internal)?;
             let record = CertificateRecord {
                 serial: issued.serial,
@@ -136,8 +138,23 @@ impl Core {
                 not_after: validity.not_after,
                 sha256_fingerprint: issued.sha256_fingerprint.clone(),
             };
-            match self.store.insert_certificate(&record).await {
+            let event = AuditEvent::by(
+                principal,
+                now,
+                AuditAction::CertificateIssued,
+                Some(&project.id),
+            )
+            .with_target(username.as_str());
+            let event = AuditEvent {
+                serial: Some(issued.serial),
+                ..event
+            };
+            match self.store.record_certificate(&record, &event).await {
                 Ok(()) => {
+                    // rcgen keeps the key's PKCS#8 bytes and does not wipe them on drop; the
+                    // pooled key wrapper does.
+                    drop(key);
+                    event.log();
                     info!(
                         project_id = %project.id,
                         serial = issued.serial,
@@ -151,9 +168,13 @@ impl Core {
                 Err(StoreError::Conflict) if attempt < SERIAL_ATTEMPTS => {
                     warn!(project_id = %project.id, serial, "serial collision, drawing another");
                 }
-                Err(error) => return Err(store_error(error)),
+                Err(error) => {
+                    drop(key);
+                    return Err(store_error(error));
+                }
             }
         }
+        drop(key);
         Err(AtlasError::internal("serial collisions exhausted"))
     }
 
@@ -243,7 +264,7 @@ impl Core {
             return Err(AtlasError::internal("project ca key was destroyed"));
         };
         let key = self
-            .master_key
+            .keyring
             .open(&ca_key_context(project_id), &sealed)
             .map_err(AtlasError::internal)?;
         let ca = ProjectCa::from_parts(stored.cert_der, &key).map_err(AtlasError::internal)?;
@@ -272,7 +293,7 @@ impl Core {
             .map_err(AtlasError::internal)?
             .map_err(AtlasError::internal)?;
             let sealed = self
-                .master_key
+                .keyring
                 .seal(&ca_key_context(&project.id), new.key_pkcs8.secret_der())
                 .map_err(AtlasError::internal)?;
             let stored = StoredCa {
@@ -307,6 +328,6 @@ impl Core {
 }
 
 /// The AEAD context binding a sealed CA key to its project.
-fn ca_key_context(project_id: &ProjectId) -> String {
+pub(super) fn ca_key_context(project_id: &ProjectId) -> String {
     format!("dbcert/v1/project-ca-key/{project_id}")
 }

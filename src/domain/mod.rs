@@ -2,6 +2,7 @@
 //! adapters in `crate::grpc` call [`Core`], and `crate::storage` implements [`Store`].
 
 mod api_keys;
+mod audit;
 mod auth;
 mod ca;
 mod core;
@@ -13,24 +14,31 @@ mod key_type;
 mod model;
 mod organizations;
 mod projects;
+mod rotation;
 mod secret;
 mod store;
 mod user_security;
 mod validity;
 
+pub use self::audit::{
+    Actor, AuditAction, AuditEvent, AuditOutcome, AuditScope, FAILED_AUTH_EVENTS_PER_MINUTE,
+};
 pub use self::auth::{
     Access, DIGEST_REALM, DigestSecrets, NewApiKey, Principal, is_private_key, is_public_key,
     masked_private_key,
 };
 pub use self::ca::{CA_LIFETIME, CaError, CaSubject, IssuedCertificate, ProjectCa, random_serial};
-pub use self::core::{Clock, Core, CoreSettings, SystemClock};
+pub use self::core::{Clock, Core, CoreSettings, DIGEST_NONCE_LABEL, SystemClock};
 pub use self::database_users::{MAX_ROLES, NewDatabaseUser};
 pub use self::error::{AtlasError, AtlasResult, ErrorCode, ErrorKind};
 pub use self::key_pool::{KeyPool, KeyPoolConfig, KeyPoolStats, PooledKey};
 pub use self::key_type::KeyType;
 pub use self::model::*;
 pub use self::organizations::{Bootstrap, DEFAULT_ORG_NAME};
-pub use self::secret::{MASTER_KEY_LEN, MasterKey, SealError, SecretDer};
+pub use self::rotation::{
+    MASTER_KEY_CHECK_META, RotationError, RotationReport, check_master_key, rotate_master_key,
+};
+pub use self::secret::{KEY_ID_LEN, Keyring, MASTER_KEY_LEN, MasterKey, SealError, SecretDer};
 pub use self::store::{ApiKeyRecord, Store, StoreError, StoreResult, StoredCa};
 pub use self::user_security::MAX_CUSTOMER_CA_LEN;
 pub use self::validity::{

@@ -2,6 +2,7 @@
 
 use tracing::info;
 
+use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
@@ -44,6 +45,13 @@ impl Core {
             Err(error) => return Err(store_error(error)),
         }
         info!(project_id = %project.id, key_id = %principal.key_id, "created project");
+        self.audit(AuditEvent::by(
+            principal,
+            now,
+            AuditAction::ProjectCreated,
+            Some(&project.id),
+        ))
+        .await;
         Ok(project)
     }
 
@@ -85,6 +93,13 @@ impl Core {
             return Err(AtlasError::group_not_found(project.id.as_str()));
         }
         info!(project_id = %project.id, key_id = %principal.key_id, "deleted project");
+        self.audit(AuditEvent::by(
+            principal,
+            self.clock.now(),
+            AuditAction::ProjectDeleted,
+            Some(&project.id),
+        ))
+        .await;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::audit::{AuditEvent, AuditScope};
 use super::key_type::KeyType;
 use super::model::{
     ApiKeyId, CertificateRecord, DatabaseName, DatabaseUser, OrgId, OrgRole, Organization, Page,
@@ -94,6 +95,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores `value` under `key` unless a value is there; returns the value now stored.
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    /// Returns the value stored under `key`.
+    async fn meta(&self, key: &str) -> StoreResult<Option<String>>;
+
+    /// Replaces the value under `key` if it still is `expected`; returns whether it did.
+    async fn replace_meta(&self, key: &str, expected: &str, value: &str) -> StoreResult<bool>;
 
     /// Checks that the database answers (for health).
     async fn ping(&self) -> StoreResult<()>;
@@ -206,6 +213,20 @@ pub trait Store: Send + Sync + 'static {
         key_type: KeyType,
         created: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// Lists up to `limit` sealed CA keys (projects whose key was not destroyed) with project
+    /// ids after `after`, ordered by project id: a master key rotation walks them all.
+    async fn sealed_ca_keys(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>>;
+    /// Replaces a project's sealed CA key if it still is `expected`; returns whether it did.
+    async fn replace_sealed_ca_key(
+        &self,
+        project_id: &ProjectId,
+        expected: &[u8],
+        sealed_key: &[u8],
+    ) -> StoreResult<bool>;
     /// Records an issued certificate durably; `Conflict` when the serial is taken for the CA.
     async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()>;
     /// Records several issued certificates durably, in one transaction where the backend can
@@ -236,6 +257,39 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
+
+    /// Records an issued certificate and its audit event in one transaction, so neither is
+    /// stored without the other; `Conflict` when the serial is taken for the CA.
+    async fn record_certificate(
+        &self,
+        record: &CertificateRecord,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Records several issued certificates, each with its audit event, in one transaction where
+    /// the backend can (one commit for all). Each record gets its own result: `Conflict` when
+    /// its serial is taken (its event is then not stored either). The outer error means nothing
+    /// was recorded.
+    async fn record_certificates(
+        &self,
+        items: &[(CertificateRecord, AuditEvent)],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        let mut results = Vec::with_capacity(items.len());
+        for (record, event) in items {
+            results.push(self.record_certificate(record, event).await);
+        }
+        Ok(results)
+    }
+
+    // --- audit ---
+
+    /// Stores an audit event.
+    async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Lists audit events, oldest first.
+    async fn list_audit_events(
+        &self,
+        scope: &AuditScope,
+        page: Page,
+    ) -> StoreResult<Paged<AuditEvent>>;
 
     // --- HTTP Digest nonces ---
 

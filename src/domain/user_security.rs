@@ -3,6 +3,7 @@
 use tracing::info;
 use x509_parser::pem::Pem;
 
+use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
@@ -49,6 +50,18 @@ impl Core {
             .await
             .map_err(store_error)?;
         info!(project_id = %project.id, self_managed = pem.is_some(), key_id = %principal.key_id, "set customer x509 ca");
+        let action = if pem.is_some() {
+            AuditAction::UserSecuritySet
+        } else {
+            AuditAction::CustomerX509Deleted
+        };
+        self.audit(AuditEvent::by(
+            principal,
+            self.clock.now(),
+            action,
+            Some(&project.id),
+        ))
+        .await;
         self.store
             .user_security(&project.id)
             .await

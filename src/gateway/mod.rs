@@ -1,29 +1,157 @@
-//! The Atlas REST gateway: translates the Atlas Administration API's HTTP surface into calls
-//! of the gRPC services (in-process) and renders their answers as Atlas does.
+//! The Atlas REST gateway: translates the Atlas Administration API's HTTP surface (under both
+//! `/api/atlas/v1.0` and `/api/atlas/v2`) into in-process calls of the gRPC services, and renders
+//! their answers as Atlas does. No business rule lives here: errors come from the services'
+//! `google.rpc.ErrorInfo` (see [`response`]).
+//!
+//! Request flow: request id and trace span (no bodies, no `Authorization` logged) → the Atlas
+//! layer ([`atlas_layer`]: version from the path, `pretty`/`envelope` flags, the
+//! `Content-Length` bound) → the route (404/405 in Atlas shape when none matches) → HTTP Digest
+//! ([`digest`]) → path and body extraction ([`extract`]) → the RPC → [`response::render`].
+
+pub mod digest;
+pub mod extract;
+pub mod response;
+mod routes;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
+use self::extract::RequestContext;
+use self::response::{ApiError, ApiVersion, Reply, render};
 use crate::domain::Core;
 use crate::grpc::Services;
+use crate::middleware::{LimitError, RenderLimitError};
+use crate::throttle::AuthThrottle;
+
+/// The largest request body accepted (bytes); larger ones get 413 `REQUEST_TOO_LARGE`, refused
+/// by `Content-Length` before reading or as soon as a streamed body passes the bound.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What the gateway calls: the gRPC services, and the core's key store for Digest checks.
 #[derive(Clone, Debug)]
 pub struct Gateway {
     services: Arc<Services>,
     core: Arc<Core>,
+    throttle: Arc<AuthThrottle>,
 }
 
 impl Gateway {
-    /// Creates the gateway.
-    pub fn new(services: Arc<Services>, core: Arc<Core>) -> Self {
-        Self { services, core }
+    /// Creates the gateway; failed Digest authentications are throttled by `throttle`.
+    pub fn new(services: Arc<Services>, core: Arc<Core>, throttle: Arc<AuthThrottle>) -> Self {
+        Self {
+            services,
+            core,
+            throttle,
+        }
     }
 }
 
-/// Builds the gateway's router.
+/// Renders the limit layers' refusals of REST requests as Atlas errors (503
+/// `SERVICE_UNAVAILABLE` with `Retry-After`, 504 `TIMEOUT`, 500 `UNEXPECTED_ERROR`), in the
+/// version of the request's path, without flags (they are not read yet).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RestLimitErrors;
+
+impl RenderLimitError<axum::body::Body> for RestLimitErrors {
+    fn render(&self, error: LimitError, path: &str) -> Response {
+        let version = if path.starts_with("/api/atlas/v2") {
+            ApiVersion::V2
+        } else {
+            ApiVersion::V1
+        };
+        let error = match error {
+            LimitError::Overloaded => ApiError::overloaded(),
+            LimitError::TimedOut => ApiError::timed_out(),
+            LimitError::Internal => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "UNEXPECTED_ERROR",
+                "Unexpected error.",
+                Vec::new(),
+            ),
+        };
+        render(error.into(), response::Flags::default(), version)
+    }
+}
+
+/// Builds the gateway's router: the Atlas routes of both versions, Atlas-shaped 404 and 405,
+/// the flags and body-size layer, request ids and tracing.
 pub fn router(gateway: Gateway) -> Router {
-    let _ = (&gateway.services, &gateway.core);
     Router::new()
+        .merge(routes::routes(ApiVersion::V1))
+        .merge(routes::routes(ApiVersion::V2))
+        .fallback(not_found)
+        .with_state(gateway)
+        .layer(middleware::from_fn(atlas_layer))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// No route: a bare 404, which [`atlas_layer`] renders as `RESOURCE_NOT_FOUND` with the path.
+async fn not_found() -> StatusCode {
+    StatusCode::NOT_FOUND
+}
+
+/// Reads the version and flags of a request (400 `INVALID_QUERY_PARAMETER` for a flag that is
+/// not `true`/`false`), refuses bodies declared over [`MAX_BODY_BYTES`], and renders whatever the
+/// route answered with those flags.
+async fn atlas_layer(mut request: Request, next: Next) -> Response {
+    let (context, flag_error) = RequestContext::of(request.uri(), request.headers());
+    if let Some(error) = flag_error {
+        return render(error.into(), context.flags, context.version);
+    }
+    let (flags, version) = (context.flags, context.version);
+    let declared_too_large = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.parse::<u64>().map_or(true, |n| n > MAX_BODY_BYTES as u64));
+    if declared_too_large {
+        return render(ApiError::request_too_large().into(), flags, version);
+    }
+    let method = request.method().clone();
+    let path = context.path.clone();
+    request.extensions_mut().insert(context);
+    let mut response = next.run(request).await;
+    if let Some(reply) = response.extensions_mut().remove::<Reply>() {
+        return render(reply, flags, version);
+    }
+    match response.status() {
+        StatusCode::NOT_FOUND => render(ApiError::resource_not_found(&path).into(), flags, version),
+        StatusCode::METHOD_NOT_ALLOWED => render(
+            method_not_allowed(&method, response.headers().get(header::ALLOW)),
+            flags,
+            version,
+        ),
+        _ => response,
+    }
+}
+
+fn method_not_allowed(method: &Method, allow: Option<&HeaderValue>) -> Reply {
+    let mut error = ApiError::method_not_allowed(method.as_str());
+    if let Some(allow) = allow {
+        error.headers.push((header::ALLOW, allow.clone()));
+    }
+    error.into()
 }

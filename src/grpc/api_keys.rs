@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::auth::authenticate;
 use super::convert::{api_key, page, page_parts};
 use super::status::to_status;
 use crate::proto::v1::{
@@ -20,7 +19,7 @@ impl ApiKeyService for Services {
         &self,
         request: Request<CreateApiKeyRequest>,
     ) -> Result<Response<CreateApiKeyResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let key = self
             .core
@@ -37,7 +36,7 @@ impl ApiKeyService for Services {
         &self,
         request: Request<ListApiKeysRequest>,
     ) -> Result<Response<ListApiKeysResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
         let keys = self
@@ -58,7 +57,7 @@ impl ApiKeyService for Services {
         &self,
         request: Request<DeleteApiKeyRequest>,
     ) -> Result<Response<DeleteApiKeyResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         self.core
             .delete_api_key(&principal, &req.org_id, &req.api_key_id)
@@ -72,7 +71,7 @@ impl ApiKeyService for Services {
         &self,
         request: Request<AssignApiKeyToProjectRequest>,
     ) -> Result<Response<ApiKey>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let key = self
             .core

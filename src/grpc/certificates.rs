@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::auth::authenticate;
 use super::convert::{key_type_from_proto, page, page_parts, timestamp};
 use super::status::to_status;
 use crate::proto::v1::{
@@ -20,12 +19,12 @@ impl CertificateService for Services {
         &self,
         request: Request<CreateUserCertificateRequest>,
     ) -> Result<Response<CreateUserCertificateResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let key_type = key_type_from_proto("key_type", req.key_type)
             .map_err(to_status)?
             .unwrap_or_default();
-        let issued = self
+        let mut issued = self
             .core
             .create_user_certificate(
                 &principal,
@@ -36,11 +35,14 @@ impl CertificateService for Services {
             )
             .await
             .map_err(to_status)?;
+        // The key's buffer moves into the message rather than being copied; what is left in
+        // `issued` (an empty string) is zeroized on drop. The message itself cannot be
+        // zeroized: prost encodes it into tonic's buffers (see SECURITY.md).
         Ok(Response::new(CreateUserCertificateResponse {
-            certificate_pem: issued.certificate_pem.clone(),
-            private_key_pem: issued.private_key_pem.to_string(),
+            certificate_pem: std::mem::take(&mut issued.certificate_pem),
+            private_key_pem: std::mem::take(&mut *issued.private_key_pem),
             serial_number: issued.serial,
-            subject: issued.subject.clone(),
+            subject: std::mem::take(&mut issued.subject),
             not_before: Some(timestamp(issued.validity.not_before)),
             not_after: Some(timestamp(issued.validity.not_after)),
         }))
@@ -51,7 +53,7 @@ impl CertificateService for Services {
         &self,
         request: Request<ListUserCertificatesRequest>,
     ) -> Result<Response<ListUserCertificatesResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
         let certificates = self
@@ -79,7 +81,7 @@ impl CertificateService for Services {
         &self,
         request: Request<GetProjectCaCertificateRequest>,
     ) -> Result<Response<GetProjectCaCertificateResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let ca = self
             .core

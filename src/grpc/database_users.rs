@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::auth::authenticate;
 use super::convert::{database_user, page, page_parts, roles_from_proto, x509_type_from_proto};
 use super::status::to_status;
 use crate::domain::NewDatabaseUser;
@@ -21,7 +20,7 @@ impl DatabaseUserService for Services {
         &self,
         request: Request<CreateDatabaseUserRequest>,
     ) -> Result<Response<DatabaseUser>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let new = NewDatabaseUser {
             group_id: &req.group_id,
@@ -43,7 +42,7 @@ impl DatabaseUserService for Services {
         &self,
         request: Request<GetDatabaseUserRequest>,
     ) -> Result<Response<DatabaseUser>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let user = self
             .core
@@ -58,7 +57,7 @@ impl DatabaseUserService for Services {
         &self,
         request: Request<ListDatabaseUsersRequest>,
     ) -> Result<Response<ListDatabaseUsersResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
         let users = self
@@ -79,7 +78,7 @@ impl DatabaseUserService for Services {
         &self,
         request: Request<UpdateDatabaseUserRequest>,
     ) -> Result<Response<DatabaseUser>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let x509_type = req
             .x509_type
@@ -111,7 +110,7 @@ impl DatabaseUserService for Services {
         &self,
         request: Request<DeleteDatabaseUserRequest>,
     ) -> Result<Response<DeleteDatabaseUserResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         self.core
             .delete_database_user(&principal, &req.group_id, &req.database_name, &req.username)

@@ -3,6 +3,7 @@
 //! no rule is decided here.
 
 mod api_keys;
+mod audit;
 mod auth;
 mod certificates;
 mod convert;
@@ -14,21 +15,32 @@ mod user_security;
 
 use std::sync::Arc;
 
-pub use self::auth::VerifiedApiKey;
+pub use self::auth::{ClientAddress, VerifiedApiKey};
 pub use self::status::{
-    ERROR_DOMAIN, METADATA_HTTP_STATUS, METADATA_PARAMETERS, grpc_code, to_status,
+    ERROR_DOMAIN, GrpcLimitErrors, METADATA_HTTP_STATUS, METADATA_PARAMETERS, METADATA_RETRY_AFTER,
+    grpc_code, network_status, rate_limited, to_status,
 };
 use crate::domain::Core;
+use crate::throttle::AuthThrottle;
 
 /// The gRPC adapter: one value implements every `dbcert.v1` service over a shared core.
 #[derive(Clone, Debug)]
 pub struct Services {
     core: Arc<Core>,
+    throttle: Arc<AuthThrottle>,
 }
 
 impl Services {
-    /// Wraps the core.
-    pub fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    /// Wraps the core; failed authentications are throttled by `throttle`.
+    pub fn new(core: Arc<Core>, throttle: Arc<AuthThrottle>) -> Self {
+        Self { core, throttle }
+    }
+
+    /// Authenticates a call (see [`auth::authenticate`]).
+    async fn authenticate<T>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<crate::domain::Principal, tonic::Status> {
+        auth::authenticate(&self.core, &self.throttle, request).await
     }
 }

@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::auth::authenticate;
 use super::convert::{api_key, organization, page, page_parts};
 use super::status::to_status;
 use crate::proto::v1::{
@@ -19,7 +18,7 @@ impl OrganizationService for Services {
         &self,
         request: Request<ListOrganizationsRequest>,
     ) -> Result<Response<ListOrganizationsResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
         let orgs = self
@@ -40,7 +39,7 @@ impl OrganizationService for Services {
         &self,
         request: Request<CreateOrganizationRequest>,
     ) -> Result<Response<CreateOrganizationResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let (org, key) = self
             .core

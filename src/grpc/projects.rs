@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::auth::authenticate;
 use super::convert::{page, page_parts, project};
 use super::status::to_status;
 use crate::proto::v1::{
@@ -19,7 +18,7 @@ impl ProjectService for Services {
         &self,
         request: Request<CreateProjectRequest>,
     ) -> Result<Response<Project>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let created = self
             .core
@@ -34,7 +33,7 @@ impl ProjectService for Services {
         &self,
         request: Request<GetProjectRequest>,
     ) -> Result<Response<Project>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let found = self
             .core
             .project(&principal, &request.get_ref().group_id)
@@ -48,7 +47,7 @@ impl ProjectService for Services {
         &self,
         request: Request<ListProjectsRequest>,
     ) -> Result<Response<ListProjectsResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
         let projects = self
@@ -69,7 +68,7 @@ impl ProjectService for Services {
         &self,
         request: Request<DeleteProjectRequest>,
     ) -> Result<Response<DeleteProjectResponse>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         self.core
             .delete_project(&principal, &request.get_ref().group_id)
             .await

@@ -58,6 +58,86 @@ pub fn to_status(error: AtlasError) -> Status {
     Status::with_error_details(grpc_code(code.kind()), error.detail(), details)
 }
 
+/// The `retry-after` metadata key of throttled and shed calls (seconds), beside the
+/// `google.rpc.RetryInfo` detail.
+pub const METADATA_RETRY_AFTER: &str = "retry-after";
+
+/// A refusal decided by the network layer rather than the core: an Atlas errorCode and HTTP
+/// status in `ErrorInfo` like every other error, and, when the client should come back, a
+/// `RetryInfo` detail and `retry-after` metadata.
+pub fn network_status(
+    code: Code,
+    error_code: &str,
+    http_status: u16,
+    message: &str,
+    retry_after: Option<std::time::Duration>,
+) -> Status {
+    let metadata = HashMap::from([
+        (METADATA_HTTP_STATUS.to_owned(), http_status.to_string()),
+        (METADATA_PARAMETERS.to_owned(), "[]".to_owned()),
+    ]);
+    let mut details = ErrorDetails::with_error_info(error_code, ERROR_DOMAIN, metadata);
+    let mut headers = tonic::metadata::MetadataMap::new();
+    if let Some(wait) = retry_after {
+        let secs = crate::throttle::retry_after_secs(wait);
+        details.set_retry_info(Some(std::time::Duration::from_secs(secs)));
+        headers.insert(
+            METADATA_RETRY_AFTER,
+            tonic::metadata::MetadataValue::from(secs),
+        );
+    }
+    Status::with_error_details_and_metadata(code, message, details, headers)
+}
+
+/// `RESOURCE_EXHAUSTED` / `RATE_LIMITED` (HTTP 429): too many failed authentications.
+pub fn rate_limited(wait: std::time::Duration) -> Status {
+    network_status(
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+        429,
+        "Too many failed authentication attempts; retry later.",
+        Some(wait),
+    )
+}
+
+/// Renders the limit layers' refusals of gRPC calls.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GrpcLimitErrors;
+
+impl crate::middleware::RenderLimitError<tonic::body::Body> for GrpcLimitErrors {
+    fn render(
+        &self,
+        error: crate::middleware::LimitError,
+        _path: &str,
+    ) -> http::Response<tonic::body::Body> {
+        use crate::middleware::{LimitError, OVERLOAD_RETRY_AFTER};
+        let status = match error {
+            LimitError::Overloaded => network_status(
+                Code::Unavailable,
+                "SERVICE_UNAVAILABLE",
+                503,
+                "The server is overloaded; retry later.",
+                Some(OVERLOAD_RETRY_AFTER),
+            ),
+            LimitError::TimedOut => network_status(
+                Code::DeadlineExceeded,
+                "TIMEOUT",
+                504,
+                "The request took too long.",
+                None,
+            ),
+            LimitError::Internal => network_status(
+                Code::Internal,
+                "UNEXPECTED_ERROR",
+                500,
+                "Unexpected error.",
+                None,
+            ),
+        };
+        status.into_http()
+    }
+}
+
 /// Renders an error with its sources, for the log.
 fn display_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();

@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::auth::authenticate;
 use super::convert::{key_type_from_proto, user_security};
 use super::status::to_status;
 use crate::proto::v1::{
@@ -19,7 +18,7 @@ impl UserSecurityService for Services {
         &self,
         request: Request<GetUserSecurityRequest>,
     ) -> Result<Response<UserSecurity>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let security = self
             .core
             .user_security(&principal, &request.get_ref().group_id)
@@ -33,7 +32,7 @@ impl UserSecurityService for Services {
         &self,
         request: Request<UpdateUserSecurityRequest>,
     ) -> Result<Response<UserSecurity>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let ca_key_type = key_type_from_proto("ca_key_type", req.ca_key_type).map_err(to_status)?;
         let mut security = None;
@@ -65,7 +64,7 @@ impl UserSecurityService for Services {
         &self,
         request: Request<DeleteCustomerX509Request>,
     ) -> Result<Response<UserSecurity>, Status> {
-        let principal = authenticate(&self.core, &request).await?;
+        let principal = self.authenticate(&request).await?;
         let security = self
             .core
             .set_customer_ca(&principal, &request.get_ref().group_id, "")

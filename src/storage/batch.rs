@@ -1,8 +1,9 @@
 //! Group commit for certificate records: a [`Store`] decorator that queues concurrent
-//! `insert_certificate` calls and writes each queue-full in one transaction
-//! ([`Store::insert_certificates`]), so concurrent issues share one commit (one fsync) instead
-//! of paying one each. Every caller is answered only after the commit holding its record, so a
-//! record is still durable before its certificate is returned. There is no artificial delay: a
+//! `record_certificate` (certificate and its audit event) and `insert_certificate` calls and
+//! writes each queue-full in one transaction ([`Store::record_certificates`],
+//! [`Store::insert_certificates`]), so concurrent issues share one commit (one fsync) instead
+//! of paying one each. Every caller is answered only after the commit holding its record (and
+//! its audit event), so both are still durable before its certificate is returned. There is no artificial delay: a
 //! batch is whatever queued while the previous commit ran, so a lone request commits at once.
 
 use std::sync::Arc;
@@ -13,9 +14,9 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{
-    ApiKeyId, ApiKeyRecord, CertificateRecord, DatabaseName, DatabaseUser, KeyType, OrgId,
-    Organization, Page, Paged, Project, ProjectId, ProjectRole, Store, StoreError, StoreResult,
-    StoredCa, UserSecurity, Username,
+    ApiKeyId, ApiKeyRecord, AuditEvent, AuditScope, CertificateRecord, DatabaseName, DatabaseUser,
+    KeyType, OrgId, Organization, Page, Paged, Project, ProjectId, ProjectRole, Store, StoreError,
+    StoreResult, StoredCa, UserSecurity, Username,
 };
 
 /// The most records committed in one transaction.
@@ -47,6 +48,8 @@ pub struct GroupCommitStore {
 
 struct Pending {
     record: CertificateRecord,
+    /// The audit event to store with the record (`record_certificate`), if any.
+    event: Option<AuditEvent>,
     reply: oneshot::Sender<StoreResult<()>>,
 }
 
@@ -84,34 +87,65 @@ async fn write_batches(store: Arc<dyn Store>, mut pending: mpsc::Receiver<Pendin
                 }
             }
         }
-        COMMITS.fetch_add(1, Ordering::Relaxed);
-        RECORDS.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let (records, replies): (Vec<_>, Vec<_>) =
-            batch.drain(..).map(|p| (p.record, p.reply)).unzip();
-        match store.insert_certificates(&records).await {
-            Ok(results) if results.len() == records.len() => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
+        let records = batch.len();
+        // Records with their audit events (issues) and plain records are written by separate
+        // transactions; under normal load every record of a batch has its event.
+        let (audited, plain): (Vec<_>, Vec<_>) = batch.drain(..).partition(|p| p.event.is_some());
+        if !audited.is_empty() {
+            COMMITS.fetch_add(1, Ordering::Relaxed);
+            RECORDS.fetch_add(audited.len() as u64, Ordering::Relaxed);
+            let (items, replies): (Vec<_>, Vec<_>) = audited
+                .into_iter()
+                .filter_map(|p| Some(((p.record, p.event?), p.reply)))
+                .unzip();
+            match store.record_certificates(&items).await {
+                Ok(results) if results.len() == items.len() => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
                 }
-            }
-            // The batch failed as a whole (or answered oddly): nothing was committed. Insert
-            // one by one, so each caller gets the answer for its own record.
-            _ => {
-                for (reply, record) in replies.into_iter().zip(&records) {
-                    let _ = reply.send(store.insert_certificate(record).await);
+                // The batch failed as a whole (or answered oddly): nothing was committed.
+                // Record one by one, so each caller gets the answer for its own record.
+                _ => {
+                    for (reply, (record, event)) in replies.into_iter().zip(&items) {
+                        let _ = reply.send(store.record_certificate(record, event).await);
+                    }
                 }
             }
         }
-        tracing::trace!(records = records.len(), "group commit");
+        if !plain.is_empty() {
+            COMMITS.fetch_add(1, Ordering::Relaxed);
+            RECORDS.fetch_add(plain.len() as u64, Ordering::Relaxed);
+            let (records, replies): (Vec<_>, Vec<_>) =
+                plain.into_iter().map(|p| (p.record, p.reply)).unzip();
+            match store.insert_certificates(&records).await {
+                Ok(results) if results.len() == records.len() => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                }
+                _ => {
+                    for (reply, record) in replies.into_iter().zip(&records) {
+                        let _ = reply.send(store.insert_certificate(record).await);
+                    }
+                }
+            }
+        }
+        tracing::trace!(records, "group commit");
     }
 }
 
-#[async_trait]
-impl Store for GroupCommitStore {
-    async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()> {
+impl GroupCommitStore {
+    /// Queues a record (with its audit event, if any) for the writer and waits for its commit.
+    async fn enqueue(
+        &self,
+        record: &CertificateRecord,
+        event: Option<&AuditEvent>,
+    ) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             record: record.clone(),
+            event: event.cloned(),
             reply,
         };
         self.queue
@@ -121,6 +155,67 @@ impl Store for GroupCommitStore {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("certificate writer stopped".into()))?
+    }
+}
+
+#[async_trait]
+impl Store for GroupCommitStore {
+    async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()> {
+        self.enqueue(record, None).await
+    }
+
+    async fn record_certificate(
+        &self,
+        record: &CertificateRecord,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.enqueue(record, Some(event)).await
+    }
+
+    async fn record_certificates(
+        &self,
+        items: &[(CertificateRecord, AuditEvent)],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        self.inner.record_certificates(items).await
+    }
+
+    async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.inner.insert_audit_event(event).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        scope: &AuditScope,
+        page: Page,
+    ) -> StoreResult<Paged<AuditEvent>> {
+        self.inner.list_audit_events(scope, page).await
+    }
+
+    async fn meta(&self, key: &str) -> StoreResult<Option<String>> {
+        self.inner.meta(key).await
+    }
+
+    async fn replace_meta(&self, key: &str, expected: &str, value: &str) -> StoreResult<bool> {
+        self.inner.replace_meta(key, expected, value).await
+    }
+
+    async fn sealed_ca_keys(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>> {
+        self.inner.sealed_ca_keys(after, limit).await
+    }
+
+    async fn replace_sealed_ca_key(
+        &self,
+        project_id: &ProjectId,
+        expected: &[u8],
+        sealed_key: &[u8],
+    ) -> StoreResult<bool> {
+        self.inner
+            .replace_sealed_ca_key(project_id, expected, sealed_key)
+            .await
     }
 
     async fn insert_certificates(

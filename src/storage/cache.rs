@@ -19,9 +19,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    ApiKeyId, ApiKeyRecord, CertificateRecord, DatabaseName, DatabaseUser, KeyType, OrgId,
-    Organization, Page, Paged, Project, ProjectId, ProjectRole, Store, StoreResult, StoredCa,
-    UserSecurity, Username,
+    ApiKeyId, ApiKeyRecord, AuditEvent, AuditScope, CertificateRecord, DatabaseName, DatabaseUser,
+    KeyType, OrgId, Organization, Page, Paged, Project, ProjectId, ProjectRole, Store, StoreResult,
+    StoredCa, UserSecurity, Username,
 };
 
 /// The most entries one cache holds; past it, the cache is emptied (a crude but bounded policy).
@@ -227,6 +227,47 @@ impl Store for CachingStore {
         Ok(results)
     }
 
+    async fn record_certificate(
+        &self,
+        record: &CertificateRecord,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.inner.record_certificate(record, event).await?;
+        self.count_inserted(std::slice::from_ref(record));
+        Ok(())
+    }
+
+    async fn record_certificates(
+        &self,
+        items: &[(CertificateRecord, AuditEvent)],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        let results = self.inner.record_certificates(items).await?;
+        let inserted: Vec<CertificateRecord> = items
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|((record, _), _)| record.clone())
+            .collect();
+        self.count_inserted(&inserted);
+        Ok(results)
+    }
+
+    async fn replace_sealed_ca_key(
+        &self,
+        project_id: &ProjectId,
+        expected: &[u8],
+        sealed_key: &[u8],
+    ) -> StoreResult<bool> {
+        // CAs are not cached here; the X.509 settings are dropped so nothing read before the
+        // re-sealing outlives it.
+        let result = self
+            .inner
+            .replace_sealed_ca_key(project_id, expected, sealed_key)
+            .await;
+        self.security.remove(project_id);
+        result
+    }
+
     async fn insert_project(&self, project: &Project) -> StoreResult<()> {
         self.forget_project(&project.id);
         self.inner.insert_project(project).await
@@ -340,6 +381,34 @@ impl Store for CachingStore {
     }
 
     // --- passed through ---
+
+    async fn meta(&self, key: &str) -> StoreResult<Option<String>> {
+        self.inner.meta(key).await
+    }
+
+    async fn replace_meta(&self, key: &str, expected: &str, value: &str) -> StoreResult<bool> {
+        self.inner.replace_meta(key, expected, value).await
+    }
+
+    async fn sealed_ca_keys(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>> {
+        self.inner.sealed_ca_keys(after, limit).await
+    }
+
+    async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.inner.insert_audit_event(event).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        scope: &AuditScope,
+        page: Page,
+    ) -> StoreResult<Paged<AuditEvent>> {
+        self.inner.list_audit_events(scope, page).await
+    }
 
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {
         self.inner.put_meta_if_absent(key, value).await

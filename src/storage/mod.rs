@@ -7,26 +7,80 @@ mod sql;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::warn;
 
 pub use self::batch::{GroupCommitStore, MAX_GROUP_COMMIT, group_commit_totals};
 pub use self::cache::CachingStore;
-pub use self::postgres::PostgresStore;
+pub use self::postgres::{ACQUIRE_TIMEOUT as POSTGRES_ACQUIRE_TIMEOUT, PostgresStore};
 pub use self::sqlite::SqliteStore;
 use crate::domain::{Store, StoreError, StoreResult};
 
+/// How long [`open`] keeps retrying a PostgreSQL server it cannot reach, so replicas started
+/// before (or with) their database wait for it instead of exiting at once.
+pub const OPEN_RETRY_BUDGET: Duration = Duration::from_secs(60);
+/// The first pause between attempts to reach the database at start; it doubles up to
+/// [`OPEN_RETRY_MAX_DELAY`].
+const OPEN_RETRY_FIRST_DELAY: Duration = Duration::from_millis(500);
+/// The longest pause between attempts to reach the database at start.
+const OPEN_RETRY_MAX_DELAY: Duration = Duration::from_secs(8);
+
 /// Opens and migrates the store at `url`: `sqlite://…` or `postgres://…`/`postgresql://…`.
 /// Certificate inserts are group-committed ([`GroupCommitStore`]).
+///
+/// An unreachable PostgreSQL server is retried with backoff for [`OPEN_RETRY_BUDGET`], each
+/// retry logged; any other failure (bad URL, authentication, a failed migration) is returned
+/// at once.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
         Arc::new(SqliteStore::open(url).await?)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Arc::new(PostgresStore::open(url).await?)
+        let store = retry_unavailable(OPEN_RETRY_BUDGET, OPEN_RETRY_FIRST_DELAY, || {
+            PostgresStore::open(url)
+        })
+        .await?;
+        Arc::new(store)
     } else {
         return Err(StoreError::Other(
             "unsupported database url: expected sqlite:// or postgres://".into(),
         ));
     };
     Ok(Arc::new(GroupCommitStore::new(store)))
+}
+
+/// Runs `attempt` until it returns anything but `Unavailable`, or until the next attempt
+/// would start after `budget` has passed; pauses double from `first_delay`.
+async fn retry_unavailable<T, F, Fut>(
+    budget: Duration,
+    first_delay: Duration,
+    mut attempt: F,
+) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut delay = first_delay;
+    let mut attempts = 1u32;
+    loop {
+        match attempt().await {
+            Err(StoreError::Unavailable(error))
+                if tokio::time::Instant::now() + delay < deadline =>
+            {
+                warn!(
+                    attempt = attempts,
+                    retry_in = ?delay,
+                    error = %error,
+                    "database unreachable at start, retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(OPEN_RETRY_MAX_DELAY);
+                attempts += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Hides the password of a database URL, for logs and `Debug`.
@@ -45,7 +99,58 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use super::*;
+
+    fn unavailable() -> StoreError {
+        StoreError::Unavailable("connection refused".into())
+    }
+
+    #[tokio::test]
+    async fn retries_unavailable_until_it_succeeds() {
+        let calls = AtomicU32::new(0);
+        let result =
+            retry_unavailable(Duration::from_secs(5), Duration::from_millis(1), || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Err(unavailable()),
+                    _ => Ok(7),
+                }
+            })
+            .await;
+        assert_eq!(result.ok(), Some(7));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_budget() {
+        let calls = AtomicU32::new(0);
+        let result: StoreResult<()> = retry_unavailable(
+            Duration::from_millis(20),
+            Duration::from_millis(1),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(unavailable())
+            },
+        )
+        .await;
+        assert!(matches!(result, Err(StoreError::Unavailable(_))));
+        let calls = calls.load(Ordering::SeqCst);
+        assert!((2..=10).contains(&calls), "{calls} attempts");
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let calls = AtomicU32::new(0);
+        let result: StoreResult<()> =
+            retry_unavailable(Duration::from_secs(5), Duration::from_millis(1), || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(StoreError::Other("password authentication failed".into()))
+            })
+            .await;
+        assert!(matches!(result, Err(StoreError::Other(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn redacts_passwords() {

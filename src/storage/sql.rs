@@ -20,6 +20,17 @@ pub(super) fn from_secs(secs: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(secs).map_err(|e| StoreError::Other(e.into()))
 }
 
+/// Converts a time to the stored Unix microseconds.
+pub(super) fn to_micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+/// Converts stored Unix microseconds to a time.
+pub(super) fn from_micros(micros: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .map_err(|e| StoreError::Other(e.into()))
+}
+
 /// A stored value that does not parse back: the database was changed behind our back.
 pub(super) fn corrupt(what: &'static str) -> StoreError {
     StoreError::Other(format!("corrupt stored {what}").into())
@@ -130,6 +141,26 @@ macro_rules! impl_store {
                     .await
                     .map_err(map_err)?;
                 row.try_get("value").map_err(map_err)
+            }
+
+            async fn meta(&self, key: &str) -> StoreResult<Option<String>> {
+                let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.map(|row| row.try_get("value").map_err(map_err)).transpose()
+            }
+
+            async fn replace_meta(&self, key: &str, expected: &str, value: &str) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE meta SET value = $1 WHERE key = $2 AND value = $3")
+                    .bind(value)
+                    .bind(key)
+                    .bind(expected)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn ping(&self) -> StoreResult<()> {
@@ -584,6 +615,49 @@ macro_rules! impl_store {
                 Ok(true)
             }
 
+            async fn sealed_ca_keys(
+                &self,
+                after: Option<&ProjectId>,
+                limit: u32,
+            ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>> {
+                let rows = sqlx::query(
+                    "SELECT project_id, sealed_key FROM project_cas \
+                     WHERE sealed_key IS NOT NULL AND project_id > $1 ORDER BY project_id LIMIT $2",
+                )
+                .bind(after.map_or("", |id| id.as_str()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                rows.iter()
+                    .map(|row| {
+                        let project_id: String = row.try_get("project_id").map_err(map_err)?;
+                        Ok((
+                            ProjectId::parse(&project_id).map_err(|_| corrupt("project id"))?,
+                            row.try_get("sealed_key").map_err(map_err)?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn replace_sealed_ca_key(
+                &self,
+                project_id: &ProjectId,
+                expected: &[u8],
+                sealed_key: &[u8],
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE project_cas SET sealed_key = $1 WHERE project_id = $2 AND sealed_key = $3",
+                )
+                .bind(sealed_key)
+                .bind(project_id.as_str())
+                .bind(expected)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) \
@@ -649,6 +723,126 @@ macro_rules! impl_store {
                 }
                 tx.commit().await.map_err(map_err)?;
                 Ok(results)
+            }
+
+            async fn record_certificates(
+                &self,
+                items: &[(CertificateRecord, AuditEvent)],
+            ) -> StoreResult<Vec<StoreResult<()>>> {
+                // Like insert_certificates, plus each inserted record's audit event in the same
+                // transaction: one commit for every record and event of the batch. A record
+                // whose serial is taken gets `Conflict` and its event is not stored.
+                let mut results: Vec<StoreResult<()>> = Vec::with_capacity(items.len());
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                for chunk in items.chunks(CERTIFICATE_BATCH_CHUNK) {
+                    let mut builder = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) ",
+                    );
+                    builder.push_values(chunk, |mut row, (record, _)| {
+                        row.push_bind(record.project_id.as_str())
+                            .push_bind(record.serial)
+                            .push_bind(record.username.as_str())
+                            .push_bind(record.subject.as_str())
+                            .push_bind(to_secs(record.not_before))
+                            .push_bind(to_secs(record.not_after))
+                            .push_bind(record.sha256_fingerprint.as_str());
+                    });
+                    builder.push(" ON CONFLICT (project_id, serial) DO NOTHING RETURNING project_id, serial");
+                    let rows = builder
+                        .build()
+                        .persistent(false)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let mut inserted = std::collections::HashSet::with_capacity(rows.len());
+                    for row in &rows {
+                        let project_id: String = row.try_get("project_id").map_err(map_err)?;
+                        let serial: i64 = row.try_get("serial").map_err(map_err)?;
+                        inserted.insert((project_id, serial));
+                    }
+                    for (record, event) in chunk {
+                        let key = (record.project_id.as_str().to_owned(), record.serial);
+                        if inserted.remove(&key) {
+                            bind_audit_event(sqlx::query(AUDIT_INSERT), event)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(map_err)?;
+                            results.push(Ok(()));
+                        } else {
+                            results.push(Err(StoreError::Conflict));
+                        }
+                    }
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(results)
+            }
+
+            async fn record_certificate(
+                &self,
+                record: &CertificateRecord,
+                event: &AuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                sqlx::query(
+                    "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(record.project_id.as_str())
+                .bind(record.serial)
+                .bind(&record.username)
+                .bind(&record.subject)
+                .bind(to_secs(record.not_before))
+                .bind(to_secs(record.not_after))
+                .bind(&record.sha256_fingerprint)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                bind_audit_event(sqlx::query(AUDIT_INSERT), event)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
+                bind_audit_event(sqlx::query(AUDIT_INSERT), event)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn list_audit_events(
+                &self,
+                scope: &AuditScope,
+                page: Page,
+            ) -> StoreResult<Paged<AuditEvent>> {
+                let (column, value) = match scope {
+                    AuditScope::Project(id) => ("project_id", id.as_str()),
+                    AuditScope::Org(id) => ("org_id", id.as_str()),
+                };
+                let rows = sqlx::query(&format!(
+                    "{AUDIT_SELECT} WHERE {column} = $1 ORDER BY occurred_at_us, id LIMIT $2 OFFSET $3"
+                ))
+                .bind(value)
+                .bind(limit(page))
+                .bind(offset(page))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let events = rows.iter().map(audit_event_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let total = if page.include_count {
+                    let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM audit_events WHERE {column} = $1"))
+                        .bind(value)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(map_err)?;
+                    Some(row.try_get::<i64, _>("n").map_err(map_err)?)
+                } else {
+                    None
+                };
+                Ok(paged(events, page, total))
             }
 
             async fn list_certificates(
@@ -719,6 +913,68 @@ macro_rules! impl_store {
                     .map_err(map_err)?;
                 Ok(done.rows_affected())
             }
+        }
+
+        const AUDIT_INSERT: &str =
+            "INSERT INTO audit_events (id, occurred_at_us, action, outcome, actor_key_id, actor_public_key, \
+             remote_address, org_id, project_id, target, serial) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        const AUDIT_SELECT: &str =
+            "SELECT id, occurred_at_us, action, outcome, actor_key_id, actor_public_key, remote_address, \
+             org_id, project_id, target, serial FROM audit_events";
+
+        fn bind_audit_event<'q>(
+            query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+            event: &'q AuditEvent,
+        ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+            let (key_id, public_key) = match &event.actor {
+                Actor::ApiKey { id, public_key } => (id.as_ref().map(|id| id.as_str()), public_key.as_deref()),
+                Actor::System => (None, None),
+            };
+            query
+                .bind(event.id.as_str())
+                .bind(to_micros(event.at))
+                .bind(event.action.as_str())
+                .bind(event.outcome.as_str())
+                .bind(key_id)
+                .bind(public_key)
+                .bind(event.client_address.map(|a| a.to_string()))
+                .bind(event.org_id.as_ref().map(|id| id.as_str()))
+                .bind(event.project_id.as_ref().map(|id| id.as_str()))
+                .bind(event.target.as_deref())
+                .bind(event.serial)
+        }
+
+        fn audit_event_from_row(row: &<Db as sqlx::Database>::Row) -> StoreResult<AuditEvent> {
+            let text = |name: &str| row.try_get::<Option<String>, _>(name).map_err(map_err);
+            let key_id = text("actor_key_id")?
+                .map(|id| ApiKeyId::parse(&id).map_err(|_| corrupt("api key id")))
+                .transpose()?;
+            let public_key = text("actor_public_key")?;
+            let actor = if key_id.is_none() && public_key.is_none() {
+                Actor::System
+            } else {
+                Actor::ApiKey { id: key_id, public_key }
+            };
+            let action: String = row.try_get("action").map_err(map_err)?;
+            let outcome: String = row.try_get("outcome").map_err(map_err)?;
+            Ok(AuditEvent {
+                id: row.try_get("id").map_err(map_err)?,
+                at: from_micros(row.try_get("occurred_at_us").map_err(map_err)?)?,
+                actor,
+                client_address: text("remote_address")?
+                    .map(|a| a.parse().map_err(|_| corrupt("remote address")))
+                    .transpose()?,
+                org_id: text("org_id")?
+                    .map(|id| OrgId::parse(&id).map_err(|_| corrupt("org id")))
+                    .transpose()?,
+                project_id: text("project_id")?
+                    .map(|id| ProjectId::parse(&id).map_err(|_| corrupt("project id")))
+                    .transpose()?,
+                action: AuditAction::parse(&action).ok_or_else(|| corrupt("audit action"))?,
+                target: text("target")?,
+                serial: row.try_get("serial").map_err(map_err)?,
+                outcome: AuditOutcome::parse(&outcome).ok_or_else(|| corrupt("audit outcome"))?,
+            })
         }
 
         const API_KEY_SELECT: &str =

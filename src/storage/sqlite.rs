@@ -12,9 +12,9 @@ use sqlx::sqlite::{
 
 use super::sql::*;
 use crate::domain::{
-    ApiKeyId, ApiKeyRecord, CertificateRecord, DatabaseName, DatabaseUser, OrgId, Organization,
-    Page, Paged, Project, ProjectId, ProjectRole, StoreError, StoreResult, StoredCa, UserSecurity,
-    Username,
+    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditOutcome, AuditScope,
+    CertificateRecord, DatabaseName, DatabaseUser, OrgId, Organization, Page, Paged, Project,
+    ProjectId, ProjectRole, StoreError, StoreResult, StoredCa, UserSecurity, Username,
 };
 
 type Db = sqlx::Sqlite;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -62,6 +64,8 @@ pub struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     shutdown_now: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// With TLS on, the client configuration that trusts the server.
+    pub tls_client: Option<rustls::ClientConfig>,
 }
 
 /// Installs a test log writer once.
@@ -89,8 +93,37 @@ impl TestServer {
         server
     }
 
+    /// Starts a server with TLS, trusted by clients through `client` (ALPN h2 is set here).
+    pub async fn start_tls(
+        settings: dbcert::tls::TlsSettings,
+        mut client: rustls::ClientConfig,
+        key: Key,
+    ) -> Self {
+        client.alpn_protocols = vec![b"h2".to_vec()];
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().to_path_buf();
+        let mut server = Self::start_inner(
+            &dir,
+            key,
+            |config| config.tls = Some(settings),
+            Some(client),
+        )
+        .await;
+        server._temp = Some(temp);
+        server
+    }
+
     /// Starts a server on a given data directory with a given bootstrap key.
     pub async fn start_in(dir: &Path, key: Key, customize: impl FnOnce(&mut Config)) -> Self {
+        Self::start_inner(dir, key, customize, None).await
+    }
+
+    async fn start_inner(
+        dir: &Path,
+        key: Key,
+        customize: impl FnOnce(&mut Config),
+        tls_client: Option<rustls::ClientConfig>,
+    ) -> Self {
         trace_init();
         let mut config = Config::for_test(dir.to_path_buf());
         config.bootstrap_api_key = Some((key.public.clone(), key.private.clone().into()));
@@ -115,6 +148,7 @@ impl TestServer {
             shutdown: Some(tx),
             shutdown_now: Some(now_tx),
             task: Some(task),
+            tls_client,
         };
         server.wait_serving().await;
         server
@@ -130,12 +164,7 @@ impl TestServer {
             {
                 panic!("server exited during start");
             }
-            if let Ok(channel) =
-                tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
-                    .unwrap()
-                    .connect()
-                    .await
-            {
+            if let Ok(channel) = self.try_channel().await {
                 let status = HealthClient::new(channel)
                     .check(HealthCheckRequest {
                         service: String::new(),
@@ -171,17 +200,62 @@ impl TestServer {
 
     /// A gRPC channel to the server.
     pub async fn channel(&self) -> Channel {
-        tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect")
+        self.try_channel().await.expect("connect")
+    }
+
+    async fn try_channel(&self) -> Result<Channel, tonic::transport::Error> {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr)).unwrap();
+        match &self.tls_client {
+            None => endpoint.connect().await,
+            Some(config) => {
+                endpoint
+                    .connect_with_connector(tls_connector(self.grpc_addr, config.clone()))
+                    .await
+            }
+        }
     }
 
     /// A client set authenticated as the bootstrap key.
     pub async fn clients(&self) -> Clients {
         Clients::new(self.channel().await, self.key.clone())
     }
+}
+
+/// A TLS handshake to `addr` as `localhost`.
+pub async fn tls_connect(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+}
+
+/// A connector for tonic's plain transport that speaks TLS underneath.
+pub fn tls_connector(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+) -> impl tower::Service<
+    http::Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |_: http::Uri| {
+        let config = config.clone();
+        async move {
+            tls_connect(addr, config)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        }
+    })
 }
 
 impl Drop for TestServer {

@@ -1,0 +1,401 @@
+//! The audit trail: who did what, when, from which address. The core decides when an event is
+//! recorded (in the operation that succeeded, or at a failed authentication); the store keeps
+//! it; each event is also a structured log event of target `dbcert::audit`.
+//!
+//! Durability: a `CERTIFICATE_ISSUED` event is written in the same transaction as the
+//! certificate's record, so no certificate is delivered without its audit event. The events of
+//! other changes are written right after the change commits; if that write fails the change
+//! stands, the failure is logged at `error` and the `dbcert::audit` log event is still emitted.
+//!
+//! Failed authentications are recorded at most [`FAILED_AUTH_EVENTS_PER_MINUTE`] times a minute
+//! per replica; beyond that they are counted and the count logged once the minute is over, so a
+//! flood of guesses cannot grow the store without bound (the network layer's throttling slows
+//! the guesses themselves).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tracing::{error, info, warn};
+
+use super::auth::{Access, Principal, is_public_key};
+use super::core::{Core, store_error};
+use super::error::AtlasResult;
+use super::model::{ApiKeyId, OrgId, Page, Paged, ProjectId};
+
+/// The most failed authentications recorded in the store per minute and replica.
+pub const FAILED_AUTH_EVENTS_PER_MINUTE: u32 = 60;
+const FAILED_AUTH_WINDOW: Duration = Duration::from_secs(60);
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuditAction {
+    /// A key was given roles on a project (or removed from it).
+    ApiKeyAssigned,
+    /// An organization API key was created.
+    ApiKeyCreated,
+    /// An organization API key was deleted.
+    ApiKeyDeleted,
+    /// Credentials were presented and refused.
+    AuthenticationFailed,
+    /// A client certificate was issued.
+    CertificateIssued,
+    /// Self-managed X.509 was turned off (the customer CA removed).
+    CustomerX509Deleted,
+    /// A database user was created.
+    DatabaseUserCreated,
+    /// A database user was deleted.
+    DatabaseUserDeleted,
+    /// A database user's X.509 type or roles were changed.
+    DatabaseUserUpdated,
+    /// A project was created.
+    ProjectCreated,
+    /// A project was deleted.
+    ProjectDeleted,
+    /// A project's X.509 settings were changed (a customer CA set).
+    UserSecuritySet,
+}
+
+/// Whether the action succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// It did.
+    Success,
+    /// It was refused.
+    Failure,
+}
+
+/// Who acted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// An API key: its id when the key exists, and its public key (for a failed
+    /// authentication, the public key presented, if it had the shape of one).
+    ApiKey {
+        /// The key's id, when known.
+        id: Option<ApiKeyId>,
+        /// The public key, when known.
+        public_key: Option<String>,
+    },
+    /// The service itself.
+    System,
+}
+
+/// One audit event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Its id (ObjectId-shaped).
+    pub id: String,
+    /// When it happened (microsecond precision).
+    pub at: OffsetDateTime,
+    /// Who acted.
+    pub actor: Actor,
+    /// The client's address, when the call came from the network.
+    pub client_address: Option<SocketAddr>,
+    /// The organization concerned, when known.
+    pub org_id: Option<OrgId>,
+    /// The project concerned, if any.
+    pub project_id: Option<ProjectId>,
+    /// What happened.
+    pub action: AuditAction,
+    /// What it happened to: a database username, or an API key id.
+    pub target: Option<String>,
+    /// The serial number of an issued certificate.
+    pub serial: Option<i64>,
+    /// Whether it succeeded.
+    pub outcome: AuditOutcome,
+}
+
+/// Which events a listing covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditScope {
+    /// The events of one project.
+    Project(ProjectId),
+    /// The events attributed to one organization (its projects' and its keys', failed
+    /// authentications of its keys included).
+    Org(OrgId),
+}
+
+/// Counts failed authentications recorded in the current window.
+#[derive(Debug)]
+pub(super) struct FailedAuthBudget {
+    window_start: Instant,
+    recorded: u32,
+    suppressed: u64,
+}
+
+// === impl AuditAction ===
+
+impl AuditAction {
+    /// Every action.
+    pub const ALL: &[Self] = &[
+        Self::ApiKeyAssigned,
+        Self::ApiKeyCreated,
+        Self::ApiKeyDeleted,
+        Self::AuthenticationFailed,
+        Self::CertificateIssued,
+        Self::CustomerX509Deleted,
+        Self::DatabaseUserCreated,
+        Self::DatabaseUserDeleted,
+        Self::DatabaseUserUpdated,
+        Self::ProjectCreated,
+        Self::ProjectDeleted,
+        Self::UserSecuritySet,
+    ];
+
+    /// The event type name (as Atlas's `eventTypeName`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKeyAssigned => "API_KEY_ASSIGNED",
+            Self::ApiKeyCreated => "API_KEY_CREATED",
+            Self::ApiKeyDeleted => "API_KEY_DELETED",
+            Self::AuthenticationFailed => "AUTHENTICATION_FAILED",
+            Self::CertificateIssued => "CERTIFICATE_ISSUED",
+            Self::CustomerX509Deleted => "CUSTOMER_X509_DELETED",
+            Self::DatabaseUserCreated => "DATABASE_USER_CREATED",
+            Self::DatabaseUserDeleted => "DATABASE_USER_DELETED",
+            Self::DatabaseUserUpdated => "DATABASE_USER_UPDATED",
+            Self::ProjectCreated => "PROJECT_CREATED",
+            Self::ProjectDeleted => "PROJECT_DELETED",
+            Self::UserSecuritySet => "USER_SECURITY_UPDATED",
+        }
+    }
+
+    /// Parses an event type name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.as_str() == s)
+    }
+}
+
+impl AuditOutcome {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "SUCCESS",
+            Self::Failure => "FAILURE",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "SUCCESS" => Some(Self::Success),
+            "FAILURE" => Some(Self::Failure),
+            _ => None,
+        }
+    }
+}
+
+// === impl AuditEvent ===
+
+impl AuditEvent {
+    /// An event of a principal's successful action.
+    pub fn by(
+        principal: &Principal,
+        at: OffsetDateTime,
+        action: AuditAction,
+        project_id: Option<&ProjectId>,
+    ) -> Self {
+        Self {
+            id: ApiKeyId::generate(at).as_str().to_owned(),
+            at,
+            actor: Actor::ApiKey {
+                id: Some(principal.key_id.clone()),
+                public_key: Some(principal.public_key.clone()),
+            },
+            client_address: principal.client_address,
+            org_id: Some(principal.org_id.clone()),
+            project_id: project_id.cloned(),
+            action,
+            target: None,
+            serial: None,
+            outcome: AuditOutcome::Success,
+        }
+    }
+
+    /// Sets the target.
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// Sets the organization (for an action on a project of another organization than the
+    /// actor's, which roles do not allow today, or an organization-level action).
+    pub fn with_org(mut self, org_id: OrgId) -> Self {
+        self.org_id = Some(org_id);
+        self
+    }
+
+    /// Emits the structured log event (target `dbcert::audit`).
+    pub fn log(&self) {
+        let (key_id, public_key) = match &self.actor {
+            Actor::ApiKey { id, public_key } => (
+                id.as_ref().map(|id| id.to_string()),
+                public_key.as_deref().map(str::to_owned),
+            ),
+            Actor::System => (None, Some("system".to_owned())),
+        };
+        info!(
+            target: "dbcert::audit",
+            event_id = %self.id,
+            action = self.action.as_str(),
+            outcome = self.outcome.as_str(),
+            api_key_id = key_id.as_deref().unwrap_or(""),
+            public_key = public_key.as_deref().unwrap_or(""),
+            remote_address = %self.client_address.map(|a| a.to_string()).unwrap_or_default(),
+            org_id = %self.org_id.as_ref().map(|o| o.as_str()).unwrap_or(""),
+            project_id = %self.project_id.as_ref().map(|p| p.as_str()).unwrap_or(""),
+            target_name = self.target.as_deref().unwrap_or(""),
+            serial = self.serial.unwrap_or(0),
+            "audit event"
+        );
+    }
+}
+
+impl FailedAuthBudget {
+    pub(super) fn new() -> Self {
+        Self {
+            window_start: Instant::now(),
+            recorded: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether one more failure may be stored now; reports the failures suppressed in the
+    /// window that just ended.
+    fn admit(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.window_start) >= FAILED_AUTH_WINDOW {
+            if self.suppressed > 0 {
+                warn!(
+                    target: "dbcert::audit",
+                    suppressed = self.suppressed,
+                    limit = FAILED_AUTH_EVENTS_PER_MINUTE,
+                    "failed authentications beyond the per-minute limit were not stored"
+                );
+            }
+            *self = Self {
+                window_start: now,
+                recorded: 0,
+                suppressed: 0,
+            };
+        }
+        if self.recorded < FAILED_AUTH_EVENTS_PER_MINUTE {
+            self.recorded += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
+impl Core {
+    /// Records an event of a change that committed: in the store and as a log event. A store
+    /// failure does not undo the change, so it is logged rather than returned.
+    pub(super) async fn audit(&self, event: AuditEvent) {
+        event.log();
+        if let Err(error) = self.store.insert_audit_event(&event).await {
+            error!(
+                %error,
+                event_id = %event.id,
+                action = event.action.as_str(),
+                "failed to store an audit event"
+            );
+        }
+    }
+
+    /// Records a failed authentication (wrong key, wrong secret, malformed credentials) from
+    /// `client`. `public_key` is kept only if it has the shape of a public key, so a mistyped
+    /// secret is never stored. Bounded: see [`FAILED_AUTH_EVENTS_PER_MINUTE`].
+    pub async fn record_failed_authentication(
+        &self,
+        public_key: Option<&str>,
+        client: Option<SocketAddr>,
+        scheme: &str,
+    ) {
+        let admitted = self
+            .failed_auth_budget
+            .lock()
+            .expect("failed auth budget lock must not be poisoned")
+            .admit(Instant::now());
+        if !admitted {
+            return;
+        }
+        let public_key = public_key.filter(|k| is_public_key(k));
+        let record = match public_key {
+            Some(public_key) => self
+                .store
+                .api_key_by_public_key(public_key)
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        let at = self.clock.now();
+        let event = AuditEvent {
+            id: ApiKeyId::generate(at).as_str().to_owned(),
+            at,
+            actor: Actor::ApiKey {
+                id: record.as_ref().map(|r| r.id.clone()),
+                public_key: public_key.map(str::to_owned),
+            },
+            client_address: client,
+            org_id: record.map(|r| r.org_id),
+            project_id: None,
+            action: AuditAction::AuthenticationFailed,
+            target: Some(scheme.to_owned()),
+            serial: None,
+            outcome: AuditOutcome::Failure,
+        };
+        self.audit(event).await;
+    }
+
+    /// Lists a project's audit events, oldest first. Project owners only.
+    pub async fn list_audit_events(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        page: Page,
+    ) -> AtlasResult<Paged<AuditEvent>> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
+        self.store
+            .list_audit_events(&AuditScope::Project(project.id), page)
+            .await
+            .map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_round_trip() {
+        for &action in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+        }
+        assert_eq!(AuditAction::parse("NOPE"), None);
+        for outcome in [AuditOutcome::Success, AuditOutcome::Failure] {
+            assert_eq!(AuditOutcome::parse(outcome.as_str()), Some(outcome));
+        }
+    }
+
+    #[test]
+    fn failed_auth_budget_caps_each_window() {
+        let start = Instant::now();
+        let mut budget = FailedAuthBudget {
+            window_start: start,
+            recorded: 0,
+            suppressed: 0,
+        };
+        let admitted = (0..FAILED_AUTH_EVENTS_PER_MINUTE + 10)
+            .filter(|_| budget.admit(start))
+            .count();
+        assert_eq!(admitted, FAILED_AUTH_EVENTS_PER_MINUTE as usize);
+        assert_eq!(budget.suppressed, 10);
+        assert!(budget.admit(start + FAILED_AUTH_WINDOW));
+        assert_eq!((budget.recorded, budget.suppressed), (1, 0));
+    }
+}

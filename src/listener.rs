@@ -1,0 +1,214 @@
+//! Accepting connections: plain TCP or TLS, with the peer's address and (under mutual TLS) the
+//! API key its verified client certificate names, carried into every request's extensions as
+//! [`PeerInfo`].
+//!
+//! TLS handshakes run on their own tasks, bounded in number and in time, so a client that opens
+//! connections and never finishes a handshake neither stalls the accept loop nor holds memory
+//! for long.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, warn};
+
+use crate::tls::TlsReloader;
+
+/// The most TLS handshakes in progress at once; connections beyond are closed at once.
+const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// How long the accept loop waits after an accept error (e.g. out of file descriptors).
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What a request knows of its connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The TCP peer (behind a proxy, the proxy).
+    pub remote_addr: Option<SocketAddr>,
+    /// The public key named by the connection's verified client certificate (mutual TLS).
+    pub client_public_key: Option<String>,
+}
+
+/// An accepted connection, plain or TLS.
+pub struct Conn {
+    io: Io,
+    peer: PeerInfo,
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// The connections of a listener, as a stream (what tonic's `serve_with_incoming` takes).
+pub type Incoming = ReceiverStream<io::Result<Conn>>;
+
+/// Accepts connections on `listener` until the returned stream is dropped; with `tls`, only
+/// those whose handshake completes within `handshake_timeout`.
+pub fn incoming(
+    listener: TcpListener,
+    tls: Option<Arc<TlsReloader>>,
+    handshake_timeout: Duration,
+) -> Incoming {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(accept_loop(listener, tls, handshake_timeout, tx));
+    ReceiverStream::new(rx)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Arc<TlsReloader>>,
+    handshake_timeout: Duration,
+    tx: mpsc::Sender<io::Result<Conn>>,
+) {
+    let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = tx.closed() => return,
+        };
+        let (tcp, remote_addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                continue;
+            }
+        };
+        // Without TCP_NODELAY each response waits on the peer's delayed ACK.
+        if let Err(error) = tcp.set_nodelay(true) {
+            debug!(%error, "failed to set TCP_NODELAY");
+        }
+        let peer = PeerInfo {
+            remote_addr: Some(remote_addr),
+            client_public_key: None,
+        };
+        let Some(tls) = tls.clone() else {
+            if tx
+                .send(Ok(Conn {
+                    io: Io::Plain(tcp),
+                    peer,
+                }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            debug!(%remote_addr, "too many tls handshakes in progress: connection closed");
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(handshake_timeout, tls.acceptor().accept(tcp));
+            let stream = match handshake.await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    debug!(%remote_addr, %error, "tls handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%remote_addr, "tls handshake timed out");
+                    return;
+                }
+            };
+            drop(permit);
+            let client_public_key = tls.principal_rule().and_then(|rule| {
+                let certificate = stream.get_ref().1.peer_certificates()?.first()?;
+                rule.public_key(certificate)
+            });
+            let conn = Conn {
+                io: Io::Tls(Box::new(stream)),
+                peer: PeerInfo {
+                    client_public_key,
+                    ..peer
+                },
+            };
+            let _ = tx.send(Ok(conn)).await;
+        });
+    }
+}
+
+// === impl Conn ===
+
+impl Conn {
+    /// What requests on this connection know of it.
+    pub fn peer(&self) -> &PeerInfo {
+        &self.peer
+    }
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}

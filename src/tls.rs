@@ -1,0 +1,311 @@
+//! TLS for both listeners (rustls with the aws-lc-rs provider), reloadable from disk, and the
+//! optional mutual TLS of the gRPC listener.
+//!
+//! Each listener holds a [`TlsReloader`]: the current `rustls::ServerConfig` behind a lock, read
+//! once per accepted connection. [`TlsReloader::reload`] builds a new config from the files and
+//! swaps it in; connections already open keep the config they were accepted with, so a reload
+//! drops none of them. A reload that fails (a missing, unparsable or mismatched file) keeps the
+//! old config and reports the error.
+//!
+//! With a client CA, the gRPC listener asks for a client certificate and verifies it against
+//! that CA (webpki: chain, validity, the clientAuth usage). A connection that presents no
+//! certificate is accepted when client certificates are [`ClientCertMode::Optional`] (callers
+//! then authenticate with Basic credentials) and refused at the handshake when they are
+//! [`ClientCertMode::Required`]; a certificate that does not verify is always refused. A
+//! verified certificate names the API key it acts as by the [`PrincipalRule`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::RootCertStore;
+use rustls::server::{ServerConfig, WebPkiClientVerifier};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+/// The ALPN protocols of the gRPC listener.
+pub const ALPN_GRPC: &[&[u8]] = &[b"h2"];
+/// The ALPN protocols of the HTTP listener.
+pub const ALPN_HTTP: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// The server certificate files, shared by both listeners.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Mutual TLS on the gRPC listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MutualTls {
+    /// PEM file with the CA certificates client certificates must chain to.
+    pub client_ca: PathBuf,
+    /// Whether a client must present a certificate.
+    pub mode: ClientCertMode,
+    /// How a verified certificate names its API key.
+    pub rule: PrincipalRule,
+}
+
+/// Whether the gRPC listener requires a client certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientCertMode {
+    /// A client may present one (then it must verify) or authenticate with Basic credentials.
+    #[default]
+    Optional,
+    /// Every connection must present a certificate that verifies.
+    Required,
+}
+
+/// How a verified client certificate maps to the API key it acts as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrincipalRule {
+    /// The subject's single common name is the key's public key (8 lowercase characters); the
+    /// key must exist, and its roles apply as if it had sent Basic credentials.
+    #[default]
+    Cn,
+}
+
+/// The TLS configuration of a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The server certificate and key.
+    pub files: TlsFiles,
+    /// Mutual TLS on the gRPC listener, if configured.
+    pub mutual: Option<MutualTls>,
+}
+
+/// An error loading TLS files.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The client CA file holds no certificate rustls accepts as a trust anchor.
+    #[error("no usable CA certificate in {path}")]
+    ClientCa {
+        /// The file.
+        path: PathBuf,
+    },
+    /// rustls refused the configuration (e.g. the key does not match the certificate).
+    #[error("invalid tls configuration")]
+    Config(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A file could not be read or holds no PEM object of the expected kind.
+    #[error("failed to read {what} from {path}")]
+    Pem {
+        /// What was being read.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+}
+
+/// A listener's TLS configuration, reloadable while serving.
+pub struct TlsReloader {
+    files: TlsFiles,
+    mutual: Option<MutualTls>,
+    alpn: &'static [&'static [u8]],
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+// === impl TlsReloader ===
+
+impl TlsReloader {
+    /// Loads the files into a first configuration.
+    pub fn load(
+        files: TlsFiles,
+        mutual: Option<MutualTls>,
+        alpn: &'static [&'static [u8]],
+    ) -> Result<Self, TlsError> {
+        let config = build_config(&files, mutual.as_ref(), alpn)?;
+        Ok(Self {
+            files,
+            mutual,
+            alpn,
+            current: RwLock::new(Arc::new(config)),
+        })
+    }
+
+    /// Reads the files again and serves new connections with them; on error the old
+    /// configuration stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = build_config(&self.files, self.mutual.as_ref(), self.alpn)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+        Ok(())
+    }
+
+    /// The acceptor for the next connection.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        TlsAcceptor::from(config)
+    }
+
+    /// The principal rule, when client certificates are verified.
+    pub fn principal_rule(&self) -> Option<PrincipalRule> {
+        self.mutual.as_ref().map(|m| m.rule)
+    }
+}
+
+impl fmt::Debug for TlsReloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            files,
+            mutual,
+            alpn: _,
+            current: _,
+        } = self;
+        f.debug_struct("TlsReloader")
+            .field("files", files)
+            .field("mutual", mutual)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl PrincipalRule ===
+
+impl PrincipalRule {
+    /// The public key a verified client certificate (DER) acts as, if the rule names one.
+    pub fn public_key(self, certificate: &[u8]) -> Option<String> {
+        let (_, cert) = x509_parser::parse_x509_certificate(certificate).ok()?;
+        match self {
+            Self::Cn => {
+                let mut names = cert.subject().iter_common_name();
+                let name = names.next()?.as_str().ok()?;
+                // Exactly one CN, of a public key's shape: nothing ambiguous maps to a key.
+                if names.next().is_some() || !crate::domain::is_public_key(name) {
+                    return None;
+                }
+                Some(name.to_owned())
+            }
+        }
+    }
+}
+
+fn build_config(
+    files: &TlsFiles,
+    mutual: Option<&MutualTls>,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let chain = read_certs(&files.cert, "certificates")?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsError::Pem {
+        what: "a private key",
+        path: files.key.clone(),
+        source,
+    })?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(Box::new(e)))?;
+    let builder = match mutual {
+        None => builder.with_no_client_auth(),
+        Some(mutual) => {
+            let mut roots = RootCertStore::empty();
+            let (added, _ignored) =
+                roots.add_parsable_certificates(read_certs(&mutual.client_ca, "CA certificates")?);
+            if added == 0 {
+                return Err(TlsError::ClientCa {
+                    path: mutual.client_ca.clone(),
+                });
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = match mutual.mode {
+                ClientCertMode::Optional => verifier.allow_unauthenticated(),
+                ClientCertMode::Required => verifier,
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| TlsError::Config(Box::new(e)))?,
+            )
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(Box::new(e)))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem_error = |source| TlsError::Pem {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(pem_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem_error)?;
+    if certs.is_empty() {
+        return Err(pem_error(rustls_pki_types::pem::Error::NoItemsFound));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    // rcgen keeps one value per attribute type, so a two-CN subject is not built here.
+    fn cert_with_cns(cns: &[&str]) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for cn in cns {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, *cn);
+        }
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn the_cn_rule_maps_exactly_one_well_formed_public_key() {
+        let rule = PrincipalRule::Cn;
+        assert_eq!(
+            rule.public_key(&cert_with_cns(&["abcdefgh"])).as_deref(),
+            Some("abcdefgh")
+        );
+        assert_eq!(rule.public_key(&cert_with_cns(&[])), None);
+        assert_eq!(rule.public_key(&cert_with_cns(&["ABCDEFGH"])), None);
+        assert_eq!(rule.public_key(&cert_with_cns(&["abcdefgh x"])), None);
+        assert_eq!(rule.public_key(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn a_bad_file_is_an_error_and_reload_keeps_the_old_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        let reloader = TlsReloader::load(files.clone(), None, ALPN_HTTP).unwrap();
+        std::fs::write(&files.cert, "garbage").unwrap();
+        let error = reloader.reload().unwrap_err();
+        assert!(matches!(error, TlsError::Pem { .. }), "{error:?}");
+        // A key that does not match the certificate is refused too.
+        let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, other.serialize_pem()).unwrap();
+        assert!(reloader.reload().is_err());
+        assert!(!format!("{reloader:?}").contains("PRIVATE"));
+    }
+}

@@ -1,0 +1,393 @@
+//! Two real `dbcert serve` processes on one PostgreSQL database act as one service: the first
+//! certificates of a new project, issued through both at once, chain to one project CA, every
+//! certificate a client received is listed exactly once through either replica, and racing
+//! creations of one database user give one success and one USER_ALREADY_EXISTS.
+//!
+//! Needs `DBCERT_TEST_DATABASE_URL` (see `tests/common/pg.rs`); skipped without it.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use dbcert::domain::{Core, CoreSettings, MasterKey, SystemClock};
+use dbcert::proto::v1::{ListUserCertificatesRequest, X509Type};
+use dbcert::storage::PostgresStore;
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use common::pg::TestDatabase;
+use common::{Clients, Key, assert_error, openssl, write};
+
+/// How long a replica may take to start (migrations included) and become SERVING.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Certificates issued through each replica.
+const PER_REPLICA: usize = 3;
+
+// === replicas ===
+
+/// A `dbcert serve` child process, killed on drop.
+struct Replica {
+    name: &'static str,
+    child: Child,
+    grpc_addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// What every replica shares: the database, the master key and the bootstrap key.
+struct Shared {
+    database_url: String,
+    master_key: String,
+    key: Key,
+}
+
+impl Replica {
+    /// Starts a replica on ephemeral ports and returns once it logged its gRPC address.
+    async fn start(name: &'static str, shared: &Shared) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dbcert"))
+            .arg("serve")
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .env("DBCERT_LOG_FORMAT", "json")
+            .env("DBCERT_DATA_DIR", data_dir.path())
+            .env("DBCERT_DATABASE", &shared.database_url)
+            .env("DBCERT_MASTER_KEY", &shared.master_key)
+            .env(
+                "DBCERT_BOOTSTRAP_API_KEY",
+                format!("{}:{}", shared.key.public, shared.key.private),
+            )
+            // Port 0: the kernel picks free ports; the "dbcert serving" line reports them.
+            .env("DBCERT_GRPC_LISTEN", "127.0.0.1:0")
+            .env("DBCERT_HTTP_LISTEN", "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dbcert serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let lines = log.clone();
+        // Keeps draining stderr after the address is known, so the child never blocks on it.
+        std::thread::spawn(move || {
+            let mut addr_tx = Some(addr_tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = serving_addr(&line)
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let _ = tx.send(addr);
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut replica = Self {
+            name,
+            child,
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+            _data_dir: data_dir,
+        };
+        match tokio::time::timeout(START_TIMEOUT, addr_rx).await {
+            Ok(Ok(addr)) => replica.grpc_addr = addr,
+            Ok(Err(_)) => panic!(
+                "replica {name} exited before serving:\n{}",
+                replica.log_text()
+            ),
+            Err(_) => panic!(
+                "replica {name} did not report its address:\n{}",
+                replica.log_text()
+            ),
+        }
+        replica
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connect to replica {}: {e}", self.name))
+    }
+
+    /// Polls gRPC health until SERVING (bounded).
+    async fn wait_serving(&self) {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let mut health = HealthClient::new(self.channel().await);
+        loop {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            if status.is_ok_and(|s| s.into_inner().status == 1) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "replica {} not SERVING:\n{}",
+                self.name,
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The gRPC address in a JSON "dbcert serving" log line.
+fn serving_addr(line: &str) -> Option<SocketAddr> {
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = event.get("fields").unwrap_or(&event);
+    if fields.get("message")?.as_str()? != "dbcert serving" {
+        return None;
+    }
+    fields.get("grpc_addr")?.as_str()?.parse().ok()
+}
+
+async fn shared() -> Option<(TestDatabase, Shared)> {
+    let db = TestDatabase::create("replicas").await?;
+    let master_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let shared = Shared {
+        database_url: db.url.clone(),
+        master_key,
+        key: Key::random(),
+    };
+    Some((db, shared))
+}
+
+/// The serial number in a PEM certificate, read independently of the service.
+fn pem_serial(pem: &str) -> i64 {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let bytes = cert.raw_serial();
+    assert!(bytes.len() <= 8, "serial longer than 63 bits");
+    bytes.iter().fold(0i64, |n, b| (n << 8) | i64::from(*b))
+}
+
+// === tests ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_act_as_one_service() {
+    let Some((db, shared)) = shared().await else {
+        return;
+    };
+    // Both start (and migrate) at the same moment.
+    let (a, b) = tokio::join!(Replica::start("a", &shared), Replica::start("b", &shared));
+    tokio::join!(a.wait_serving(), b.wait_serving());
+    let (via_a, via_b) = (
+        Clients::new(a.channel().await, shared.key.clone()),
+        Clients::new(b.channel().await, shared.key.clone()),
+    );
+
+    let group_id = via_a.create_project("replicated").await;
+    via_a.create_managed_user(&group_id, "alice").await;
+
+    // The project's first certificates, issued through both replicas at once: each replica
+    // races to create the project CA.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..2 * PER_REPLICA {
+        let (clients, group_id) = (
+            if i % 2 == 0 { &via_a } else { &via_b }.clone(),
+            group_id.clone(),
+        );
+        tasks.spawn(async move { clients.issue(&group_id, "alice", Some(3)).await });
+    }
+    let mut received = BTreeMap::new();
+    while let Some(result) = tasks.join_next().await {
+        let issued = result.unwrap().unwrap_or_else(|status| {
+            panic!(
+                "issue failed: {status:?}\nA:\n{}\nB:\n{}",
+                a.log_text(),
+                b.log_text()
+            )
+        });
+        assert_eq!(
+            pem_serial(&issued.certificate_pem),
+            issued.serial_number,
+            "the returned serial is the certificate's"
+        );
+        assert!(
+            received
+                .insert(issued.serial_number, issued.certificate_pem)
+                .is_none(),
+            "serial {} handed out twice",
+            issued.serial_number
+        );
+    }
+    assert_eq!(received.len(), 2 * PER_REPLICA, "serials never collide");
+
+    // One CA: both replicas serve the same one, and every certificate chains to it.
+    let ca_pem = via_a.project_ca_pem(&group_id).await;
+    assert_eq!(
+        via_b.project_ca_pem(&group_id).await,
+        ca_pem,
+        "both replicas serve one project CA"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = write(dir.path(), "ca.pem", &ca_pem);
+    for (serial, pem) in &received {
+        let cert_file = write(dir.path(), &format!("{serial}.pem"), pem);
+        let (ok, output) = openssl(&[
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            &ca_file,
+            &cert_file,
+        ]);
+        assert!(
+            ok,
+            "certificate {serial} does not chain to the project CA: {output}"
+        );
+    }
+
+    // Listed through either replica: every certificate a client received, exactly once.
+    let expected: Vec<i64> = received.keys().copied().collect();
+    for (name, clients) in [("a", &via_a), ("b", &via_b)] {
+        let listed = clients
+            .certificates()
+            .list_user_certificates(ListUserCertificatesRequest {
+                group_id: group_id.clone(),
+                username: "alice".into(),
+                page_num: 1,
+                items_per_page: 500,
+                include_count: Some(true),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut serials: Vec<i64> = listed.results.iter().map(|c| c.serial_number).collect();
+        serials.sort_unstable();
+        assert_eq!(serials, expected, "listed through {name}");
+        assert_eq!(
+            listed.total_count,
+            Some(expected.len() as i64),
+            "counted through {name}"
+        );
+    }
+
+    // And in the shared database: one CA row, one record per certificate.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let cas: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM project_cas WHERE project_id = $1")
+        .bind(&group_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let records: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE project_id = $1")
+            .bind(&group_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!((cas, records), (1, expected.len() as i64));
+    let created = [&a, &b]
+        .iter()
+        .map(|r| {
+            r.log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains("created project ca"))
+                .count()
+        })
+        .sum::<usize>();
+    assert_eq!(created, 1, "exactly one replica stored a CA");
+
+    // Creating one user through both replicas at once: one success, one USER_ALREADY_EXISTS.
+    for round in 0..3 {
+        let username = format!("bob{round}");
+        let (from_a, from_b) = tokio::join!(
+            via_a.create_user(&group_id, &username, X509Type::Managed, "$external"),
+            via_b.create_user(&group_id, &username, X509Type::Managed, "$external"),
+        );
+        let (winner, loser) = match (from_a, from_b) {
+            (Ok(user), Err(status)) | (Err(status), Ok(user)) => (user, status),
+            (a, b) => panic!("expected one success and one failure, got {a:?} and {b:?}"),
+        };
+        assert_eq!(winner.username, username);
+        assert_error(
+            Err::<(), _>(loser),
+            Code::AlreadyExists,
+            "USER_ALREADY_EXISTS",
+        );
+    }
+
+    drop((a, b));
+}
+
+/// A digest nonce authenticated by one replica is accepted by another (they derive the nonce
+/// secret from the shared master key), and its use is recorded once for all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_nonces_are_shared_between_replicas() {
+    let Some((db, shared)) = shared().await else {
+        return;
+    };
+    let core = |url: String, key: String| async move {
+        let store = PostgresStore::open(&url).await.unwrap();
+        Core::new(
+            Arc::new(store),
+            MasterKey::from_base64(&key).unwrap(),
+            Arc::new(SystemClock),
+            CoreSettings::default(),
+        )
+    };
+    let a = core(db.url.clone(), shared.master_key.clone()).await;
+    let b = core(db.url.clone(), shared.master_key.clone()).await;
+    assert_eq!(
+        a.digest_nonce_secret(),
+        b.digest_nonce_secret(),
+        "one nonce secret for all replicas"
+    );
+    let other = core(
+        db.url.clone(),
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+    )
+    .await;
+    assert_ne!(a.digest_nonce_secret(), other.digest_nonce_secret());
+
+    let expires = a.now() + time::Duration::minutes(5);
+    assert!(
+        a.record_digest_nonce_use("nonce-1", "00000001", expires)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.record_digest_nonce_use("nonce-1", "00000001", expires)
+            .await
+            .unwrap(),
+        "a replay on another replica"
+    );
+    assert!(
+        b.record_digest_nonce_use("nonce-1", "00000002", expires)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.record_digest_nonce_use("nonce-1", "00000002", expires)
+            .await
+            .unwrap()
+    );
+}

@@ -1,0 +1,1266 @@
+//! One conformance suite for every storage backend: each case below runs against
+//! `SqliteStore` (a temporary file) and `PostgresStore` (a fresh database on the server named
+//! by `DBCERT_TEST_DATABASE_URL`; without it the PostgreSQL cases print a skip line). A few
+//! PostgreSQL-only cases at the end cover concurrent migrations and outages.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dbcert::domain::{
+    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditOutcome, AuditScope,
+    CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, OrgId, OrgRole, Organization,
+    Page, Project, ProjectId, ProjectRole, Store, StoreError, StoredCa, Username, X509Type,
+};
+use dbcert::storage::{GroupCommitStore, POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
+use time::OffsetDateTime;
+
+use common::pg::{TestDatabase, with_database};
+
+// === backends ===
+
+/// A store under test and whatever keeps its database alive.
+struct Fixture {
+    store: Arc<dyn Store>,
+    _guard: Box<dyn std::any::Any + Send>,
+}
+
+async fn sqlite(_test: &str) -> Option<Fixture> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&SqliteStore::url_in(dir.path()))
+        .await
+        .expect("open sqlite");
+    Some(Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(dir),
+    })
+}
+
+async fn postgres(test: &str) -> Option<Fixture> {
+    let db = TestDatabase::create(test).await?;
+    let store = PostgresStore::open(&db.url).await.expect("open postgres");
+    Some(Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(db),
+    })
+}
+
+/// Generates one `#[tokio::test]` per case for a backend.
+macro_rules! suite {
+    ($backend:ident; $($case:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let test = concat!(stringify!($backend), "::", stringify!($case));
+                    let Some(fixture) = super::$backend(test).await else { return };
+                    super::$case(fixture.store.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Lists the cases once, for every backend.
+macro_rules! conformance_suite {
+    ($backend:ident) => {
+        suite!($backend;
+            meta_put_if_absent_keeps_the_first_value,
+            ping_answers,
+            organizations_round_trip,
+            projects_round_trip_and_list_oldest_first,
+            project_names_are_unique_among_live_projects,
+            list_projects_of_a_member_key,
+            delete_project_keeps_certificates_and_destroys_the_ca_key,
+            api_keys_round_trip,
+            api_key_project_roles_are_replaced,
+            api_key_secrets_are_updated_by_public_key,
+            database_users_crud,
+            concurrent_database_user_inserts_have_one_winner,
+            user_security_round_trip,
+            project_ca_is_insert_or_read,
+            concurrent_project_ca_inserts_have_one_winner,
+            certificate_serials_are_unique_per_project,
+            list_certificates_only_unexpired_oldest_first,
+            certificate_paging,
+            paging_edge_cases,
+            digest_nonce_uses_refuse_replays_and_purge,
+            certificates_are_recorded_in_batches_with_their_events,
+        );
+    };
+}
+
+conformance_suite!(sqlite);
+conformance_suite!(postgres);
+
+// === helpers ===
+
+/// Now, in whole seconds (the stores keep seconds).
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
+}
+
+fn secs(n: i64) -> time::Duration {
+    time::Duration::seconds(n)
+}
+
+fn page(num: u32, items_per_page: u32, include_count: bool) -> Page {
+    Page {
+        num,
+        items_per_page,
+        include_count,
+    }
+}
+
+fn user(name: &str) -> Username {
+    Username::parse(name).unwrap()
+}
+
+async fn new_org(store: &dyn Store) -> Organization {
+    let org = Organization {
+        id: OrgId::generate(now()),
+        name: "org".into(),
+    };
+    store.insert_organization(&org).await.unwrap();
+    org
+}
+
+fn project_in(org: &Organization, name: &str, created: OffsetDateTime) -> Project {
+    Project {
+        id: ProjectId::generate(created),
+        name: name.into(),
+        org_id: org.id.clone(),
+        created,
+    }
+}
+
+async fn new_project(store: &dyn Store, org: &Organization, name: &str) -> Project {
+    let project = project_in(org, name, now());
+    store.insert_project(&project).await.unwrap();
+    project
+}
+
+fn api_key(org: &Organization, public_key: &str, created: OffsetDateTime) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: ApiKeyId::generate(created),
+        org_id: org.id.clone(),
+        public_key: public_key.into(),
+        desc: format!("key {public_key}"),
+        ha1_md5: "0".repeat(32),
+        ha1_sha256: "1".repeat(64),
+        org_roles: vec![OrgRole::OrgOwner],
+        project_roles: Vec::new(),
+        created,
+    }
+}
+
+fn database_user(project: &Project, name: &str, database_name: DatabaseName) -> DatabaseUser {
+    DatabaseUser {
+        project_id: project.id.clone(),
+        username: user(name),
+        database_name,
+        x509_type: X509Type::Managed,
+        roles: vec![DatabaseUserRole {
+            database_name: "admin".into(),
+            role_name: "readWriteAnyDatabase".into(),
+            collection_name: String::new(),
+        }],
+    }
+}
+
+fn certificate(
+    project: &Project,
+    username: &str,
+    serial: i64,
+    not_before: OffsetDateTime,
+) -> CertificateRecord {
+    CertificateRecord {
+        serial,
+        project_id: project.id.clone(),
+        username: username.into(),
+        subject: format!("CN={username}"),
+        not_before,
+        not_after: not_before + secs(86_400),
+        sha256_fingerprint: format!("{serial:064x}"),
+    }
+}
+
+fn issued_event(record: &CertificateRecord) -> AuditEvent {
+    AuditEvent {
+        id: format!("{:024x}", record.serial),
+        at: record.not_before,
+        actor: Actor::System,
+        client_address: None,
+        org_id: None,
+        project_id: Some(record.project_id.clone()),
+        action: AuditAction::CertificateIssued,
+        target: Some(record.username.clone()),
+        serial: Some(record.serial),
+        outcome: AuditOutcome::Success,
+    }
+}
+
+fn ca(tag: u8) -> StoredCa {
+    StoredCa {
+        cert_der: vec![0x30, tag, 1, 2, 3],
+        sealed_key: Some(vec![tag; 48]),
+    }
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::Conflict) => {}
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+fn serials(records: &[CertificateRecord]) -> Vec<i64> {
+    records.iter().map(|r| r.serial).collect()
+}
+
+// === cases ===
+
+async fn meta_put_if_absent_keeps_the_first_value(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.put_meta_if_absent("k", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.put_meta_if_absent("k", "second").await.unwrap(),
+        "first"
+    );
+    assert_eq!(store.put_meta_if_absent("other", "x").await.unwrap(), "x");
+}
+
+async fn ping_answers(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+}
+
+async fn organizations_round_trip(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    assert_eq!(
+        store.organization(&org.id).await.unwrap(),
+        Some(org.clone())
+    );
+    assert_eq!(
+        store.organization(&OrgId::generate(now())).await.unwrap(),
+        None
+    );
+    assert_conflict(store.insert_organization(&org).await);
+}
+
+async fn projects_round_trip_and_list_oldest_first(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let t = now();
+    // Inserted newest first, listed oldest first.
+    let projects: Vec<Project> = (0..3)
+        .map(|i| project_in(&org, &format!("p{i}"), t - secs(10 - i)))
+        .collect();
+    for project in projects.iter().rev() {
+        store.insert_project(project).await.unwrap();
+    }
+    assert_eq!(
+        store.project(&projects[1].id).await.unwrap(),
+        Some(projects[1].clone())
+    );
+    assert_eq!(store.project(&ProjectId::generate(t)).await.unwrap(), None);
+    let listed = store
+        .list_projects(&org.id, None, page(1, 10, true))
+        .await
+        .unwrap();
+    assert_eq!(listed.results, projects);
+    assert_eq!(listed.total_count, Some(3));
+    assert!(!listed.has_next_page);
+    // Another organization's projects are not listed.
+    let other = new_org(store.as_ref()).await;
+    new_project(store.as_ref(), &other, "p0").await;
+    assert_eq!(
+        store
+            .list_projects(&org.id, None, page(1, 10, true))
+            .await
+            .unwrap()
+            .total_count,
+        Some(3)
+    );
+    // The same id twice is a conflict.
+    assert_conflict(store.insert_project(&projects[0]).await);
+}
+
+async fn project_names_are_unique_among_live_projects(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let first = new_project(store.as_ref(), &org, "shared").await;
+    assert_conflict(
+        store
+            .insert_project(&project_in(&org, "shared", now()))
+            .await,
+    );
+    // Another organization may use the name.
+    let other = new_org(store.as_ref()).await;
+    new_project(store.as_ref(), &other, "shared").await;
+    // Once deleted, the name is free again.
+    assert!(store.delete_project(&first.id, now()).await.unwrap());
+    let second = new_project(store.as_ref(), &org, "shared").await;
+    assert_eq!(store.project(&second.id).await.unwrap(), Some(second));
+}
+
+async fn list_projects_of_a_member_key(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let t = now();
+    let a = project_in(&org, "a", t - secs(2));
+    let b = project_in(&org, "b", t - secs(1));
+    store.insert_project(&a).await.unwrap();
+    store.insert_project(&b).await.unwrap();
+    let key = api_key(&org, "member01", t);
+    store.insert_api_key(&key).await.unwrap();
+    store
+        .set_api_key_project_roles(&key.id, &b.id, &[ProjectRole::GroupReadOnly])
+        .await
+        .unwrap();
+    let listed = store
+        .list_projects(&org.id, Some(&key.id), page(1, 10, true))
+        .await
+        .unwrap();
+    assert_eq!(listed.results, vec![b.clone()]);
+    assert_eq!(listed.total_count, Some(1));
+    let all = store
+        .list_projects(&org.id, None, page(1, 10, true))
+        .await
+        .unwrap();
+    assert_eq!(all.results, vec![a, b]);
+}
+
+async fn delete_project_keeps_certificates_and_destroys_the_ca_key(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "doomed").await;
+    let t = now();
+    store
+        .insert_project_ca(&project.id, &ca(1), t)
+        .await
+        .unwrap();
+    let alice = database_user(&project, "alice", DatabaseName::External);
+    store.insert_database_user(&alice).await.unwrap();
+    let key = api_key(&org, "deleter1", t);
+    store.insert_api_key(&key).await.unwrap();
+    store
+        .set_api_key_project_roles(&key.id, &project.id, &[ProjectRole::GroupOwner])
+        .await
+        .unwrap();
+    store
+        .set_customer_ca(&project.id, Some("-----BEGIN CERTIFICATE-----"))
+        .await
+        .unwrap();
+    let record = certificate(&project, "alice", 42, t - secs(60));
+    store.insert_certificate(&record).await.unwrap();
+
+    assert!(store.delete_project(&project.id, t).await.unwrap());
+    assert!(
+        !store.delete_project(&project.id, t).await.unwrap(),
+        "a second delete finds nothing"
+    );
+
+    assert_eq!(store.project(&project.id).await.unwrap(), None);
+    assert!(
+        store
+            .list_projects(&org.id, None, page(1, 10, true))
+            .await
+            .unwrap()
+            .results
+            .is_empty()
+    );
+    let stored = store
+        .project_ca(&project.id)
+        .await
+        .unwrap()
+        .expect("the CA certificate is kept");
+    assert_eq!(stored.cert_der, ca(1).cert_der);
+    assert_eq!(stored.sealed_key, None, "the CA key is destroyed");
+    let listed = store
+        .list_certificates(&project.id, "alice", t, page(1, 10, true))
+        .await
+        .unwrap();
+    assert_eq!(listed.results, vec![record], "certificate records are kept");
+    assert_eq!(
+        store
+            .database_user(&project.id, DatabaseName::External, &user("alice"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .api_key(&key.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .project_roles
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .user_security(&project.id)
+            .await
+            .unwrap()
+            .customer_ca_pem,
+        None
+    );
+}
+
+async fn api_keys_round_trip(store: Arc<dyn Store>) {
+    assert!(!store.any_api_key().await.unwrap());
+    let org = new_org(store.as_ref()).await;
+    let t = now();
+    let keys: Vec<ApiKeyRecord> = (0..3)
+        .map(|i| api_key(&org, &format!("pubkey{i:02}"), t - secs(10 - i)))
+        .collect();
+    for key in keys.iter().rev() {
+        store.insert_api_key(key).await.unwrap();
+    }
+    assert!(store.any_api_key().await.unwrap());
+    assert_eq!(
+        store.api_key_by_public_key("pubkey01").await.unwrap(),
+        Some(keys[1].clone())
+    );
+    assert_eq!(
+        store.api_key(&keys[2].id).await.unwrap(),
+        Some(keys[2].clone())
+    );
+    assert_eq!(store.api_key_by_public_key("nobody00").await.unwrap(), None);
+
+    // The public key is unique, whatever the id.
+    assert_conflict(store.insert_api_key(&api_key(&org, "pubkey00", t)).await);
+
+    let listed = store
+        .list_api_keys(&org.id, page(1, 2, true))
+        .await
+        .unwrap();
+    assert_eq!(listed.results, keys[..2]);
+    assert_eq!(listed.total_count, Some(3));
+    assert!(listed.has_next_page);
+
+    let other = new_org(store.as_ref()).await;
+    assert!(
+        !store.delete_api_key(&other.id, &keys[0].id).await.unwrap(),
+        "another org's key"
+    );
+    assert!(store.delete_api_key(&org.id, &keys[0].id).await.unwrap());
+    assert!(!store.delete_api_key(&org.id, &keys[0].id).await.unwrap());
+    assert_eq!(store.api_key(&keys[0].id).await.unwrap(), None);
+    // Its public key may be used again.
+    store
+        .insert_api_key(&api_key(&org, "pubkey00", t))
+        .await
+        .unwrap();
+}
+
+async fn api_key_project_roles_are_replaced(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let (a, b) = (
+        new_project(store.as_ref(), &org, "a").await,
+        new_project(store.as_ref(), &org, "b").await,
+    );
+    let key = api_key(&org, "roles001", now());
+    store.insert_api_key(&key).await.unwrap();
+    let roles = |store: Arc<dyn Store>| {
+        let id = key.id.clone();
+        async move {
+            let key = store.api_key(&id).await.unwrap().unwrap();
+            key.project_roles
+                .into_iter()
+                .map(|(project, role)| (project.to_string(), role.as_str()))
+                .collect::<BTreeSet<_>>()
+        }
+    };
+    let set = |items: &[(&Project, ProjectRole)]| {
+        items
+            .iter()
+            .map(|(project, role)| (project.id.to_string(), role.as_str()))
+            .collect::<BTreeSet<_>>()
+    };
+
+    store
+        .set_api_key_project_roles(
+            &key.id,
+            &a.id,
+            &[ProjectRole::GroupOwner, ProjectRole::GroupReadOnly],
+        )
+        .await
+        .unwrap();
+    store
+        .set_api_key_project_roles(&key.id, &b.id, &[ProjectRole::GroupReadOnly])
+        .await
+        .unwrap();
+    assert_eq!(
+        roles(store.clone()).await,
+        set(&[
+            (&a, ProjectRole::GroupOwner),
+            (&a, ProjectRole::GroupReadOnly),
+            (&b, ProjectRole::GroupReadOnly)
+        ])
+    );
+    // Replacing one project's roles leaves the other project's alone.
+    store
+        .set_api_key_project_roles(&key.id, &a.id, &[ProjectRole::GroupReadOnly])
+        .await
+        .unwrap();
+    assert_eq!(
+        roles(store.clone()).await,
+        set(&[
+            (&a, ProjectRole::GroupReadOnly),
+            (&b, ProjectRole::GroupReadOnly)
+        ])
+    );
+    // No roles removes the key from the project.
+    store
+        .set_api_key_project_roles(&key.id, &b.id, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        roles(store.clone()).await,
+        set(&[(&a, ProjectRole::GroupReadOnly)])
+    );
+    // Deleting the key removes its roles with it.
+    assert!(store.delete_api_key(&org.id, &key.id).await.unwrap());
+    let again = api_key(&org, "roles002", now());
+    store.insert_api_key(&again).await.unwrap();
+    assert!(
+        store
+            .api_key(&again.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .project_roles
+            .is_empty()
+    );
+}
+
+async fn api_key_secrets_are_updated_by_public_key(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let mut key = api_key(&org, "bootkey1", now());
+    store.insert_api_key(&key).await.unwrap();
+    key.ha1_md5 = "a".repeat(32);
+    key.ha1_sha256 = "b".repeat(64);
+    key.org_roles = vec![OrgRole::OrgReadOnly];
+    assert!(store.update_api_key_secrets(&key).await.unwrap());
+    assert_eq!(
+        store.api_key_by_public_key("bootkey1").await.unwrap(),
+        Some(key.clone())
+    );
+    let unknown = api_key(&org, "unknown1", now());
+    assert!(!store.update_api_key_secrets(&unknown).await.unwrap());
+    assert_eq!(store.api_key_by_public_key("unknown1").await.unwrap(), None);
+}
+
+async fn database_users_crud(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "users").await;
+    let other = new_project(store.as_ref(), &org, "other").await;
+    let bob = database_user(&project, "bob", DatabaseName::External);
+    let alice = database_user(&project, "alice", DatabaseName::External);
+    let alice_admin = DatabaseUser {
+        x509_type: X509Type::None,
+        ..database_user(&project, "alice", DatabaseName::Admin)
+    };
+    for u in [&bob, &alice, &alice_admin] {
+        store.insert_database_user(u).await.unwrap();
+    }
+    // The key is (project, database, username).
+    assert_conflict(store.insert_database_user(&bob).await);
+    store
+        .insert_database_user(&database_user(&other, "bob", DatabaseName::External))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store
+            .database_user(&project.id, DatabaseName::External, &user("bob"))
+            .await
+            .unwrap(),
+        Some(bob.clone())
+    );
+    assert_eq!(
+        store
+            .database_user(&project.id, DatabaseName::Admin, &user("bob"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Listed by username, then database, compared bytewise (`$external` < `admin`), paged.
+    let first = store
+        .list_database_users(&project.id, page(1, 2, true))
+        .await
+        .unwrap();
+    assert_eq!(first.results, vec![alice.clone(), alice_admin.clone()]);
+    assert_eq!(first.total_count, Some(3));
+    assert!(first.has_next_page);
+    let second = store
+        .list_database_users(&project.id, page(2, 2, true))
+        .await
+        .unwrap();
+    assert_eq!(second.results, vec![bob.clone()]);
+    assert!(!second.has_next_page);
+
+    let updated = DatabaseUser {
+        x509_type: X509Type::Customer,
+        roles: vec![DatabaseUserRole {
+            database_name: "sales".into(),
+            role_name: "read".into(),
+            collection_name: "orders".into(),
+        }],
+        ..bob.clone()
+    };
+    assert!(store.update_database_user(&updated).await.unwrap());
+    assert_eq!(
+        store
+            .database_user(&project.id, DatabaseName::External, &user("bob"))
+            .await
+            .unwrap(),
+        Some(updated)
+    );
+    assert!(
+        !store
+            .update_database_user(&database_user(&project, "carol", DatabaseName::External))
+            .await
+            .unwrap()
+    );
+
+    assert!(
+        store
+            .delete_database_user(&project.id, DatabaseName::External, &user("bob"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_database_user(&project.id, DatabaseName::External, &user("bob"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .database_user(&project.id, DatabaseName::External, &user("bob"))
+            .await
+            .unwrap(),
+        None
+    );
+    // The other project's bob is untouched.
+    assert!(
+        store
+            .database_user(&other.id, DatabaseName::External, &user("bob"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn concurrent_database_user_inserts_have_one_winner(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "race").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, u) = (
+            store.clone(),
+            database_user(&project, "racer", DatabaseName::External),
+        );
+        tasks.spawn(async move { store.insert_database_user(&u).await });
+    }
+    let (mut ok, mut conflict) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict) => conflict += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((ok, conflict), (1, 7));
+}
+
+async fn user_security_round_trip(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "x509").await;
+    assert_eq!(
+        store
+            .user_security(&project.id)
+            .await
+            .unwrap()
+            .customer_ca_pem,
+        None
+    );
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    store.set_customer_ca(&project.id, Some(pem)).await.unwrap();
+    assert_eq!(
+        store
+            .user_security(&project.id)
+            .await
+            .unwrap()
+            .customer_ca_pem
+            .as_deref(),
+        Some(pem)
+    );
+    store.set_customer_ca(&project.id, None).await.unwrap();
+    assert_eq!(
+        store
+            .user_security(&project.id)
+            .await
+            .unwrap()
+            .customer_ca_pem,
+        None
+    );
+    // An unknown project has the default settings.
+    assert_eq!(
+        store
+            .user_security(&ProjectId::generate(now()))
+            .await
+            .unwrap()
+            .customer_ca_pem,
+        None
+    );
+}
+
+async fn project_ca_is_insert_or_read(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "ca").await;
+    assert!(store.project_ca(&project.id).await.unwrap().is_none());
+    store
+        .insert_project_ca(&project.id, &ca(1), now())
+        .await
+        .unwrap();
+    assert_conflict(store.insert_project_ca(&project.id, &ca(2), now()).await);
+    let stored = store.project_ca(&project.id).await.unwrap().unwrap();
+    assert_eq!(stored.cert_der, ca(1).cert_der, "the first CA stays");
+    assert_eq!(stored.sealed_key, ca(1).sealed_key);
+}
+
+async fn concurrent_project_ca_inserts_have_one_winner(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "ca-race").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for tag in 0..8u8 {
+        let (store, id) = (store.clone(), project.id.clone());
+        tasks.spawn(async move { (tag, store.insert_project_ca(&id, &ca(tag), now()).await) });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            (tag, Ok(())) => winners.push(tag),
+            (_, Err(StoreError::Conflict)) => {}
+            (_, Err(other)) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one CA insert wins: {winners:?}");
+    let stored = store.project_ca(&project.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.cert_der,
+        ca(winners[0]).cert_der,
+        "the stored CA is the winner's"
+    );
+}
+
+async fn certificate_serials_are_unique_per_project(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let (a, b) = (
+        new_project(store.as_ref(), &org, "a").await,
+        new_project(store.as_ref(), &org, "b").await,
+    );
+    let t = now();
+    store
+        .insert_certificate(&certificate(&a, "alice", 7, t))
+        .await
+        .unwrap();
+    assert_conflict(
+        store
+            .insert_certificate(&certificate(&a, "bob", 7, t))
+            .await,
+    );
+    // Serials are per CA, so another project may use the same number.
+    store
+        .insert_certificate(&certificate(&b, "alice", 7, t))
+        .await
+        .unwrap();
+    // The largest serial (63 bits) round trips.
+    store
+        .insert_certificate(&certificate(&a, "alice", i64::MAX, t))
+        .await
+        .unwrap();
+    let listed = store
+        .list_certificates(&a.id, "alice", t, page(1, 10, true))
+        .await
+        .unwrap();
+    assert_eq!(serials(&listed.results), vec![7, i64::MAX]);
+}
+
+async fn list_certificates_only_unexpired_oldest_first(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "certs").await;
+    let t = now();
+    let newest = certificate(&project, "alice", 1, t - secs(10));
+    let oldest = certificate(&project, "alice", 2, t - secs(30));
+    // Same notBefore as `middle_b`: ties are ordered by serial.
+    let middle_a = certificate(&project, "alice", 3, t - secs(20));
+    let middle_b = certificate(&project, "alice", 4, t - secs(20));
+    let expired = CertificateRecord {
+        not_after: t - secs(1),
+        ..certificate(&project, "alice", 5, t - secs(100))
+    };
+    let expires_now = CertificateRecord {
+        not_after: t,
+        ..certificate(&project, "alice", 6, t - secs(100))
+    };
+    let bobs = certificate(&project, "bob", 7, t - secs(40));
+    for record in [
+        &newest,
+        &middle_b,
+        &expired,
+        &oldest,
+        &expires_now,
+        &middle_a,
+        &bobs,
+    ] {
+        store.insert_certificate(record).await.unwrap();
+    }
+    let listed = store
+        .list_certificates(&project.id, "alice", t, page(1, 10, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.results,
+        vec![oldest, middle_a, middle_b, newest.clone()]
+    );
+    assert_eq!(listed.total_count, Some(4));
+    assert!(!listed.has_next_page);
+    assert_eq!(
+        store
+            .count_unexpired_certificates(&project.id, "alice", t)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store
+            .count_unexpired_certificates(&project.id, "bob", t)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_unexpired_certificates(&project.id, "carol", t)
+            .await
+            .unwrap(),
+        0
+    );
+    // A day later, everything has expired.
+    let later = t + secs(86_400);
+    assert_eq!(
+        store
+            .count_unexpired_certificates(&project.id, "alice", later)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        store
+            .list_certificates(&project.id, "alice", later, page(1, 10, true))
+            .await
+            .unwrap()
+            .results
+            .is_empty()
+    );
+}
+
+async fn certificate_paging(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "paging").await;
+    let t = now();
+    let records: Vec<CertificateRecord> = (0..5)
+        .map(|i| certificate(&project, "alice", 100 + i, t - secs(50 - i)))
+        .collect();
+    for record in &records {
+        store.insert_certificate(record).await.unwrap();
+    }
+    let list = |num, include_count| {
+        let store = store.clone();
+        let id = project.id.clone();
+        async move {
+            store
+                .list_certificates(&id, "alice", t, page(num, 2, include_count))
+                .await
+                .unwrap()
+        }
+    };
+    let first = list(1, true).await;
+    assert_eq!(first.results, records[0..2]);
+    assert_eq!((first.total_count, first.has_next_page), (Some(5), true));
+    let second = list(2, true).await;
+    assert_eq!(second.results, records[2..4]);
+    assert_eq!((second.total_count, second.has_next_page), (Some(5), true));
+    let third = list(3, true).await;
+    assert_eq!(third.results, records[4..5]);
+    assert_eq!((third.total_count, third.has_next_page), (Some(5), false));
+    let beyond = list(4, true).await;
+    assert!(beyond.results.is_empty());
+    assert_eq!((beyond.total_count, beyond.has_next_page), (Some(5), false));
+    let uncounted = list(1, false).await;
+    assert_eq!(
+        (uncounted.total_count, uncounted.has_next_page),
+        (None, true)
+    );
+}
+
+async fn paging_edge_cases(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    // Nothing to list.
+    let empty = store
+        .list_projects(&org.id, None, page(1, 100, true))
+        .await
+        .unwrap();
+    assert!(empty.results.is_empty());
+    assert_eq!((empty.total_count, empty.has_next_page), (Some(0), false));
+    let t = now();
+    let projects: Vec<Project> = (0..4)
+        .map(|i| project_in(&org, &format!("p{i}"), t - secs(10 - i)))
+        .collect();
+    for project in &projects {
+        store.insert_project(project).await.unwrap();
+    }
+    // A full last page has no next page.
+    let last = store
+        .list_projects(&org.id, None, page(2, 2, true))
+        .await
+        .unwrap();
+    assert_eq!(last.results, projects[2..4]);
+    assert!(!last.has_next_page);
+    // One item per page.
+    let one = store
+        .list_projects(&org.id, None, page(3, 1, false))
+        .await
+        .unwrap();
+    assert_eq!(one.results, projects[2..3]);
+    assert_eq!((one.total_count, one.has_next_page), (None, true));
+    // The largest page size, and a page far beyond the end.
+    let all = store
+        .list_projects(&org.id, None, page(1, 500, true))
+        .await
+        .unwrap();
+    assert_eq!(all.results, projects);
+    let far = store
+        .list_projects(&org.id, None, page(i32::MAX as u32, 500, true))
+        .await
+        .unwrap();
+    assert!(far.results.is_empty());
+    assert_eq!((far.total_count, far.has_next_page), (Some(4), false));
+    // Users and keys page the same way.
+    let users = store
+        .list_database_users(&projects[0].id, page(1, 1, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        (users.results.len(), users.total_count, users.has_next_page),
+        (0, Some(0), false)
+    );
+    let keys = store
+        .list_api_keys(&org.id, page(1, 1, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        (keys.results.len(), keys.total_count, keys.has_next_page),
+        (0, Some(0), false)
+    );
+}
+
+async fn digest_nonce_uses_refuse_replays_and_purge(store: Arc<dyn Store>) {
+    let t = now();
+    assert!(
+        store
+            .record_nonce_use("nonce-a", "00000001", t + secs(300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_nonce_use("nonce-a", "00000001", t + secs(300))
+            .await
+            .unwrap(),
+        "a replay"
+    );
+    assert!(
+        store
+            .record_nonce_use("nonce-a", "00000002", t + secs(300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_nonce_use("nonce-b", "00000001", t + secs(300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_nonce_use("nonce-old", "00000001", t - secs(1))
+            .await
+            .unwrap()
+    );
+
+    assert_eq!(
+        store.purge_nonce_uses(t).await.unwrap(),
+        1,
+        "only the expired use goes"
+    );
+    assert_eq!(store.purge_nonce_uses(t).await.unwrap(), 0);
+    assert!(
+        !store
+            .record_nonce_use("nonce-a", "00000001", t + secs(300))
+            .await
+            .unwrap(),
+        "still a replay"
+    );
+    assert_eq!(store.purge_nonce_uses(t + secs(301)).await.unwrap(), 3);
+}
+
+// === PostgreSQL only ===
+
+#[test]
+fn replaces_the_database_of_a_url() {
+    assert_eq!(
+        with_database("postgres://u@h:5432/test", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    assert_eq!(
+        with_database("postgresql://u:p@h/test?sslmode=require", "x"),
+        "postgresql://u:p@h/x?sslmode=require"
+    );
+}
+
+/// Replicas starting together migrate one database once, under sqlx's advisory lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_starting_together_migrate_once() {
+    let Some(db) = TestDatabase::create("postgres_replicas_starting_together_migrate_once").await
+    else {
+        return;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let url = db.url.clone();
+        tasks.spawn(async move { dbcert::storage::open(&url).await.map(|_| ()) });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap().expect("every replica opens the store");
+    }
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count();
+    assert_eq!(applied, files as i64);
+    pool.close().await;
+}
+
+/// Users are listed in bytewise order, as on SQLite, even in a database whose default
+/// collation is linguistic (ICU en-US would put `_x` and `alice` before `Bob`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lists_users_bytewise_whatever_the_locale() {
+    let Some(admin) = common::pg::admin_url("postgres_lists_users_bytewise_whatever_the_locale")
+    else {
+        return;
+    };
+    let Some(db) = TestDatabase::create_with(
+        &admin,
+        "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+    )
+    .await
+    else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::open(&db.url).await.unwrap());
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "locale").await;
+    for name in ["alice", "Bob", "_x"] {
+        store
+            .insert_database_user(&database_user(&project, name, DatabaseName::External))
+            .await
+            .unwrap();
+    }
+    let listed = store
+        .list_database_users(&project.id, page(1, 10, true))
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed.results.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["Bob", "_x", "alice"]);
+}
+
+/// A server that refuses connections is `Unavailable` within the acquire timeout, not a hang.
+#[tokio::test]
+async fn postgres_unreachable_is_unavailable_fast() {
+    if common::pg::admin_url("postgres_unreachable_is_unavailable_fast").is_none() {
+        return;
+    }
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let result = PostgresStore::open(&format!("postgres://postgres@127.0.0.1:{port}/none")).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < POSTGRES_ACQUIRE_TIMEOUT + Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Errors other than unreachability are not retried at start: a missing database fails at once.
+#[tokio::test]
+async fn postgres_missing_database_fails_without_retrying() {
+    let Some(admin) = common::pg::admin_url("postgres_missing_database_fails_without_retrying")
+    else {
+        return;
+    };
+    let url = with_database(
+        &admin,
+        &format!("dbcert_missing_{}", uuid::Uuid::new_v4().simple()),
+    );
+    let started = Instant::now();
+    let result = dbcert::storage::open(&url).await;
+    assert!(
+        matches!(result, Err(StoreError::Other(_))),
+        "{:?}",
+        result.err()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Connections cut under the pool (a restart, a failover) are replaced on the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_recovers_when_connections_are_cut() {
+    let Some(db) = TestDatabase::create("postgres_recovers_when_connections_are_cut").await else {
+        return;
+    };
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    store.ping().await.unwrap();
+    assert!(
+        db.terminate_connections().await >= 1,
+        "the pool held a connection"
+    );
+    store
+        .ping()
+        .await
+        .expect("a fresh connection replaces the cut one");
+    assert_eq!(
+        store.put_meta_if_absent("after", "cut").await.unwrap(),
+        "cut"
+    );
+}
+
+// === batched certificate records ===
+
+async fn certificates_are_recorded_in_batches_with_their_events(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let a = new_project(store.as_ref(), &org, "a").await;
+    let t = now();
+    let events = |store: Arc<dyn Store>| {
+        let a = a.id.clone();
+        async move {
+            let listed = store
+                .list_audit_events(&AuditScope::Project(a), page(1, 500, true))
+                .await
+                .unwrap();
+            let mut serials: Vec<i64> = listed.results.iter().filter_map(|e| e.serial).collect();
+            serials.sort_unstable();
+            serials
+        }
+    };
+
+    let first = certificate(&a, "alice", 1, t);
+    store
+        .record_certificate(&first, &issued_event(&first))
+        .await
+        .unwrap();
+    // One transaction: each record gets its own answer; a taken serial (before or within the
+    // batch) is a conflict and its event is not stored.
+    let batch: Vec<_> = [
+        certificate(&a, "alice", 2, t),
+        certificate(&a, "bob", 1, t),
+        certificate(&a, "bob", 3, t),
+        certificate(&a, "carol", 3, t),
+    ]
+    .into_iter()
+    .map(|record| {
+        let mut event = issued_event(&record);
+        event.id = format!("{:012x}{:012x}", record.serial, record.username.len());
+        (record, event)
+    })
+    .collect();
+    let results = store.record_certificates(&batch).await.unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(StoreError::Conflict)),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[3], Err(StoreError::Conflict)),
+        "{results:?}"
+    );
+    assert_eq!(events(store.clone()).await, [1, 2, 3]);
+    assert_eq!(
+        serials(
+            &store
+                .list_certificates(&a.id, "bob", t, page(1, 100, false))
+                .await
+                .unwrap()
+                .results
+        ),
+        [3]
+    );
+
+    // Through the group-commit writer: concurrent callers, each answered for its own record
+    // after the commit holding it and its event.
+    let batched: Arc<dyn Store> = Arc::new(GroupCommitStore::new(store.clone()));
+    let calls = (100..120).chain([2]).map(|serial| {
+        let batched = batched.clone();
+        let record = certificate(&a, "dave", serial, t);
+        tokio::spawn(async move {
+            let result = batched
+                .record_certificate(&record, &issued_event(&record))
+                .await;
+            (serial, result)
+        })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        let (serial, result) = call.await.unwrap();
+        if serial == 2 {
+            assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+        } else {
+            result.unwrap();
+        }
+    }
+    let mut expected = vec![1, 2, 3];
+    expected.extend(100..120);
+    assert_eq!(events(store.clone()).await, expected);
+    assert_eq!(
+        store
+            .count_unexpired_certificates(&a.id, "dave", t)
+            .await
+            .unwrap(),
+        20
+    );
+}

@@ -1,0 +1,439 @@
+//! TLS on both listeners and mutual TLS on gRPC, with real handshakes against certificates
+//! generated here: REST over HTTPS (reqwest and curl `--cacert`), gRPC over TLS, a client
+//! certificate standing for an API key, unknown and unsigned client certificates refused, and
+//! the real binary reloading its certificate on SIGHUP without dropping a connection (a bad file
+//! keeps the old one).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod gateway_support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Key, TestServer, tls_connect};
+use dbcert::proto::v1::ListOrganizationsRequest;
+use dbcert::proto::v1::organization_service_client::OrganizationServiceClient;
+use dbcert::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSettings};
+use gateway_support::{authorization, nonce_of, skip_missing_tool};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+/// A CA generated at test time.
+struct Ca {
+    cert_pem: String,
+    cert_der: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A leaf generated at test time.
+struct Leaf {
+    cert_pem: String,
+    cert_der: CertificateDer<'static>,
+    key_pem: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    fn server_leaf(&self) -> Leaf {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.leaf(params)
+    }
+
+    fn client_leaf(&self, common_name: &str) -> Leaf {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.leaf(params)
+    }
+
+    fn leaf(&self, params: CertificateParams) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().clone(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+fn write_leaf(dir: &Path, leaf: &Leaf) -> TlsFiles {
+    let files = TlsFiles {
+        cert: dir.join("server.pem"),
+        key: dir.join("server-key.pem"),
+    };
+    std::fs::write(&files.cert, &leaf.cert_pem).unwrap();
+    std::fs::write(&files.key, &leaf.key_pem).unwrap();
+    files
+}
+
+fn client_config(ca: &Ca, client: Option<&Leaf>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert_der.clone()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some(leaf) => builder
+            .with_client_auth_cert(
+                vec![leaf.cert_der.clone()],
+                PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    config
+}
+
+/// A gRPC channel over TLS (tokio-rustls under tonic's plain transport).
+async fn tls_channel(addr: SocketAddr, config: rustls::ClientConfig) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(common::tls_connector(addr, config))
+        .await
+        .unwrap()
+}
+
+async fn served_certificate(addr: SocketAddr, ca: &Ca) -> CertificateDer<'static> {
+    let stream = tls_connect(addr, client_config(ca, None)).await.unwrap();
+    stream.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+async fn health(channel: Channel) -> Result<i32, tonic::Status> {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+async fn list_orgs(channel: Channel, key: Option<&Key>) -> Result<usize, tonic::Status> {
+    let mut request = tonic::Request::new(ListOrganizationsRequest::default());
+    if let Some(key) = key {
+        request
+            .metadata_mut()
+            .insert("authorization", key.basic().parse().unwrap());
+    }
+    OrganizationServiceClient::new(channel)
+        .list_organizations(request)
+        .await
+        .map(|r| r.into_inner().results.len())
+}
+
+struct TlsFixture {
+    server_ca: Ca,
+    client_ca: Ca,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_tls(mode: ClientCertMode) -> (TestServer, TlsFixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("test server ca");
+    let client_ca = Ca::new("test client ca");
+    let files = write_leaf(dir.path(), &server_ca.server_leaf());
+    let client_ca_file = dir.path().join("client-ca.pem");
+    std::fs::write(&client_ca_file, &client_ca.cert_pem).unwrap();
+    let settings = TlsSettings {
+        files,
+        mutual: Some(MutualTls {
+            client_ca: client_ca_file,
+            mode,
+            rule: PrincipalRule::Cn,
+        }),
+    };
+    // The harness's own client presents a certificate naming the bootstrap key (for Required).
+    let key = Key::random();
+    let harness = client_config(&server_ca, Some(&client_ca.client_leaf(&key.public)));
+    let server = TestServer::start_tls(settings, harness, key).await;
+    (
+        server,
+        TlsFixture {
+            server_ca,
+            client_ca,
+            _dir: dir,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_over_tls_with_basic_credentials_or_a_client_certificate() {
+    let (server, fx) = start_tls(ClientCertMode::Optional).await;
+    let addr = server.grpc_addr;
+
+    // No client certificate (optional): Basic credentials as usual.
+    let channel = tls_channel(addr, client_config(&fx.server_ca, None)).await;
+    assert_eq!(health(channel.clone()).await.unwrap(), 1);
+    assert_eq!(
+        list_orgs(channel.clone(), Some(&server.key)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        list_orgs(channel, None).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+
+    // A client certificate naming the bootstrap key acts as that key, no secret sent.
+    let me = fx.client_ca.client_leaf(&server.key.public);
+    let channel = tls_channel(addr, client_config(&fx.server_ca, Some(&me))).await;
+    assert_eq!(list_orgs(channel.clone(), None).await.unwrap(), 1);
+    let clients = common::Clients::new(channel.clone(), server.key.clone());
+    let group_id = clients.create_project("mtls").await;
+    let mut request = tonic::Request::new(dbcert::proto::v1::GetProjectRequest {
+        group_id: group_id.clone(),
+    });
+    request.metadata_mut().remove("authorization");
+    dbcert::proto::v1::project_service_client::ProjectServiceClient::new(channel)
+        .get_project(request)
+        .await
+        .expect("the certificate's key has the ORG_OWNER role");
+
+    // A verified certificate whose CN is no key: UNAUTHENTICATED.
+    let stranger = fx.client_ca.client_leaf("zzzzzzzz");
+    let channel = tls_channel(addr, client_config(&fx.server_ca, Some(&stranger))).await;
+    assert_eq!(
+        list_orgs(channel, None).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+
+    // A certificate from another CA (here: a self-made one) is refused at the handshake.
+    let rogue = Ca::new("rogue").client_leaf(&server.key.public);
+    let result = tls_connect(addr, client_config(&fx.server_ca, Some(&rogue))).await;
+    if let Ok(mut stream) = result {
+        // TLS 1.3: the client learns of the refusal on its first read.
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let _ = stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("bounded");
+        assert!(
+            !matches!(read, Ok(n) if n > 0),
+            "an unsigned client certificate must be refused"
+        );
+    }
+    // The server is fine afterwards.
+    let channel = tls_channel(addr, client_config(&fx.server_ca, None)).await;
+    assert_eq!(health(channel).await.unwrap(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn required_client_certificates_refuse_connections_without_one() {
+    let (server, fx) = start_tls(ClientCertMode::Required).await;
+    let result = tls_connect(server.grpc_addr, client_config(&fx.server_ca, None)).await;
+    if let Ok(mut stream) = result {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let _ = stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("bounded");
+        assert!(!matches!(read, Ok(n) if n > 0), "no certificate: refused");
+    }
+    let me = fx.client_ca.client_leaf(&server.key.public);
+    let channel = tls_channel(server.grpc_addr, client_config(&fx.server_ca, Some(&me))).await;
+    assert_eq!(list_orgs(channel, None).await.unwrap(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_over_https_with_reqwest_and_curl() {
+    let (server, fx) = start_tls(ClientCertMode::Optional).await;
+    let base = format!("https://localhost:{}", server.http_addr.port());
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(fx.server_ca.cert_pem.as_bytes()).unwrap(),
+        )
+        .resolve("localhost", server.http_addr)
+        .build()
+        .unwrap();
+    let target = "/api/atlas/v1.0/orgs";
+    let challenge = http.get(format!("{base}{target}")).send().await.unwrap();
+    assert_eq!(challenge.status(), 401);
+    let nonce = nonce_of(challenge.headers()["www-authenticate"].to_str().unwrap());
+    let auth = authorization(
+        &server.key,
+        gateway_support::Alg::Md5,
+        "GET",
+        target,
+        &nonce,
+        1,
+        "0a4f113b",
+    );
+    let response = http
+        .get(format!("{base}{target}"))
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Plain HTTP to the TLS listener gets no HTTP answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}{target}", server.http_addr))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = common::write(dir.path(), "ca.pem", &fx.server_ca.cert_pem);
+    let user = format!("{}:{}", server.key.public, server.key.private);
+    let url = format!("{base}{target}");
+    let output = Command::new("curl")
+        .args([
+            "-sS", "--fail", "--cacert", &ca_file, "--digest", "--user", &user,
+        ])
+        .args([
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", server.http_addr.port()),
+        ])
+        .arg(&url)
+        .output();
+    match output {
+        Err(error) => {
+            skip_missing_tool("curl", &error.to_string());
+        }
+        Ok(output) => {
+            assert!(output.status.success(), "{output:?}");
+            let body: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(body["totalCount"], 1, "{body}");
+        }
+    }
+    server.stop().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_certificate_without_dropping_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ca = Ca::new("reload ca");
+    let first = ca.server_leaf();
+    let files = write_leaf(dir.path(), &first);
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let grpc_addr: SocketAddr = format!("127.0.0.1:{grpc_port}").parse().unwrap();
+    let http_addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    let log_path = dir.path().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dbcert"))
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args(["--grpc-listen", &grpc_addr.to_string()])
+        .args(["--http-listen", &http_addr.to_string()])
+        .arg("--tls-cert-file")
+        .arg(&files.cert)
+        .arg("--tls-key-file")
+        .arg(&files.key)
+        .env_remove("DBCERT_BOOTSTRAP_API_KEY")
+        .env_remove("DBCERT_MASTER_KEY")
+        .env_remove("DBCERT_DATABASE")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+
+    let mut old_channel = None;
+    for _ in 0..200 {
+        if tls_connect(grpc_addr, client_config(&ca, None))
+            .await
+            .is_ok()
+        {
+            let channel = tls_channel(grpc_addr, client_config(&ca, None)).await;
+            if health(channel.clone()).await.is_ok_and(|s| s == 1) {
+                old_channel = Some(channel);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let old_channel = old_channel.expect("dbcert did not become SERVING over TLS");
+    assert_eq!(served_certificate(grpc_addr, &ca).await, first.cert_der);
+    assert_eq!(served_certificate(http_addr, &ca).await, first.cert_der);
+
+    // New files, SIGHUP: new connections get the new certificate.
+    let second = ca.server_leaf();
+    write_leaf(dir.path(), &second);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let mut reloaded = false;
+    for _ in 0..200 {
+        if served_certificate(grpc_addr, &ca).await == second.cert_der {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(reloaded, "the gRPC listener must serve the new certificate");
+    assert_eq!(served_certificate(http_addr, &ca).await, second.cert_der);
+    // The connection opened before the reload still works.
+    assert_eq!(health(old_channel.clone()).await.unwrap(), 1);
+
+    // A broken file: the reload fails, is logged, and the last good certificate stays.
+    std::fs::write(&files.cert, "not a certificate").unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let mut logged = false;
+    for _ in 0..200 {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("tls reload failed") {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(logged, "{}", std::fs::read_to_string(&log_path).unwrap());
+    assert_eq!(served_certificate(grpc_addr, &ca).await, second.cert_der);
+    assert_eq!(health(old_channel).await.unwrap(), 1);
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut status = None;
+    for _ in 0..200 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(status) = status else {
+        child.kill().unwrap();
+        panic!("dbcert did not exit after SIGTERM");
+    };
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+}
