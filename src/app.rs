@@ -20,7 +20,7 @@ use tower::timeout::TimeoutLayer;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, MasterKeySource};
-use crate::domain::{Bootstrap, Core, Keyring, MasterKey, SystemClock};
+use crate::domain::{Bootstrap, Core, KeyPool, Keyring, MasterKey, Store, SystemClock};
 use crate::grpc::{GrpcLimitErrors, Services};
 use crate::listener;
 use crate::middleware::{AdmissionLayer, LimitErrorsLayer, Limits};
@@ -34,7 +34,7 @@ use crate::proto::v1::{
 };
 use crate::throttle::AuthThrottle;
 use crate::tls::{self, TlsReloader, TlsSettings};
-use crate::{gateway, proto, storage};
+use crate::{gateway, metrics, proto, storage};
 
 /// The file in the data directory holding a generated master key.
 pub const MASTER_KEY_FILE: &str = "master-key";
@@ -86,12 +86,13 @@ pub async fn serve(
         )
     })?;
     crate::domain::check_master_key(store.as_ref(), &keyring).await?;
-    let core = Arc::new(Core::new(
-        store,
-        keyring,
-        Arc::new(SystemClock),
-        config.core.clone(),
-    ));
+    let store: Arc<dyn Store> = Arc::new(storage::CachingStore::new(store, config.cache_ttl));
+    let key_pool = KeyPool::start(&config.key_pool);
+    info!(key_pool = ?config.key_pool, cache_ttl = ?config.cache_ttl, "performance settings");
+    let core = Arc::new(
+        Core::new(store, keyring, Arc::new(SystemClock), config.core.clone())
+            .with_key_pool(key_pool.clone()),
+    );
     bootstrap(&core, &config).await?;
 
     let (grpc_tls, http_tls) = load_tls(config.tls.as_ref())?;
@@ -179,7 +180,8 @@ pub async fn serve(
         services.clone(),
         core.clone(),
         throttle,
-    ));
+    ))
+    .merge(metrics::router(key_pool.clone()));
     let http_service = ServiceBuilder::new()
         .layer(LimitErrorsLayer::new(gateway::RestLimitErrors))
         .layer(AdmissionLayer::new(permits))
@@ -207,6 +209,7 @@ pub async fn serve(
     set_health(&health_reporter, ServingStatus::NotServing).await;
     let _ = stop_tx.send(true);
     probe.abort();
+    key_pool.stop();
     let drained = tokio::time::timeout(config.shutdown_grace, async {
         let grpc = grpc_task.await;
         let http = http_task.await;

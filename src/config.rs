@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
-use crate::domain::{CaSubject, CoreSettings};
+use crate::domain::{CaSubject, CoreSettings, KeyPoolConfig, KeyType};
 use crate::middleware::Limits;
 use crate::storage::redact_url;
 use crate::throttle::ThrottleSettings;
@@ -40,6 +40,14 @@ pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
 pub const DEFAULT_AUTH_FAILURE_BURST: u32 = 10;
 /// The time one failed authentication takes to be forgotten.
 pub const DEFAULT_AUTH_FAILURE_REFILL: &str = "6s";
+/// Ready leaf keys kept per pooled key type.
+pub const DEFAULT_KEY_POOL_SIZE: usize = 16;
+/// Threads generating pooled keys (one leaves the other cores to requests).
+pub const DEFAULT_KEY_POOL_WORKERS: usize = 1;
+/// The pooled key types: only RSA keys are slow enough to be worth pooling.
+pub const DEFAULT_KEY_POOL_TYPES: &str = "RSA_4096";
+/// How long cached API keys, projects, settings, users and certificate counts are used.
+pub const DEFAULT_CACHE_TTL: &str = "1s";
 
 /// dbcert: a self-hosted, Atlas-compatible issuer of X.509 client certificates for database
 /// users.
@@ -157,7 +165,25 @@ pub struct ServeArgs {
     /// How a verified client certificate names the API key it acts as.
     #[arg(long, env = "DBCERT_MTLS_PRINCIPAL_RULE", value_enum, default_value_t = PrincipalRule::Cn)]
     pub mtls_principal_rule: PrincipalRule,
+    /// Ready leaf keys kept per pooled key type (0 disables the pool).
+    #[arg(long, env = "DBCERT_KEY_POOL_SIZE", default_value_t = DEFAULT_KEY_POOL_SIZE)]
+    pub key_pool_size: usize,
+    /// Threads generating pooled keys (0 disables the pool).
+    #[arg(long, env = "DBCERT_KEY_POOL_WORKERS", default_value_t = DEFAULT_KEY_POOL_WORKERS)]
+    pub key_pool_workers: usize,
+    /// Comma-separated key types to pool: RSA_2048, RSA_3072, RSA_4096, ECDSA_P256, ECDSA_P384.
+    #[arg(long, env = "DBCERT_KEY_POOL_TYPES", default_value = DEFAULT_KEY_POOL_TYPES, value_parser = parse_key_types)]
+    pub key_pool_types: KeyTypes,
+    /// How long cached lookups (API keys and roles, projects, X.509 settings, database users,
+    /// certificate counts) may be used; changes made through another replica take effect
+    /// within it (0 disables the cache).
+    #[arg(long, env = "DBCERT_CACHE_TTL", default_value = DEFAULT_CACHE_TTL, value_parser = parse_duration)]
+    pub cache_ttl: Duration,
 }
+
+/// A list of key types (a flag value).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyTypes(pub Vec<KeyType>);
 
 /// Flags of `dbcert healthcheck`.
 #[derive(Clone, Debug, Args)]
@@ -251,6 +277,10 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// TLS on both listeners (and mutual TLS on gRPC); `None` serves plaintext.
     pub tls: Option<TlsSettings>,
+    /// The leaf key pool.
+    pub key_pool: KeyPoolConfig,
+    /// How long cached store lookups may be used (0: no cache).
+    pub cache_ttl: Duration,
 }
 
 /// A configuration error.
@@ -322,12 +352,19 @@ impl ServeArgs {
                 }),
                 _ => None,
             },
+            key_pool: KeyPoolConfig {
+                size: self.key_pool_size,
+                workers: self.key_pool_workers,
+                types: self.key_pool_types.0,
+            },
+            cache_ttl: self.cache_ttl,
         })
     }
 }
 
 impl Config {
-    /// A configuration for tests: everything under `data_dir`, defaults elsewhere.
+    /// A configuration for tests: everything under `data_dir`, defaults elsewhere, except that
+    /// the key pool is off (many test servers would otherwise all generate RSA keys).
     pub fn for_test(data_dir: PathBuf) -> Self {
         Self {
             database_url: crate::storage::SqliteStore::url_in(&data_dir),
@@ -340,8 +377,26 @@ impl Config {
             limits: Limits::default(),
             throttle: ThrottleSettings::default(),
             tls: None,
+            key_pool: KeyPoolConfig::disabled(),
+            cache_ttl: parse_duration(DEFAULT_CACHE_TTL).expect("the default ttl parses"),
         }
     }
+}
+
+/// Parses `RSA_4096,ECDSA_P256` (empty: none).
+fn parse_key_types(text: &str) -> Result<KeyTypes, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            KeyType::parse(s).ok_or_else(|| {
+                format!(
+                    "unknown key type {s:?} (use RSA_2048, RSA_3072, RSA_4096, ECDSA_P256, ECDSA_P384)"
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(KeyTypes)
 }
 
 /// Parses `30s`, `500ms`, `2m` or plain seconds.
@@ -391,6 +446,10 @@ impl fmt::Debug for ServeArgs {
             grpc_client_ca_file,
             grpc_client_cert,
             mtls_principal_rule,
+            key_pool_size,
+            key_pool_workers,
+            key_pool_types,
+            cache_ttl,
         } = self;
         f.debug_struct("ServeArgs")
             .field("grpc_listen", grpc_listen)
@@ -416,6 +475,10 @@ impl fmt::Debug for ServeArgs {
             .field("grpc_client_ca_file", grpc_client_ca_file)
             .field("grpc_client_cert", grpc_client_cert)
             .field("mtls_principal_rule", mtls_principal_rule)
+            .field("key_pool_size", key_pool_size)
+            .field("key_pool_workers", key_pool_workers)
+            .field("key_pool_types", key_pool_types)
+            .field("cache_ttl", cache_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -433,6 +496,8 @@ impl fmt::Debug for Config {
             limits,
             throttle,
             tls,
+            key_pool,
+            cache_ttl,
         } = self;
         f.debug_struct("Config")
             .field("data_dir", data_dir)
@@ -447,6 +512,8 @@ impl fmt::Debug for Config {
             .field("limits", limits)
             .field("throttle", throttle)
             .field("tls", tls)
+            .field("key_pool", key_pool)
+            .field("cache_ttl", cache_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -462,6 +529,30 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn parses_key_pool_flags() {
+        let cli = Cli::try_parse_from([
+            "dbcert",
+            "serve",
+            "--key-pool-types",
+            "RSA_4096, ecdsa_p256",
+            "--key-pool-size",
+            "0",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let config = args.into_config().unwrap();
+        assert_eq!(
+            config.key_pool.types,
+            vec![KeyType::Rsa4096, KeyType::EcdsaP256]
+        );
+        assert!(!config.key_pool.is_enabled());
+        assert!(parse_key_types("ED25519").is_err());
+        assert_eq!(parse_key_types(""), Ok(KeyTypes(Vec::new())));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod healthcheck;
 pub mod listener;
+pub mod metrics;
 pub mod middleware;
 pub mod proto;
 pub mod rotate;

@@ -102,6 +102,7 @@ async fn every_change_is_recorded_in_order_with_actor_and_address() {
         .update_user_security(UpdateUserSecurityRequest {
             group_id: group_id.clone(),
             customer_x509: Some(CustomerX509 { cas: ca }),
+            ca_key_type: 0,
         })
         .await
         .unwrap();

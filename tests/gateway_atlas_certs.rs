@@ -279,3 +279,40 @@ async fn body_errors_are_atlas_errors_and_issue_nothing() {
     let resp = atlas.get(&format!("{path}?includeCount=true")).await;
     assert_eq!(resp.json()["totalCount"], 0, "{}", resp.body);
 }
+
+/// The Atlas API has no key type: a certificate issued over REST has an RSA-4096 key, and a
+/// `keyType` attribute (the gRPC-only choice) is refused like any other unknown attribute.
+#[tokio::test]
+async fn rest_certificates_stay_rsa_4096() {
+    let server = TestServer::start().await;
+    let atlas = Atlas::new(&server);
+    let group = atlas.create_project("rsa").await;
+    atlas.create_managed_user(&group, "u1").await;
+    let path = format!("/api/atlas/v1.0/groups/{group}/databaseUsers/u1/certs");
+
+    let resp = atlas.post(&path, r#"{"monthsUntilExpiration":1}"#).await;
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    let der = check_pem_layout(&resp.body);
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    match cert.public_key().parsed().unwrap() {
+        x509_parser::public_key::PublicKey::RSA(rsa) => assert_eq!(rsa.key_size(), 4096),
+        other => panic!("expected an RSA key, got {other:?}"),
+    }
+    // The private key in the body is the certificate's: PKCS#8 RSA of the same modulus size.
+    let key_pem = &resp.body[resp.body.find("-----BEGIN PRIVATE").unwrap()..];
+    let (_, key) = x509_parser::pem::parse_x509_pem(key_pem.as_bytes()).unwrap();
+    assert!(key.contents.len() > 2000, "{}", key.contents.len());
+
+    for body in [
+        r#"{"monthsUntilExpiration":1,"keyType":"ECDSA_P256"}"#,
+        r#"{"keyType":"KEY_TYPE_ECDSA_P256"}"#,
+    ] {
+        let resp = atlas.post(&path, body).await;
+        let error = resp.assert_error(400, "INVALID_ATTRIBUTE");
+        assert_eq!(error["parameters"][0], "keyType");
+    }
+    // Only the first request issued anything.
+    let list = atlas.get(&path).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.json()["totalCount"], 1);
+}

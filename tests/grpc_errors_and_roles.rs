@@ -169,6 +169,7 @@ async fn every_core_error_code_over_grpc() {
     let set_ca = |cas: String| UpdateUserSecurityRequest {
         group_id: group_id.clone(),
         customer_x509: Some(CustomerX509 { cas }),
+        ..Default::default()
     };
     assert_error(
         clients

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbcert::domain::{
-    ApiKeyId, ApiKeyRecord, CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, OrgId,
-    OrgRole, Organization, Page, Project, ProjectId, ProjectRole, Store, StoreError, StoredCa,
-    Username, X509Type,
+    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditOutcome, AuditScope,
+    CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, OrgId, OrgRole, Organization,
+    Page, Project, ProjectId, ProjectRole, Store, StoreError, StoredCa, Username, X509Type,
 };
-use dbcert::storage::{POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
+use dbcert::storage::{GroupCommitStore, POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
 use time::OffsetDateTime;
 
 use common::pg::{TestDatabase, with_database};
@@ -89,6 +89,7 @@ macro_rules! conformance_suite {
             certificate_paging,
             paging_edge_cases,
             digest_nonce_uses_refuse_replays_and_purge,
+            certificates_are_recorded_in_batches_with_their_events,
         );
     };
 }
@@ -185,6 +186,21 @@ fn certificate(
         not_before,
         not_after: not_before + secs(86_400),
         sha256_fingerprint: format!("{serial:064x}"),
+    }
+}
+
+fn issued_event(record: &CertificateRecord) -> AuditEvent {
+    AuditEvent {
+        id: format!("{:024x}", record.serial),
+        at: record.not_before,
+        actor: Actor::System,
+        client_address: None,
+        org_id: None,
+        project_id: Some(record.project_id.clone()),
+        action: AuditAction::CertificateIssued,
+        target: Some(record.username.clone()),
+        serial: Some(record.serial),
+        outcome: AuditOutcome::Success,
     }
 }
 
@@ -1151,5 +1167,100 @@ async fn postgres_recovers_when_connections_are_cut() {
     assert_eq!(
         store.put_meta_if_absent("after", "cut").await.unwrap(),
         "cut"
+    );
+}
+
+// === batched certificate records ===
+
+async fn certificates_are_recorded_in_batches_with_their_events(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let a = new_project(store.as_ref(), &org, "a").await;
+    let t = now();
+    let events = |store: Arc<dyn Store>| {
+        let a = a.id.clone();
+        async move {
+            let listed = store
+                .list_audit_events(&AuditScope::Project(a), page(1, 500, true))
+                .await
+                .unwrap();
+            let mut serials: Vec<i64> = listed.results.iter().filter_map(|e| e.serial).collect();
+            serials.sort_unstable();
+            serials
+        }
+    };
+
+    let first = certificate(&a, "alice", 1, t);
+    store
+        .record_certificate(&first, &issued_event(&first))
+        .await
+        .unwrap();
+    // One transaction: each record gets its own answer; a taken serial (before or within the
+    // batch) is a conflict and its event is not stored.
+    let batch: Vec<_> = [
+        certificate(&a, "alice", 2, t),
+        certificate(&a, "bob", 1, t),
+        certificate(&a, "bob", 3, t),
+        certificate(&a, "carol", 3, t),
+    ]
+    .into_iter()
+    .map(|record| {
+        let mut event = issued_event(&record);
+        event.id = format!("{:012x}{:012x}", record.serial, record.username.len());
+        (record, event)
+    })
+    .collect();
+    let results = store.record_certificates(&batch).await.unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(StoreError::Conflict)),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[3], Err(StoreError::Conflict)),
+        "{results:?}"
+    );
+    assert_eq!(events(store.clone()).await, [1, 2, 3]);
+    assert_eq!(
+        serials(
+            &store
+                .list_certificates(&a.id, "bob", t, page(1, 100, false))
+                .await
+                .unwrap()
+                .results
+        ),
+        [3]
+    );
+
+    // Through the group-commit writer: concurrent callers, each answered for its own record
+    // after the commit holding it and its event.
+    let batched: Arc<dyn Store> = Arc::new(GroupCommitStore::new(store.clone()));
+    let calls = (100..120).chain([2]).map(|serial| {
+        let batched = batched.clone();
+        let record = certificate(&a, "dave", serial, t);
+        tokio::spawn(async move {
+            let result = batched
+                .record_certificate(&record, &issued_event(&record))
+                .await;
+            (serial, result)
+        })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        let (serial, result) = call.await.unwrap();
+        if serial == 2 {
+            assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+        } else {
+            result.unwrap();
+        }
+    }
+    let mut expected = vec![1, 2, 3];
+    expected.extend(100..120);
+    assert_eq!(events(store.clone()).await, expected);
+    assert_eq!(
+        store
+            .count_unexpired_certificates(&a.id, "dave", t)
+            .await
+            .unwrap(),
+        20
     );
 }

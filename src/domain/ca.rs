@@ -5,13 +5,14 @@ use std::fmt;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256, RsaKeySize, SerialNumber,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
+use super::key_type::KeyType;
 use super::model::{ProjectId, Username};
 use super::secret::SecretDer;
 use super::validity::{BACKDATE, Validity};
@@ -62,6 +63,7 @@ pub struct ProjectCa {
     subject: String,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
+    key_type: KeyType,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -84,13 +86,17 @@ pub struct IssuedCertificate {
 // === impl ProjectCa ===
 
 impl ProjectCa {
-    /// Generates an RSA-4096 CA for a project (slow: about a second of CPU).
+    /// Generates a CA for a project with a key of the given type (RSA-4096: about a second of
+    /// CPU; ECDSA: microseconds). RSA CAs sign with sha256WithRSAEncryption, P-256 CAs with
+    /// ecdsa-with-SHA256, P-384 CAs with ecdsa-with-SHA384.
     pub fn generate(
         project_id: &ProjectId,
         subject: &CaSubject,
+        key_type: KeyType,
         now: OffsetDateTime,
     ) -> Result<NewProjectCa, CaError> {
-        let mut key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_4096)?;
+        debug_assert!(key_type.allowed_for_ca(), "ca key types are validated");
+        let mut key = key_type.generate()?;
         let key_pkcs8 = SecretDer::new(key.serialize_der());
 
         let now = now.replace_nanosecond(0).expect("0 is a valid nanosecond");
@@ -119,13 +125,22 @@ impl ProjectCa {
         Ok(NewProjectCa { ca, key_pkcs8 })
     }
 
-    /// Rebuilds a CA from its stored DER certificate and PKCS#8 key.
+    /// Rebuilds a CA from its stored DER certificate and PKCS#8 key. The key's type (RSA,
+    /// ECDSA P-256 or P-384) is read from the key itself, and picks the signature algorithm.
     pub fn from_parts(cert_der: Vec<u8>, key_pkcs8: &SecretDer) -> Result<Self, CaError> {
-        let key = KeyPair::from_pkcs8_der_and_sign_algo(
-            &PrivatePkcs8KeyDer::from(key_pkcs8.secret_der()),
-            &PKCS_RSA_SHA256,
-        )
-        .map_err(|_| CaError::Unreadable)?;
+        let key = KeyPair::try_from(&PrivatePkcs8KeyDer::from(key_pkcs8.secret_der()))
+            .map_err(|_| CaError::Unreadable)?;
+        let alg = key.algorithm();
+        let key_type = if alg == &PKCS_ECDSA_P256_SHA256 {
+            KeyType::EcdsaP256
+        } else if alg == &PKCS_ECDSA_P384_SHA384 {
+            KeyType::EcdsaP384
+        } else if key.is_compatible(&rcgen::PKCS_RSA_SHA256) {
+            // Every RSA CA dbcert makes is RSA-4096.
+            KeyType::Rsa4096
+        } else {
+            return Err(CaError::Unreadable);
+        };
         let (_, parsed) =
             x509_parser::parse_x509_certificate(&cert_der).map_err(|_| CaError::Unreadable)?;
         let subject = parsed.subject().to_string();
@@ -140,24 +155,28 @@ impl ProjectCa {
             subject,
             not_before,
             not_after,
+            key_type,
             issuer,
         })
     }
 
-    /// Issues a client certificate with a fresh RSA-4096 key (slow: about a second of CPU).
+    /// Issues a client certificate with a fresh key of the given type (RSA-4096: about a
+    /// second of CPU).
     pub fn issue(
         &self,
         username: &Username,
         validity: Validity,
         serial: i64,
+        key_type: KeyType,
     ) -> Result<IssuedCertificate, CaError> {
-        let mut key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_4096)?;
+        let mut key = key_type.generate()?;
         let issued = self.issue_with_key(username, validity, serial, &key);
         zeroize::Zeroize::zeroize(&mut key);
         issued
     }
 
-    /// Issues a client certificate for the given key: the Atlas profile of reference §2.
+    /// Issues a client certificate for the given key: the Atlas profile of reference §2 (only
+    /// the key and, with an ECDSA CA, the signature algorithm differ).
     pub fn issue_with_key(
         &self,
         username: &Username,
@@ -194,6 +213,11 @@ impl ProjectCa {
         })
     }
 
+    /// Returns the type of the CA's key.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
     /// Returns the CA certificate, DER.
     pub fn certificate_der(&self) -> &[u8] {
         &self.cert_der
@@ -228,10 +252,12 @@ impl fmt::Debug for ProjectCa {
             subject,
             not_before,
             not_after,
+            key_type,
             issuer: _,
         } = self;
         f.debug_struct("ProjectCa")
             .field("subject", subject)
+            .field("key_type", key_type)
             .field("not_before", not_before)
             .field("not_after", not_after)
             .finish_non_exhaustive()

@@ -10,6 +10,7 @@ use super::audit::FailedAuthBudget;
 use super::auth::{Access, Principal};
 use super::ca::{CaSubject, ProjectCa};
 use super::error::{AtlasError, AtlasResult};
+use super::key_pool::KeyPool;
 use super::model::{Project, ProjectId};
 use super::secret::Keyring;
 use super::store::{Store, StoreError};
@@ -69,6 +70,8 @@ pub struct Core {
     pub(super) nonce_secrets: Vec<zeroize::Zeroizing<[u8; 32]>>,
     /// Bounds the failed authentications stored per minute.
     pub(super) failed_auth_budget: Mutex<FailedAuthBudget>,
+    /// Pre-generated leaf keys (disabled unless [`Core::with_key_pool`] gives one).
+    pub(super) key_pool: KeyPool,
 }
 
 impl Core {
@@ -90,7 +93,19 @@ impl Core {
             ca_cache: Mutex::new(HashMap::new()),
             ca_creation: tokio::sync::Mutex::new(HashMap::new()),
             failed_auth_budget: Mutex::new(FailedAuthBudget::new()),
+            key_pool: KeyPool::disabled(),
         }
+    }
+
+    /// Uses a pool of pre-generated leaf keys.
+    pub fn with_key_pool(mut self, key_pool: KeyPool) -> Self {
+        self.key_pool = key_pool;
+        self
+    }
+
+    /// Returns the leaf key pool (for metrics and shutdown).
+    pub fn key_pool(&self) -> &KeyPool {
+        &self.key_pool
     }
 
     /// Returns the store (for health checks).

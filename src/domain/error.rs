@@ -11,6 +11,8 @@ use std::fmt;
 pub enum ErrorCode {
     /// The per-user cap on generated certificates is reached.
     AtlasGeneratedCertsLimitExceeded,
+    /// The project's CA exists, so its key type can no longer change.
+    CaKeyTypeImmutable,
     /// The project is in self-managed X.509 mode.
     CannotGenerateCertIfAdvancedX509,
     /// More than 24 months were asked for.
@@ -89,6 +91,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AtlasGeneratedCertsLimitExceeded => "ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED",
+            Self::CaKeyTypeImmutable => "CA_KEY_TYPE_IMMUTABLE",
             Self::CannotGenerateCertIfAdvancedX509 => "CANNOT_GENERATE_CERT_IF_ADVANCED_X509",
             Self::CertExpiryCannotExceedTwoYears => "CERT_EXPIRY_CANNOT_EXCEED_TWO_YEARS",
             Self::DatabaseNameInvalidAdmin => "DATABASE_NAME_INVALID_ADMIN",
@@ -119,6 +122,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             Self::AtlasGeneratedCertsLimitExceeded
+            | Self::CaKeyTypeImmutable
             | Self::CannotGenerateCertIfAdvancedX509
             | Self::CertExpiryCannotExceedTwoYears
             | Self::DatabaseNameInvalidAdmin
@@ -147,9 +151,9 @@ impl ErrorCode {
     pub fn kind(self) -> ErrorKind {
         match self {
             Self::AtlasGeneratedCertsLimitExceeded => ErrorKind::ResourceExhausted,
-            Self::CannotGenerateCertIfAdvancedX509 | Self::UserNotManagedX509 => {
-                ErrorKind::FailedPrecondition
-            }
+            Self::CaKeyTypeImmutable
+            | Self::CannotGenerateCertIfAdvancedX509
+            | Self::UserNotManagedX509 => ErrorKind::FailedPrecondition,
             Self::CertExpiryCannotExceedTwoYears
             | Self::DatabaseNameInvalidAdmin
             | Self::DatabaseNameInvalidExternal
@@ -174,6 +178,7 @@ impl ErrorCode {
     /// Every code, for table tests.
     pub const ALL: &'static [ErrorCode] = &[
         Self::AtlasGeneratedCertsLimitExceeded,
+        Self::CaKeyTypeImmutable,
         Self::CannotGenerateCertIfAdvancedX509,
         Self::CertExpiryCannotExceedTwoYears,
         Self::DatabaseNameInvalidAdmin,

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use tracing::{info, warn};
-use zeroize::Zeroize as _;
 
 use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::ca::{IssuedCertificate, ProjectCa, random_serial};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
+use super::key_pool::PooledKey;
+use super::key_type::KeyType;
 use super::model::{
     CertificateRecord, DatabaseName, Page, Paged, Project, ProjectId, Username, X509Type,
 };
@@ -19,15 +20,18 @@ use super::validity::{Months, Validity};
 
 /// How often a serial collision (one in 2^63) is retried before giving up.
 const SERIAL_ATTEMPTS: usize = 3;
+/// How often a CA creation is retried when the project's CA key type changes meanwhile.
+const CA_CREATION_ATTEMPTS: usize = 3;
 
 impl Core {
-    /// Creates a certificate and private key for a MANAGED database user.
+    /// Creates a certificate and private key of the given type for a MANAGED database user.
     pub async fn create_user_certificate(
         &self,
         principal: &Principal,
         group_id: &str,
         username: &str,
         months_until_expiration: Option<i64>,
+        key_type: KeyType,
     ) -> AtlasResult<IssuedCertificate> {
         let project = self
             .authorized_project(principal, group_id, Access::Write)
@@ -89,32 +93,42 @@ impl Core {
         let ca = self.project_ca(&project).await?;
         let validity = Validity::for_months(now, months, ca.not_after());
 
-        // RSA-4096 key generation costs about a second of CPU: never on an async worker.
-        let mut key = tokio::task::spawn_blocking(|| {
-            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
-        })
-        .await
-        .map_err(AtlasError::internal)?
-        .map_err(AtlasError::internal)?;
+        // A ready key from the pool when there is one; else a fresh one. RSA key generation
+        // (RSA-4096: about 0.7 s of CPU) and RSA signing (milliseconds) run on blocking
+        // threads; ECDSA generation and signing take tens of microseconds and run inline.
+        let pooled = self.key_pool.take(key_type);
+        let inline = !ca.key_type().is_expensive_to_sign_with()
+            && (pooled.is_some() || !key_type.is_expensive_to_generate());
+        let mut key = match pooled {
+            Some(key) => key,
+            None if inline => key_type
+                .generate()
+                .map(PooledKey::new)
+                .map_err(AtlasError::internal)?,
+            None => tokio::task::spawn_blocking(move || key_type.generate().map(PooledKey::new))
+                .await
+                .map_err(AtlasError::internal)?
+                .map_err(AtlasError::internal)?,
+        };
 
         for attempt in 1..=SERIAL_ATTEMPTS {
             let serial = random_serial();
-            // Signing with RSA-4096 takes milliseconds: also too long for an async worker.
-            let (signing_ca, subject_user) = (ca.clone(), username.clone());
-            let (issued, returned_key) = tokio::task::spawn_blocking(move || {
-                let issued = signing_ca.issue_with_key(&subject_user, validity, serial, &key);
-                (issued, key)
-            })
-            .await
-            .map_err(AtlasError::internal)?;
-            key = returned_key;
-            let issued = match issued {
-                Ok(issued) => issued,
-                Err(error) => {
-                    key.zeroize();
-                    return Err(AtlasError::internal(error));
-                }
+            let issued = if inline {
+                ca.issue_with_key(&username, validity, serial, key.key_pair())
+            } else {
+                let (signing_ca, subject_user) = (ca.clone(), username.clone());
+                let (issued, returned_key) = tokio::task::spawn_blocking(move || {
+                    let issued =
+                        signing_ca.issue_with_key(&subject_user, validity, serial, key.key_pair());
+                    (issued, key)
+                })
+                .await
+                .map_err(AtlasError::internal)?;
+                key = returned_key;
+                issued
             };
+            // On error the key is dropped, which zeroizes it.
+            let issued = issued.map_err(AtlasError::internal)?;
             let record = CertificateRecord {
                 serial: issued.serial,
                 project_id: project.id.clone(),
@@ -137,8 +151,9 @@ impl Core {
             };
             match self.store.record_certificate(&record, &event).await {
                 Ok(()) => {
-                    // rcgen keeps the key's PKCS#8 bytes and does not wipe them on drop.
-                    key.zeroize();
+                    // rcgen keeps the key's PKCS#8 bytes and does not wipe them on drop; the
+                    // pooled key wrapper does.
+                    drop(key);
                     event.log();
                     info!(
                         project_id = %project.id,
@@ -154,12 +169,12 @@ impl Core {
                     warn!(project_id = %project.id, serial, "serial collision, drawing another");
                 }
                 Err(error) => {
-                    key.zeroize();
+                    drop(key);
                     return Err(store_error(error));
                 }
             }
         }
-        key.zeroize();
+        drop(key);
         Err(AtlasError::internal("serial collisions exhausted"))
     }
 
@@ -256,41 +271,59 @@ impl Core {
         Ok(Some(ca))
     }
 
+    /// Creates the project's CA with the key type of its settings. The store inserts it only
+    /// if the setting is unchanged, and fixes the setting in the same transaction.
     async fn create_ca(&self, project: &Project) -> AtlasResult<ProjectCa> {
-        let (project_id, subject, now) = (
-            project.id.clone(),
-            self.settings.ca_subject.clone(),
-            self.clock.now(),
-        );
-        let new =
-            tokio::task::spawn_blocking(move || ProjectCa::generate(&project_id, &subject, now))
+        for _ in 0..CA_CREATION_ATTEMPTS {
+            let key_type = self
+                .store
+                .user_security(&project.id)
                 .await
-                .map_err(AtlasError::internal)?
-                .map_err(AtlasError::internal)?;
-        let sealed = self
-            .keyring
-            .seal(&ca_key_context(&project.id), new.key_pkcs8.secret_der())
-            .map_err(AtlasError::internal)?;
-        let stored = StoredCa {
-            cert_der: new.ca.certificate_der().to_vec(),
-            sealed_key: Some(sealed),
-        };
-        match self
-            .store
-            .insert_project_ca(&project.id, &stored, now)
+                .map_err(store_error)?
+                .ca_key_type;
+            let (project_id, subject, now) = (
+                project.id.clone(),
+                self.settings.ca_subject.clone(),
+                self.clock.now(),
+            );
+            let new = tokio::task::spawn_blocking(move || {
+                ProjectCa::generate(&project_id, &subject, key_type, now)
+            })
             .await
-        {
-            Ok(()) => {
-                info!(project_id = %project.id, subject = new.ca.subject(), "created project ca");
-                Ok(new.ca)
+            .map_err(AtlasError::internal)?
+            .map_err(AtlasError::internal)?;
+            let sealed = self
+                .keyring
+                .seal(&ca_key_context(&project.id), new.key_pkcs8.secret_der())
+                .map_err(AtlasError::internal)?;
+            let stored = StoredCa {
+                cert_der: new.ca.certificate_der().to_vec(),
+                sealed_key: Some(sealed),
+            };
+            match self
+                .store
+                .insert_project_ca_of_type(&project.id, &stored, key_type, now)
+                .await
+            {
+                Ok(true) => {
+                    info!(project_id = %project.id, subject = new.ca.subject(), %key_type, "created project ca");
+                    return Ok(new.ca);
+                }
+                // The CA key type setting changed since it was read: read it again.
+                Ok(false) => {}
+                // Another replica created it first: use theirs.
+                Err(StoreError::Conflict) => {
+                    return self
+                        .load_ca(&project.id)
+                        .await?
+                        .ok_or_else(|| AtlasError::internal("project ca vanished after conflict"));
+                }
+                Err(error) => return Err(store_error(error)),
             }
-            // Another replica created it first: use theirs.
-            Err(StoreError::Conflict) => self
-                .load_ca(&project.id)
-                .await?
-                .ok_or_else(|| AtlasError::internal("project ca vanished after conflict")),
-            Err(error) => Err(store_error(error)),
         }
+        Err(AtlasError::internal(
+            "project ca key type kept changing during ca creation",
+        ))
     }
 }
 

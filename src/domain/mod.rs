@@ -9,6 +9,8 @@ mod core;
 mod database_users;
 mod error;
 mod issuer;
+mod key_pool;
+mod key_type;
 mod model;
 mod organizations;
 mod projects;
@@ -29,6 +31,8 @@ pub use self::ca::{CA_LIFETIME, CaError, CaSubject, IssuedCertificate, ProjectCa
 pub use self::core::{Clock, Core, CoreSettings, DIGEST_NONCE_LABEL, SystemClock};
 pub use self::database_users::{MAX_ROLES, NewDatabaseUser};
 pub use self::error::{AtlasError, AtlasResult, ErrorCode, ErrorKind};
+pub use self::key_pool::{KeyPool, KeyPoolConfig, KeyPoolStats, PooledKey};
+pub use self::key_type::KeyType;
 pub use self::model::*;
 pub use self::organizations::{Bootstrap, DEFAULT_ORG_NAME};
 pub use self::rotation::{

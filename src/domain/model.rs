@@ -5,6 +5,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use super::error::{AtlasError, AtlasResult, ErrorCode};
+use super::key_type::KeyType;
 
 // === ids ===
 
@@ -419,6 +420,8 @@ pub struct DatabaseUser {
 pub struct UserSecurity {
     /// The customer CA (PEM); `Some` means self-managed X.509 mode.
     pub customer_ca_pem: Option<String>,
+    /// The key type of the project's CA: settable until the CA exists, fixed after.
+    pub ca_key_type: KeyType,
 }
 
 /// A certificate issued by a project's CA, as recorded (never with its private key).

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::audit::{AuditEvent, AuditScope};
+use super::key_type::KeyType;
 use super::model::{
     ApiKeyId, CertificateRecord, DatabaseName, DatabaseUser, OrgId, OrgRole, Organization, Page,
     Paged, Project, ProjectId, ProjectRole, UserSecurity, Username,
@@ -186,6 +187,10 @@ pub trait Store: Send + Sync + 'static {
     async fn user_security(&self, project_id: &ProjectId) -> StoreResult<UserSecurity>;
     /// Sets or clears the customer CA.
     async fn set_customer_ca(&self, project_id: &ProjectId, pem: Option<&str>) -> StoreResult<()>;
+    /// Sets the key type of the project's future CA; `false` (nothing changed) once the CA
+    /// exists (or is being created with the current type) or the project is gone.
+    async fn set_ca_key_type(&self, project_id: &ProjectId, key_type: KeyType)
+    -> StoreResult<bool>;
 
     // --- CAs and certificates ---
 
@@ -198,6 +203,16 @@ pub trait Store: Send + Sync + 'static {
         ca: &StoredCa,
         created: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// Inserts a project's CA of the given key type, fixing the project's CA key type setting
+    /// in the same transaction. `Ok(false)` (nothing inserted) when the setting is no longer
+    /// `key_type` (it was changed meanwhile); `Conflict` when the project has a CA.
+    async fn insert_project_ca_of_type(
+        &self,
+        project_id: &ProjectId,
+        ca: &StoredCa,
+        key_type: KeyType,
+        created: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// Lists up to `limit` sealed CA keys (projects whose key was not destroyed) with project
     /// ids after `after`, ordered by project id: a master key rotation walks them all.
     async fn sealed_ca_keys(
@@ -214,6 +229,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Records an issued certificate durably; `Conflict` when the serial is taken for the CA.
     async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()>;
+    /// Records several issued certificates durably, in one transaction where the backend can
+    /// (one commit, one fsync, for all). Each record gets its own result: `Conflict` when its
+    /// serial is taken. The outer error means nothing was recorded.
+    async fn insert_certificates(
+        &self,
+        records: &[CertificateRecord],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        let mut results = Vec::with_capacity(records.len());
+        for record in records {
+            results.push(self.insert_certificate(record).await);
+        }
+        Ok(results)
+    }
     /// Lists a user's certificates unexpired at `now`, oldest first.
     async fn list_certificates(
         &self,
@@ -237,6 +265,20 @@ pub trait Store: Send + Sync + 'static {
         record: &CertificateRecord,
         event: &AuditEvent,
     ) -> StoreResult<()>;
+    /// Records several issued certificates, each with its audit event, in one transaction where
+    /// the backend can (one commit for all). Each record gets its own result: `Conflict` when
+    /// its serial is taken (its event is then not stored either). The outer error means nothing
+    /// was recorded.
+    async fn record_certificates(
+        &self,
+        items: &[(CertificateRecord, AuditEvent)],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        let mut results = Vec::with_capacity(items.len());
+        for (record, event) in items {
+            results.push(self.record_certificate(record, event).await);
+        }
+        Ok(results)
+    }
 
     // --- audit ---
 

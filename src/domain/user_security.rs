@@ -7,6 +7,7 @@ use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
+use super::key_type::KeyType;
 use super::model::UserSecurity;
 
 /// The largest customer CA bundle accepted (bytes).
@@ -65,6 +66,51 @@ impl Core {
             .user_security(&project.id)
             .await
             .map_err(store_error)
+    }
+
+    /// Sets the key type of the project's CA (RSA-4096, ECDSA P-256 or P-384). Allowed until
+    /// the CA exists (it is created on the first certificate or CA request); afterwards only
+    /// the CA's own type is accepted (a no-op), anything else is `CA_KEY_TYPE_IMMUTABLE`.
+    pub async fn set_ca_key_type(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        key_type: KeyType,
+    ) -> AtlasResult<UserSecurity> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
+        if !key_type.allowed_for_ca() {
+            return Err(AtlasError::invalid_enum_value(
+                "ca_key_type",
+                key_type.as_str(),
+            ));
+        }
+        let changed = self
+            .store
+            .set_ca_key_type(&project.id, key_type)
+            .await
+            .map_err(store_error)?;
+        let security = self
+            .store
+            .user_security(&project.id)
+            .await
+            .map_err(store_error)?;
+        if !changed && security.ca_key_type != key_type {
+            return Err(AtlasError::new(
+                ErrorCode::CaKeyTypeImmutable,
+                format!(
+                    "The project's CA exists with key type {}; its key type cannot change.",
+                    security.ca_key_type
+                ),
+                vec![security.ca_key_type.to_string()],
+            )
+            .with_field("ca_key_type"));
+        }
+        if changed {
+            info!(project_id = %project.id, %key_type, key_id = %principal.key_id, "set project ca key type");
+        }
+        Ok(security)
     }
 
     /// Validates a customer CA bundle: PEM certificates only, none expired.

@@ -108,6 +108,8 @@ async fn create_certificate(
         group_id,
         username,
         months_until_expiration: months,
+        // The Atlas API has no key type: REST certificates stay RSA-4096.
+        key_type: v1::KeyType::Unspecified as i32,
     };
     let mut issued =
         CertificateService::create_user_certificate(&*gateway.services, rpc(&auth, request))
@@ -555,6 +557,8 @@ async fn update_user_security(
             let request = v1::UpdateUserSecurityRequest {
                 group_id: group_id.clone(),
                 customer_x509: Some(customer_x509),
+                // Unspecified leaves the CA key type setting unchanged.
+                ca_key_type: v1::KeyType::Unspecified as i32,
             };
             UserSecurityService::update_user_security(&*gateway.services, rpc(&auth, request))
                 .await?

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::convert::{page, page_parts, timestamp};
+use super::convert::{key_type_from_proto, page, page_parts, timestamp};
 use super::status::to_status;
 use crate::proto::v1::{
     self, CreateUserCertificateRequest, CreateUserCertificateResponse,
@@ -21,6 +21,9 @@ impl CertificateService for Services {
     ) -> Result<Response<CreateUserCertificateResponse>, Status> {
         let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
+        let key_type = key_type_from_proto("key_type", req.key_type)
+            .map_err(to_status)?
+            .unwrap_or_default();
         let mut issued = self
             .core
             .create_user_certificate(
@@ -28,6 +31,7 @@ impl CertificateService for Services {
                 &req.group_id,
                 &req.username,
                 req.months_until_expiration,
+                key_type,
             )
             .await
             .map_err(to_status)?;

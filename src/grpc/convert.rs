@@ -107,6 +107,36 @@ pub fn user_security(security: domain::UserSecurity) -> v1::UserSecurity {
         customer_x509: Some(v1::CustomerX509 {
             cas: security.customer_ca_pem.unwrap_or_default(),
         }),
+        ca_key_type: key_type_to_proto(security.ca_key_type) as i32,
+    }
+}
+
+/// The key type of a request field; `None` when unspecified.
+pub fn key_type_from_proto(
+    field: &'static str,
+    value: i32,
+) -> domain::AtlasResult<Option<domain::KeyType>> {
+    match v1::KeyType::try_from(value) {
+        Ok(v1::KeyType::Unspecified) => Ok(None),
+        Ok(v1::KeyType::Rsa2048) => Ok(Some(domain::KeyType::Rsa2048)),
+        Ok(v1::KeyType::Rsa3072) => Ok(Some(domain::KeyType::Rsa3072)),
+        Ok(v1::KeyType::Rsa4096) => Ok(Some(domain::KeyType::Rsa4096)),
+        Ok(v1::KeyType::EcdsaP256) => Ok(Some(domain::KeyType::EcdsaP256)),
+        Ok(v1::KeyType::EcdsaP384) => Ok(Some(domain::KeyType::EcdsaP384)),
+        Err(_) => Err(domain::AtlasError::invalid_enum_value(
+            field,
+            &value.to_string(),
+        )),
+    }
+}
+
+pub fn key_type_to_proto(key_type: domain::KeyType) -> v1::KeyType {
+    match key_type {
+        domain::KeyType::Rsa2048 => v1::KeyType::Rsa2048,
+        domain::KeyType::Rsa3072 => v1::KeyType::Rsa3072,
+        domain::KeyType::Rsa4096 => v1::KeyType::Rsa4096,
+        domain::KeyType::EcdsaP256 => v1::KeyType::EcdsaP256,
+        domain::KeyType::EcdsaP384 => v1::KeyType::EcdsaP384,
     }
 }
 

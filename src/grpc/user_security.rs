@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::convert::user_security;
+use super::convert::{key_type_from_proto, user_security};
 use super::status::to_status;
 use crate::proto::v1::{
     DeleteCustomerX509Request, GetUserSecurityRequest, UpdateUserSecurityRequest, UserSecurity,
@@ -34,12 +34,28 @@ impl UserSecurityService for Services {
     ) -> Result<Response<UserSecurity>, Status> {
         let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
-        let cas = req.customer_x509.map(|c| c.cas).unwrap_or_default();
-        let security = self
-            .core
-            .set_customer_ca(&principal, &req.group_id, &cas)
-            .await
-            .map_err(to_status)?;
+        let ca_key_type = key_type_from_proto("ca_key_type", req.ca_key_type).map_err(to_status)?;
+        let mut security = None;
+        if let Some(key_type) = ca_key_type {
+            security = Some(
+                self.core
+                    .set_ca_key_type(&principal, &req.group_id, key_type)
+                    .await
+                    .map_err(to_status)?,
+            );
+        }
+        // Without a customer CA, a request that sets the CA key type leaves the customer CA
+        // alone; one that sets nothing clears it (the behaviour before ca_key_type existed).
+        if req.customer_x509.is_some() || ca_key_type.is_none() {
+            let cas = req.customer_x509.map(|c| c.cas).unwrap_or_default();
+            security = Some(
+                self.core
+                    .set_customer_ca(&principal, &req.group_id, &cas)
+                    .await
+                    .map_err(to_status)?,
+            );
+        }
+        let security = security.expect("one of the two branches ran");
         Ok(Response::new(user_security(security)))
     }
 

@@ -1,5 +1,7 @@
 //! Storage backends of the [`crate::domain::Store`] port, chosen by URL scheme.
 
+mod batch;
+mod cache;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -9,6 +11,8 @@ use std::time::Duration;
 
 use tracing::warn;
 
+pub use self::batch::{GroupCommitStore, MAX_GROUP_COMMIT, group_commit_totals};
+pub use self::cache::CachingStore;
 pub use self::postgres::{ACQUIRE_TIMEOUT as POSTGRES_ACQUIRE_TIMEOUT, PostgresStore};
 pub use self::sqlite::SqliteStore;
 use crate::domain::{Store, StoreError, StoreResult};
@@ -23,24 +27,26 @@ const OPEN_RETRY_FIRST_DELAY: Duration = Duration::from_millis(500);
 const OPEN_RETRY_MAX_DELAY: Duration = Duration::from_secs(8);
 
 /// Opens and migrates the store at `url`: `sqlite://…` or `postgres://…`/`postgresql://…`.
+/// Certificate inserts are group-committed ([`GroupCommitStore`]).
 ///
 /// An unreachable PostgreSQL server is retried with backoff for [`OPEN_RETRY_BUDGET`], each
 /// retry logged; any other failure (bad URL, authentication, a failed migration) is returned
 /// at once.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::open(url).await?)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = retry_unavailable(OPEN_RETRY_BUDGET, OPEN_RETRY_FIRST_DELAY, || {
             PostgresStore::open(url)
         })
         .await?;
-        Ok(Arc::new(store))
+        Arc::new(store)
     } else {
-        Err(StoreError::Other(
+        return Err(StoreError::Other(
             "unsupported database url: expected sqlite:// or postgres://".into(),
-        ))
-    }
+        ));
+    };
+    Ok(Arc::new(GroupCommitStore::new(store)))
 }
 
 /// Runs `attempt` until it returns anything but `Unavailable`, or until the next attempt

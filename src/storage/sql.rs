@@ -6,8 +6,8 @@
 use time::OffsetDateTime;
 
 use crate::domain::{
-    DatabaseName, DatabaseUserRole, OrgRole, Page, Paged, ProjectRole, StoreError, StoreResult,
-    X509Type,
+    DatabaseName, DatabaseUserRole, KeyType, OrgRole, Page, Paged, ProjectRole, StoreError,
+    StoreResult, X509Type,
 };
 
 /// Converts a time to the stored Unix seconds.
@@ -58,6 +58,14 @@ pub(super) fn project_role_from_text(text: &str) -> StoreResult<ProjectRole> {
 pub(super) fn x509_type_from_text(text: &str) -> StoreResult<X509Type> {
     X509Type::parse(text).map_err(|_| corrupt("x509 type"))
 }
+
+pub(super) fn key_type_from_text(text: &str) -> StoreResult<KeyType> {
+    KeyType::parse(text).ok_or_else(|| corrupt("key type"))
+}
+
+/// The most certificate rows in one INSERT statement (7 parameters each: far below SQLite's
+/// 32766 and PostgreSQL's 65535 parameter limits).
+pub(super) const CERTIFICATE_BATCH_CHUNK: usize = 512;
 
 pub(super) fn database_name_from_text(text: &str) -> StoreResult<DatabaseName> {
     DatabaseName::parse(text).map_err(|_| corrupt("database name"))
@@ -508,16 +516,36 @@ macro_rules! impl_store {
             }
 
             async fn user_security(&self, project_id: &ProjectId) -> StoreResult<UserSecurity> {
-                let row = sqlx::query("SELECT customer_ca_pem FROM projects WHERE id = $1")
+                let row = sqlx::query("SELECT customer_ca_pem, ca_key_type FROM projects WHERE id = $1")
                     .bind(project_id.as_str())
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                let customer_ca_pem = match row {
-                    Some(row) => row.try_get::<Option<String>, _>("customer_ca_pem").map_err(map_err)?,
-                    None => None,
+                let Some(row) = row else {
+                    return Ok(UserSecurity::default());
                 };
-                Ok(UserSecurity { customer_ca_pem })
+                let ca_key_type: String = row.try_get("ca_key_type").map_err(map_err)?;
+                Ok(UserSecurity {
+                    customer_ca_pem: row.try_get("customer_ca_pem").map_err(map_err)?,
+                    ca_key_type: key_type_from_text(&ca_key_type)?,
+                })
+            }
+
+            async fn set_ca_key_type(
+                &self,
+                project_id: &ProjectId,
+                key_type: $crate::domain::KeyType,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE projects SET ca_key_type = $1 \
+                     WHERE id = $2 AND deleted_at IS NULL AND ca_key_type_locked = 0",
+                )
+                .bind(key_type.as_str())
+                .bind(project_id.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn set_customer_ca(&self, project_id: &ProjectId, pem: Option<&str>) -> StoreResult<()> {
@@ -551,15 +579,40 @@ macro_rules! impl_store {
                 ca: &StoredCa,
                 created: time::OffsetDateTime,
             ) -> StoreResult<()> {
-                sqlx::query("INSERT INTO project_cas (project_id, cert_der, sealed_key, created_at) VALUES ($1, $2, $3, $4)")
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                sqlx::query("UPDATE projects SET ca_key_type_locked = 1 WHERE id = $1")
                     .bind(project_id.as_str())
-                    .bind(&ca.cert_der)
-                    .bind(&ca.sealed_key)
-                    .bind(to_secs(created))
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                Ok(())
+                insert_project_ca_row(&mut tx, project_id, ca, created).await?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn insert_project_ca_of_type(
+                &self,
+                project_id: &ProjectId,
+                ca: &StoredCa,
+                key_type: $crate::domain::KeyType,
+                created: time::OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                // Locks the project's row (PostgreSQL) or the database (SQLite) against a
+                // concurrent change of the setting, and fixes the setting.
+                let locked = sqlx::query(
+                    "UPDATE projects SET ca_key_type_locked = 1 WHERE id = $1 AND ca_key_type = $2",
+                )
+                .bind(project_id.as_str())
+                .bind(key_type.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if locked.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_project_ca_row(&mut tx, project_id, ca, created).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
             }
 
             async fn sealed_ca_keys(
@@ -621,6 +674,107 @@ macro_rules! impl_store {
                 .await
                 .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn insert_certificates(
+                &self,
+                records: &[CertificateRecord],
+            ) -> StoreResult<Vec<StoreResult<()>>> {
+                // One multi-row INSERT per chunk, in one transaction: one commit for the batch.
+                // ON CONFLICT DO NOTHING keeps a taken serial from failing the others; RETURNING
+                // tells which rows went in.
+                let mut results: Vec<StoreResult<()>> = Vec::with_capacity(records.len());
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                for chunk in records.chunks(CERTIFICATE_BATCH_CHUNK) {
+                    let mut builder = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) ",
+                    );
+                    builder.push_values(chunk, |mut row, record| {
+                        row.push_bind(record.project_id.as_str())
+                            .push_bind(record.serial)
+                            .push_bind(record.username.as_str())
+                            .push_bind(record.subject.as_str())
+                            .push_bind(to_secs(record.not_before))
+                            .push_bind(to_secs(record.not_after))
+                            .push_bind(record.sha256_fingerprint.as_str());
+                    });
+                    builder.push(" ON CONFLICT (project_id, serial) DO NOTHING RETURNING project_id, serial");
+                    let rows = builder
+                        .build()
+                        .persistent(false)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let mut inserted = std::collections::HashSet::with_capacity(rows.len());
+                    for row in &rows {
+                        let project_id: String = row.try_get("project_id").map_err(map_err)?;
+                        let serial: i64 = row.try_get("serial").map_err(map_err)?;
+                        inserted.insert((project_id, serial));
+                    }
+                    // A key inserted once answers Ok once: a duplicate within the batch conflicts.
+                    for record in chunk {
+                        let key = (record.project_id.as_str().to_owned(), record.serial);
+                        results.push(if inserted.remove(&key) {
+                            Ok(())
+                        } else {
+                            Err(StoreError::Conflict)
+                        });
+                    }
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(results)
+            }
+
+            async fn record_certificates(
+                &self,
+                items: &[(CertificateRecord, AuditEvent)],
+            ) -> StoreResult<Vec<StoreResult<()>>> {
+                // Like insert_certificates, plus each inserted record's audit event in the same
+                // transaction: one commit for every record and event of the batch. A record
+                // whose serial is taken gets `Conflict` and its event is not stored.
+                let mut results: Vec<StoreResult<()>> = Vec::with_capacity(items.len());
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                for chunk in items.chunks(CERTIFICATE_BATCH_CHUNK) {
+                    let mut builder = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) ",
+                    );
+                    builder.push_values(chunk, |mut row, (record, _)| {
+                        row.push_bind(record.project_id.as_str())
+                            .push_bind(record.serial)
+                            .push_bind(record.username.as_str())
+                            .push_bind(record.subject.as_str())
+                            .push_bind(to_secs(record.not_before))
+                            .push_bind(to_secs(record.not_after))
+                            .push_bind(record.sha256_fingerprint.as_str());
+                    });
+                    builder.push(" ON CONFLICT (project_id, serial) DO NOTHING RETURNING project_id, serial");
+                    let rows = builder
+                        .build()
+                        .persistent(false)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let mut inserted = std::collections::HashSet::with_capacity(rows.len());
+                    for row in &rows {
+                        let project_id: String = row.try_get("project_id").map_err(map_err)?;
+                        let serial: i64 = row.try_get("serial").map_err(map_err)?;
+                        inserted.insert((project_id, serial));
+                    }
+                    for (record, event) in chunk {
+                        let key = (record.project_id.as_str().to_owned(), record.serial);
+                        if inserted.remove(&key) {
+                            bind_audit_event(sqlx::query(AUDIT_INSERT), event)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(map_err)?;
+                            results.push(Ok(()));
+                        } else {
+                            results.push(Err(StoreError::Conflict));
+                        }
+                    }
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(results)
             }
 
             async fn record_certificate(
@@ -879,6 +1033,23 @@ macro_rules! impl_store {
                 x509_type: x509_type_from_text(&row.try_get::<String, _>("x509_type").map_err(map_err)?)?,
                 roles: roles_from_json(&row.try_get::<String, _>("roles").map_err(map_err)?)?,
             })
+        }
+
+        async fn insert_project_ca_row(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            project_id: &ProjectId,
+            ca: &StoredCa,
+            created: time::OffsetDateTime,
+        ) -> StoreResult<()> {
+            sqlx::query("INSERT INTO project_cas (project_id, cert_der, sealed_key, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(project_id.as_str())
+                .bind(&ca.cert_der)
+                .bind(&ca.sealed_key)
+                .bind(to_secs(created))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            Ok(())
         }
 
         fn certificate_from_row(row: &<Db as sqlx::Database>::Row) -> StoreResult<CertificateRecord> {

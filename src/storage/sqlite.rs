@@ -34,7 +34,12 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Random serials make every certificate insert dirty its own index pages: a 16 MiB
+            // page cache per connection and a 64 MiB WAL between checkpoints (instead of 2 MiB
+            // and 4 MiB) keep those pages from being re-read and re-copied on every commit.
+            .pragma("cache_size", "-16384")
+            .pragma("wal_autocheckpoint", "16384");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)

@@ -385,6 +385,7 @@ impl Clients {
                 group_id: group_id.into(),
                 username: username.into(),
                 months_until_expiration: months,
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner())
