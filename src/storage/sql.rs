@@ -686,31 +686,8 @@ macro_rules! impl_store {
                 let mut results: Vec<StoreResult<()>> = Vec::with_capacity(records.len());
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 for chunk in records.chunks(CERTIFICATE_BATCH_CHUNK) {
-                    let mut builder = sqlx::QueryBuilder::<Db>::new(
-                        "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) ",
-                    );
-                    builder.push_values(chunk, |mut row, record| {
-                        row.push_bind(record.project_id.as_str())
-                            .push_bind(record.serial)
-                            .push_bind(record.username.as_str())
-                            .push_bind(record.subject.as_str())
-                            .push_bind(to_secs(record.not_before))
-                            .push_bind(to_secs(record.not_after))
-                            .push_bind(record.sha256_fingerprint.as_str());
-                    });
-                    builder.push(" ON CONFLICT (project_id, serial) DO NOTHING RETURNING project_id, serial");
-                    let rows = builder
-                        .build()
-                        .persistent(false)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    let mut inserted = std::collections::HashSet::with_capacity(rows.len());
-                    for row in &rows {
-                        let project_id: String = row.try_get("project_id").map_err(map_err)?;
-                        let serial: i64 = row.try_get("serial").map_err(map_err)?;
-                        inserted.insert((project_id, serial));
-                    }
+                    let records: Vec<&CertificateRecord> = chunk.iter().collect();
+                    let mut inserted = insert_certificate_rows(&mut tx, &records).await?;
                     // A key inserted once answers Ok once: a duplicate within the batch conflicts.
                     for record in chunk {
                         let key = (record.project_id.as_str().to_owned(), record.serial);
@@ -735,31 +712,8 @@ macro_rules! impl_store {
                 let mut results: Vec<StoreResult<()>> = Vec::with_capacity(items.len());
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 for chunk in items.chunks(CERTIFICATE_BATCH_CHUNK) {
-                    let mut builder = sqlx::QueryBuilder::<Db>::new(
-                        "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) ",
-                    );
-                    builder.push_values(chunk, |mut row, (record, _)| {
-                        row.push_bind(record.project_id.as_str())
-                            .push_bind(record.serial)
-                            .push_bind(record.username.as_str())
-                            .push_bind(record.subject.as_str())
-                            .push_bind(to_secs(record.not_before))
-                            .push_bind(to_secs(record.not_after))
-                            .push_bind(record.sha256_fingerprint.as_str());
-                    });
-                    builder.push(" ON CONFLICT (project_id, serial) DO NOTHING RETURNING project_id, serial");
-                    let rows = builder
-                        .build()
-                        .persistent(false)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    let mut inserted = std::collections::HashSet::with_capacity(rows.len());
-                    for row in &rows {
-                        let project_id: String = row.try_get("project_id").map_err(map_err)?;
-                        let serial: i64 = row.try_get("serial").map_err(map_err)?;
-                        inserted.insert((project_id, serial));
-                    }
+                    let records: Vec<&CertificateRecord> = chunk.iter().map(|(record, _)| record).collect();
+                    let mut inserted = insert_certificate_rows(&mut tx, &records).await?;
                     for (record, event) in chunk {
                         let key = (record.project_id.as_str().to_owned(), record.serial);
                         if inserted.remove(&key) {
@@ -975,6 +929,40 @@ macro_rules! impl_store {
                 serial: row.try_get("serial").map_err(map_err)?,
                 outcome: AuditOutcome::parse(&outcome).ok_or_else(|| corrupt("audit outcome"))?,
             })
+        }
+
+        /// Inserts certificate records with one multi-row statement inside `tx`, skipping serials
+        /// already taken (`ON CONFLICT DO NOTHING`); returns the (project, serial) keys that went in.
+        async fn insert_certificate_rows(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            records: &[&CertificateRecord],
+        ) -> StoreResult<std::collections::HashSet<(String, i64)>> {
+            let mut builder = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) ",
+            );
+            builder.push_values(records, |mut row, record| {
+                row.push_bind(record.project_id.as_str())
+                    .push_bind(record.serial)
+                    .push_bind(record.username.as_str())
+                    .push_bind(record.subject.as_str())
+                    .push_bind(to_secs(record.not_before))
+                    .push_bind(to_secs(record.not_after))
+                    .push_bind(record.sha256_fingerprint.as_str());
+            });
+            builder.push(" ON CONFLICT (project_id, serial) DO NOTHING RETURNING project_id, serial");
+            let rows = builder
+                .build()
+                .persistent(false)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            let mut inserted = std::collections::HashSet::with_capacity(rows.len());
+            for row in &rows {
+                let project_id: String = row.try_get("project_id").map_err(map_err)?;
+                let serial: i64 = row.try_get("serial").map_err(map_err)?;
+                inserted.insert((project_id, serial));
+            }
+            Ok(inserted)
         }
 
         const API_KEY_SELECT: &str =
