@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbcert::domain::{
-    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditOutcome, AuditScope,
+    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
     CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, OrgId, OrgRole, Organization,
     Page, Project, ProjectId, ProjectRole, Store, StoreError, StoredCa, Username, X509Type,
 };
@@ -90,6 +90,7 @@ macro_rules! conformance_suite {
             paging_edge_cases,
             digest_nonce_uses_refuse_replays_and_purge,
             certificates_are_recorded_in_batches_with_their_events,
+            audit_events_are_listed_by_scope_and_filter,
         );
     };
 }
@@ -1180,7 +1181,11 @@ async fn certificates_are_recorded_in_batches_with_their_events(store: Arc<dyn S
         let a = a.id.clone();
         async move {
             let listed = store
-                .list_audit_events(&AuditScope::Project(a), page(1, 500, true))
+                .list_audit_events(
+                    &AuditScope::Project(a),
+                    &AuditFilter::default(),
+                    page(1, 500, true),
+                )
                 .await
                 .unwrap();
             let mut serials: Vec<i64> = listed.results.iter().filter_map(|e| e.serial).collect();
@@ -1263,4 +1268,183 @@ async fn certificates_are_recorded_in_batches_with_their_events(store: Arc<dyn S
             .unwrap(),
         20
     );
+}
+
+// === audit events: listing ===
+
+/// An event at `at` (microseconds matter: the stores keep them).
+fn audit_event(
+    n: u32,
+    at: OffsetDateTime,
+    action: AuditAction,
+    org: Option<&Organization>,
+    project: Option<&Project>,
+) -> AuditEvent {
+    AuditEvent {
+        id: format!("{:016x}{n:08x}", rand::random::<u64>()),
+        at,
+        actor: Actor::ApiKey {
+            id: None,
+            public_key: Some("abcdefgh".into()),
+        },
+        client_address: Some("192.0.2.1:4000".parse().unwrap()),
+        org_id: org.map(|o| o.id.clone()),
+        project_id: project.map(|p| p.id.clone()),
+        action,
+        target: None,
+        serial: None,
+        outcome: AuditOutcome::Success,
+    }
+}
+
+async fn listed(
+    store: &dyn Store,
+    scope: &AuditScope,
+    filter: &AuditFilter,
+) -> (Vec<AuditAction>, Option<u64>) {
+    let page = store
+        .list_audit_events(scope, filter, page(1, 500, true))
+        .await
+        .unwrap();
+    (
+        page.results.iter().map(|e| e.action).collect(),
+        page.total_count,
+    )
+}
+
+async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
+    use AuditAction::*;
+    let (a, b) = (new_org(store.as_ref()).await, new_org(store.as_ref()).await);
+    let p = new_project(store.as_ref(), &a, "p").await;
+    let q = new_project(store.as_ref(), &a, "q").await;
+    // Microsecond steps from a time with a fraction, so the bounds are checked to the
+    // microsecond; inserted out of order, listed oldest first.
+    let t0 = now() - secs(3600) + time::Duration::microseconds(250_001);
+    let at = |n: i64| t0 + time::Duration::microseconds(n);
+    let events = [
+        audit_event(4, at(4), DatabaseUserCreated, Some(&a), Some(&p)),
+        audit_event(0, at(0), ProjectCreated, Some(&a), Some(&p)),
+        audit_event(1, at(1), ApiKeyCreated, Some(&a), None),
+        audit_event(2, at(2), AuthenticationFailed, Some(&a), None),
+        audit_event(3, at(3), ProjectCreated, Some(&a), Some(&q)),
+        audit_event(5, at(5), ApiKeyCreated, Some(&b), None),
+        audit_event(6, at(6), AuthenticationFailed, None, None),
+    ];
+    for event in &events {
+        store.insert_audit_event(event).await.unwrap();
+    }
+    let all = AuditFilter::default();
+    let org_a = AuditScope::Org(a.id.clone());
+    assert_eq!(
+        listed(store.as_ref(), &org_a, &all).await,
+        (
+            vec![
+                ProjectCreated,
+                ApiKeyCreated,
+                AuthenticationFailed,
+                ProjectCreated,
+                DatabaseUserCreated
+            ],
+            Some(5)
+        )
+    );
+    assert_eq!(
+        listed(store.as_ref(), &AuditScope::Org(b.id.clone()), &all).await,
+        (vec![ApiKeyCreated], Some(1))
+    );
+    assert_eq!(
+        listed(store.as_ref(), &AuditScope::Project(p.id.clone()), &all).await,
+        (vec![ProjectCreated, DatabaseUserCreated], Some(2))
+    );
+    // The stored event reads back whole.
+    let page_one = store
+        .list_audit_events(&org_a, &all, page(1, 1, false))
+        .await
+        .unwrap();
+    assert_eq!(page_one.results, [events[1].clone()]);
+    assert!(page_one.has_next_page && page_one.total_count.is_none());
+
+    // eventType: any of the given actions; dates: inclusive, to the microsecond.
+    let filter = |actions: Vec<AuditAction>, min: Option<i64>, max: Option<i64>| AuditFilter {
+        actions,
+        min_date: min.map(at),
+        max_date: max.map(at),
+    };
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &org_a,
+            &filter(vec![ApiKeyCreated, AuthenticationFailed], None, None)
+        )
+        .await,
+        (vec![ApiKeyCreated, AuthenticationFailed], Some(2))
+    );
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &org_a,
+            &filter(Vec::new(), Some(1), Some(3))
+        )
+        .await,
+        (
+            vec![ApiKeyCreated, AuthenticationFailed, ProjectCreated],
+            Some(3)
+        )
+    );
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &org_a,
+            &filter(vec![ProjectCreated], Some(1), None)
+        )
+        .await,
+        (vec![ProjectCreated], Some(1))
+    );
+    // A bound between two microseconds: the event before it is out, the one after it in.
+    let half = time::Duration::nanoseconds(500);
+    let between = AuditFilter {
+        actions: Vec::new(),
+        min_date: Some(at(1) - half),
+        max_date: Some(at(3) + half),
+    };
+    assert_eq!(listed(store.as_ref(), &org_a, &between).await.1, Some(3));
+    let between = AuditFilter {
+        actions: Vec::new(),
+        min_date: Some(at(1) + half),
+        max_date: Some(at(3) - half),
+    };
+    assert_eq!(
+        listed(store.as_ref(), &org_a, &between).await,
+        (vec![AuthenticationFailed], Some(1))
+    );
+    // An empty range and a filter nothing matches.
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &org_a,
+            &filter(Vec::new(), Some(4), Some(2))
+        )
+        .await,
+        (Vec::new(), Some(0))
+    );
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &AuditScope::Project(q.id.clone()),
+            &filter(vec![CertificateIssued], None, None)
+        )
+        .await,
+        (Vec::new(), Some(0))
+    );
+    // The filter's own definition agrees with the stores'.
+    let f = filter(vec![ProjectCreated, ApiKeyCreated], Some(1), Some(5));
+    let expected: Vec<AuditAction> = {
+        let mut matching: Vec<&AuditEvent> = events
+            .iter()
+            .filter(|e| e.org_id.as_ref() == Some(&a.id) && f.matches(e))
+            .collect();
+        matching.sort_by_key(|e| e.at);
+        matching.iter().map(|e| e.action).collect()
+    };
+    assert_eq!(listed(store.as_ref(), &org_a, &f).await.0, expected);
 }

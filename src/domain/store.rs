@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::audit::{AuditEvent, AuditScope};
+use super::audit::{AuditEvent, AuditFilter, AuditScope};
 use super::key_type::KeyType;
 use super::model::{
     ApiKeyId, CertificateRecord, DatabaseName, DatabaseUser, OrgId, OrgRole, Organization, Page,
@@ -284,10 +284,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores an audit event.
     async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Lists audit events, oldest first.
+    /// Lists the audit events of a scope that pass `filter`, oldest first.
     async fn list_audit_events(
         &self,
         scope: &AuditScope,
+        filter: &AuditFilter,
         page: Page,
     ) -> StoreResult<Paged<AuditEvent>>;
 
