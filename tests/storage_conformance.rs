@@ -16,7 +16,9 @@ use dbcert::domain::{
     CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, OrgId, OrgRole, Organization,
     Page, Project, ProjectId, ProjectRole, Store, StoreError, StoredCa, Username, X509Type,
 };
-use dbcert::storage::{GroupCommitStore, POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
+use dbcert::storage::{
+    CachingStore, GroupCommitStore, POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore,
+};
 use time::OffsetDateTime;
 
 use common::pg::{TestDatabase, with_database};
@@ -91,6 +93,9 @@ macro_rules! conformance_suite {
             digest_nonce_uses_refuse_replays_and_purge,
             certificates_are_recorded_in_batches_with_their_events,
             audit_events_are_listed_by_scope_and_filter,
+            audit_purge_deletes_the_oldest_in_batches_and_keeps_certificates,
+            concurrent_audit_purges_delete_each_event_once,
+            audit_purge_passes_through_the_decorators,
         );
     };
 }
@@ -1066,6 +1071,46 @@ async fn postgres_replicas_starting_together_migrate_once() {
     pool.close().await;
 }
 
+/// The time index of the audit purge may be built by hand beforehand, without blocking writers
+/// (`CREATE INDEX CONCURRENTLY`, as docs/deployment.md says for large tables): the migration
+/// then finds it and does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_audit_time_index_may_be_built_beforehand() {
+    let Some(db) = TestDatabase::create("postgres_audit_time_index_may_be_built_beforehand").await
+    else {
+        return;
+    };
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    drop(store);
+    // Back to the schema before migration 0005, then the operator's statement.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for statement in [
+        "DROP INDEX audit_events_occurred",
+        "DELETE FROM _sqlx_migrations WHERE version = 5",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS audit_events_occurred ON audit_events (occurred_at_us, id)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::open(&db.url).await.unwrap());
+    let (valid, definition): (bool, String) = sqlx::query_as(
+        "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+         JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_events_occurred'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(valid, "{definition}");
+    assert!(definition.ends_with("(occurred_at_us, id)"), "{definition}");
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 5 AND success")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, 1);
+    pool.close().await;
+    store.ping().await.unwrap();
+}
+
 /// Users are listed in bytewise order, as on SQLite, even in a database whose default
 /// collation is linguistic (ICU en-US would put `_x` and `alice` before `Bob`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1270,7 +1315,7 @@ async fn certificates_are_recorded_in_batches_with_their_events(store: Arc<dyn S
     );
 }
 
-// === audit events: listing ===
+// === audit events: listing and retention ===
 
 /// An event at `at` (microseconds matter: the stores keep them).
 fn audit_event(
@@ -1447,4 +1492,181 @@ async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
         matching.iter().map(|e| e.action).collect()
     };
     assert_eq!(listed(store.as_ref(), &org_a, &f).await.0, expected);
+}
+
+async fn audit_purge_deletes_the_oldest_in_batches_and_keeps_certificates(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "p").await;
+    let t = now();
+    let cutoff = t - secs(86_400);
+    // Five events before the cutoff (one a certificate's, recorded with its record), one at
+    // it (not before it: kept) and two after.
+    let old_cert = certificate(&project, "alice", 7, cutoff - secs(10));
+    let mut old_cert_event = issued_event(&old_cert);
+    old_cert_event.org_id = Some(org.id.clone());
+    store
+        .record_certificate(&old_cert, &old_cert_event)
+        .await
+        .unwrap();
+    for n in 1..=4 {
+        let event = audit_event(
+            n,
+            cutoff - secs(i64::from(n) * 60),
+            AuditAction::ApiKeyCreated,
+            Some(&org),
+            None,
+        );
+        store.insert_audit_event(&event).await.unwrap();
+    }
+    for (n, at) in [(10, cutoff), (11, cutoff + secs(1)), (12, t)] {
+        let event = audit_event(
+            n,
+            at,
+            AuditAction::ProjectCreated,
+            Some(&org),
+            Some(&project),
+        );
+        store.insert_audit_event(&event).await.unwrap();
+    }
+    let scope = AuditScope::Org(org.id.clone());
+    let all = AuditFilter::default();
+    assert_eq!(listed(store.as_ref(), &scope, &all).await.1, Some(8));
+
+    // Batches of two, oldest first, until fewer than a batch is left.
+    let mut old_times = vec![old_cert_event.at];
+    old_times.extend((1..=4).map(|n| cutoff - secs(n * 60)));
+    old_times.sort();
+    let mut batches = Vec::new();
+    let mut deleted_so_far = 0;
+    loop {
+        let deleted = store.purge_audit_events(cutoff, 2).await.unwrap();
+        batches.push(deleted);
+        deleted_so_far += deleted as usize;
+        let left_old: Vec<OffsetDateTime> = store
+            .list_audit_events(&scope, &all, page(1, 500, false))
+            .await
+            .unwrap()
+            .results
+            .iter()
+            .map(|e| e.at)
+            .filter(|at| *at < cutoff)
+            .collect();
+        assert_eq!(left_old, old_times[deleted_so_far..], "after {batches:?}");
+        if deleted < 2 {
+            break;
+        }
+    }
+    assert_eq!(batches, [2, 2, 1]);
+    assert_eq!(store.purge_audit_events(cutoff, 2).await.unwrap(), 0);
+    let (left, count) = listed(store.as_ref(), &scope, &all).await;
+    assert_eq!(count, Some(3));
+    assert!(left.iter().all(|a| *a == AuditAction::ProjectCreated));
+    // The certificate record is not an audit event: it stays, and is still listed.
+    assert_eq!(
+        serials(
+            &store
+                .list_certificates(&project.id, "alice", cutoff, page(1, 100, true))
+                .await
+                .unwrap()
+                .results
+        ),
+        [7]
+    );
+    assert_eq!(
+        store
+            .count_unexpired_certificates(&project.id, "alice", cutoff)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn concurrent_audit_purges_delete_each_event_once(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let cutoff = now() - secs(86_400);
+    for n in 0..60 {
+        let at = cutoff - secs(1000) + time::Duration::microseconds(i64::from(n % 7));
+        let event = audit_event(n, at, AuditAction::AuthenticationFailed, Some(&org), None);
+        store.insert_audit_event(&event).await.unwrap();
+    }
+    let kept = audit_event(
+        99,
+        cutoff + secs(1),
+        AuditAction::ApiKeyCreated,
+        Some(&org),
+        None,
+    );
+    store.insert_audit_event(&kept).await.unwrap();
+    // Four purgers at once, as four replicas would (each call takes its own connection).
+    let purgers = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut total = 0;
+            loop {
+                let deleted = store.purge_audit_events(cutoff, 7).await.unwrap();
+                total += deleted;
+                if deleted < 7 {
+                    return total;
+                }
+            }
+        })
+    });
+    let mut total = 0;
+    for purger in purgers.collect::<Vec<_>>() {
+        total += purger.await.unwrap();
+    }
+    assert_eq!(total, 60);
+    let left = store
+        .list_audit_events(
+            &AuditScope::Org(org.id.clone()),
+            &AuditFilter::default(),
+            page(1, 500, true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.results, [kept]);
+}
+
+async fn audit_purge_passes_through_the_decorators(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let cutoff = now() - secs(60);
+    let old = audit_event(
+        1,
+        cutoff - secs(1),
+        AuditAction::ApiKeyDeleted,
+        Some(&org),
+        None,
+    );
+    let new = audit_event(
+        2,
+        cutoff + secs(1),
+        AuditAction::ApiKeyDeleted,
+        Some(&org),
+        None,
+    );
+    let decorated: Arc<dyn Store> = Arc::new(CachingStore::new(
+        Arc::new(GroupCommitStore::new(store.clone())),
+        Duration::from_secs(60),
+    ));
+    for event in [&old, &new] {
+        decorated.insert_audit_event(event).await.unwrap();
+    }
+    let scope = AuditScope::Org(org.id.clone());
+    let only_deletes = AuditFilter {
+        actions: vec![AuditAction::ApiKeyDeleted],
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        listed(decorated.as_ref(), &scope, &only_deletes).await.1,
+        Some(2)
+    );
+    assert_eq!(decorated.purge_audit_events(cutoff, 10).await.unwrap(), 1);
+    // Read through the decorators and beside them: the same, nothing cached.
+    for store in [&decorated, &store] {
+        let left = store
+            .list_audit_events(&scope, &only_deletes, page(1, 10, true))
+            .await
+            .unwrap();
+        assert_eq!(left.results, std::slice::from_ref(&new));
+    }
 }

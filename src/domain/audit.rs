@@ -15,7 +15,8 @@
 //! Listings: a project's events go to its owners; an organization's events (its keys', its
 //! projects' and failed authentications naming one of its keys) to its owners. A failed
 //! authentication naming no key, or a key that does not exist, belongs to no organization: it is
-//! in the store and the `dbcert::audit` log only.
+//! in the store and the `dbcert::audit` log only. Events older than the retention are purged
+//! in batches ([`Core::purge_audit_events`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use super::auth::{Access, Principal, is_public_key};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::model::{ApiKeyId, OrgId, Page, Paged, ProjectId};
+use super::store::StoreResult;
 
 /// The most failed authentications recorded in the store per minute and replica.
 pub const FAILED_AUTH_EVENTS_PER_MINUTE: u32 = 60;
@@ -450,6 +452,25 @@ impl Core {
             .list_audit_events(&AuditScope::Org(org.id), filter, page)
             .await
             .map_err(store_error)
+    }
+
+    /// Deletes up to `batch` audit events that happened more than `retention` ago, oldest
+    /// first, in short statements whatever the backlog; returns how many it deleted (fewer
+    /// than `batch`: none is left). Several replicas may run it at once: a deleted event is simply not found by
+    /// the others. Certificate records are not audit events and are never purged.
+    pub async fn purge_audit_events(
+        &self,
+        retention: std::time::Duration,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let Some(before) = time::Duration::try_from(retention)
+            .ok()
+            .and_then(|retention| self.clock.now().checked_sub(retention))
+        else {
+            // A retention reaching before the calendar's start: nothing is that old.
+            return Ok(0);
+        };
+        self.store.purge_audit_events(before, batch).await
     }
 }
 

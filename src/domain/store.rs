@@ -291,6 +291,11 @@ pub trait Store: Send + Sync + 'static {
         filter: &AuditFilter,
         page: Page,
     ) -> StoreResult<Paged<AuditEvent>>;
+    /// Deletes up to `limit` audit events that happened before `before`, oldest first, with
+    /// statements whose cost is bounded by `limit`, not by the backlog (no long transaction or
+    /// lock); returns how many it deleted. Safe to run concurrently (replicas): an event is
+    /// deleted once. Certificate records are untouched.
+    async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 
     // --- HTTP Digest nonces ---
 

@@ -192,6 +192,10 @@ impl Store for GroupCommitStore {
         self.inner.list_audit_events(scope, filter, page).await
     }
 
+    async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.inner.purge_audit_events(before, limit).await
+    }
+
     async fn meta(&self, key: &str) -> StoreResult<Option<String>> {
         self.inner.meta(key).await
     }

@@ -411,6 +411,10 @@ impl Store for CachingStore {
         self.inner.list_audit_events(scope, filter, page).await
     }
 
+    async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.inner.purge_audit_events(before, limit).await
+    }
+
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {
         self.inner.put_meta_if_absent(key, value).await
     }

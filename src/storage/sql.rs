@@ -811,6 +811,49 @@ macro_rules! impl_store {
                 Ok(paged(events, page, total))
             }
 
+            async fn purge_audit_events(&self, before: time::OffsetDateTime, limit: u32) -> StoreResult<u64> {
+                if limit == 0 {
+                    return Ok(0);
+                }
+                let before = micros_ceil(before);
+                // The batch's last event: the limit-th oldest before the cutoff, found on the
+                // (occurred_at_us, id) index. Then one DELETE of the range up to it, an index
+                // range scan too: one short transaction however large the backlog (a DELETE
+                // with `id IN (SELECT … LIMIT n)` reads the whole table on PostgreSQL). Replicas
+                // purging at once walk the range in the same order; one waits for the other's
+                // batch and finds its rows gone.
+                let last = sqlx::query(
+                    "SELECT occurred_at_us, id FROM audit_events WHERE occurred_at_us < $1 \
+                     ORDER BY occurred_at_us, id LIMIT 1 OFFSET $2",
+                )
+                .bind(before)
+                .bind(i64::from(limit) - 1)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let done = match last {
+                    Some(row) => {
+                        let at: i64 = row.try_get("occurred_at_us").map_err(map_err)?;
+                        let id: String = row.try_get("id").map_err(map_err)?;
+                        sqlx::query(
+                            "DELETE FROM audit_events WHERE occurred_at_us <= $1 AND (occurred_at_us < $1 OR id <= $2)",
+                        )
+                        .bind(at)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await
+                    }
+                    // Fewer than a batch before the cutoff.
+                    None => {
+                        sqlx::query("DELETE FROM audit_events WHERE occurred_at_us < $1")
+                            .bind(before)
+                            .execute(&self.pool)
+                            .await
+                    }
+                };
+                Ok(done.map_err(map_err)?.rows_affected())
+            }
+
             async fn list_certificates(
                 &self,
                 project_id: &ProjectId,
