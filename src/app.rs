@@ -50,6 +50,14 @@ const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 50;
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the store is pinged for the health service.
 const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often audit events past the retention are purged (the first run is at start).
+const AUDIT_PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// The most audit events one purge batch deletes: a short transaction, so writers (and other
+/// replicas) never wait long behind it, whatever the backlog.
+const AUDIT_PURGE_BATCH: u32 = 1_000;
+/// The pause between two purge batches, so a large backlog does not hold SQLite's write lock
+/// (or a PostgreSQL connection) back to back.
+const AUDIT_PURGE_PAUSE: Duration = Duration::from_millis(50);
 
 /// The gRPC service names whose health is reported (besides "" for the whole server).
 const SERVICE_NAMES: &[&str] = &[
@@ -199,6 +207,23 @@ pub async fn serve(
         health_reporter.clone(),
         stop_rx.clone(),
     ));
+    let purge = match config.audit_retention {
+        Some(retention) => {
+            info!(
+                retention_days = retention.as_secs() / 86_400,
+                "audit events are purged past the retention"
+            );
+            Some(tokio::spawn(purge_audit_events(
+                core.clone(),
+                retention,
+                stop_rx.clone(),
+            )))
+        }
+        None => {
+            info!("audit retention 0: audit events are kept forever");
+            None
+        }
+    };
     info!(%grpc_addr, %http_addr, "dbcert serving");
 
     let grpc_task = tokio::spawn(grpc_server);
@@ -209,6 +234,11 @@ pub async fn serve(
     set_health(&health_reporter, ServingStatus::NotServing).await;
     let _ = stop_tx.send(true);
     probe.abort();
+    if let Some(purge) = purge {
+        // It stops at the signal between batches; a batch in flight may complete or not,
+        // either is harmless (the next run deletes what is left).
+        purge.abort();
+    }
     key_pool.stop();
     let drained = tokio::time::timeout(config.shutdown_grace, async {
         let grpc = grpc_task.await;
@@ -382,6 +412,46 @@ async fn probe_store(core: Arc<Core>, reporter: HealthReporter, stop: watch::Rec
                 error!("store unreachable: NOT_SERVING");
                 set_health(&reporter, ServingStatus::NotServing).await;
             }
+        }
+    }
+}
+
+/// Deletes audit events older than `retention`, at start and then every
+/// [`AUDIT_PURGE_INTERVAL`], in batches of [`AUDIT_PURGE_BATCH`] until none is left. Every
+/// replica runs it; they do not need to agree (a deleted event is gone for all). A failure is
+/// logged and the purge tried again at the next interval.
+async fn purge_audit_events(core: Arc<Core>, retention: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        let mut purged = 0u64;
+        loop {
+            match core.purge_audit_events(retention, AUDIT_PURGE_BATCH).await {
+                Ok(deleted) => {
+                    purged += deleted;
+                    if deleted < u64::from(AUDIT_PURGE_BATCH) {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, purged, "audit purge failed; trying again at the next interval");
+                    break;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(AUDIT_PURGE_PAUSE) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+        if purged > 0 {
+            info!(
+                target: "dbcert::audit",
+                purged,
+                retention_days = retention.as_secs() / 86_400,
+                "audit events past the retention purged"
+            );
+        }
+        tokio::select! {
+            () = tokio::time::sleep(AUDIT_PURGE_INTERVAL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }
 }

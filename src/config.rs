@@ -48,6 +48,11 @@ pub const DEFAULT_KEY_POOL_WORKERS: usize = 1;
 pub const DEFAULT_KEY_POOL_TYPES: &str = "RSA_4096";
 /// How long cached API keys, projects, settings, users and certificate counts are used.
 pub const DEFAULT_CACHE_TTL: &str = "1s";
+/// Days audit events are kept before the background purge deletes them: a year, as audit
+/// standards commonly ask (PCI DSS 10.5.1 keeps audit history for at least twelve months).
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
+/// The longest retention accepted (100 years): beyond it use 0, keep forever.
+pub const MAX_AUDIT_RETENTION_DAYS: u32 = 36_500;
 
 /// dbcert: a self-hosted, Atlas-compatible issuer of X.509 client certificates for database
 /// users.
@@ -179,6 +184,15 @@ pub struct ServeArgs {
     /// within it (0 disables the cache).
     #[arg(long, env = "DBCERT_CACHE_TTL", default_value = DEFAULT_CACHE_TTL, value_parser = parse_duration)]
     pub cache_ttl: Duration,
+    /// Days audit events are kept; older ones are deleted by a background task (0: keep
+    /// forever). Certificate records are not audit events and are kept.
+    #[arg(
+        long,
+        env = "DBCERT_AUDIT_RETENTION_DAYS",
+        default_value_t = DEFAULT_AUDIT_RETENTION_DAYS,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_AUDIT_RETENTION_DAYS))
+    )]
+    pub audit_retention_days: u32,
 }
 
 /// A list of key types (a flag value).
@@ -281,6 +295,8 @@ pub struct Config {
     pub key_pool: KeyPoolConfig,
     /// How long cached store lookups may be used (0: no cache).
     pub cache_ttl: Duration,
+    /// How long audit events are kept (`None`: forever).
+    pub audit_retention: Option<Duration>,
 }
 
 /// A configuration error.
@@ -358,8 +374,14 @@ impl ServeArgs {
                 types: self.key_pool_types.0,
             },
             cache_ttl: self.cache_ttl,
+            audit_retention: audit_retention(self.audit_retention_days),
         })
     }
+}
+
+/// The retention of `days` days (0: none, keep forever).
+fn audit_retention(days: u32) -> Option<Duration> {
+    (days > 0).then(|| Duration::from_secs(u64::from(days) * 24 * 60 * 60))
 }
 
 impl Config {
@@ -379,6 +401,7 @@ impl Config {
             tls: None,
             key_pool: KeyPoolConfig::disabled(),
             cache_ttl: parse_duration(DEFAULT_CACHE_TTL).expect("the default ttl parses"),
+            audit_retention: audit_retention(DEFAULT_AUDIT_RETENTION_DAYS),
         }
     }
 }
@@ -450,6 +473,7 @@ impl fmt::Debug for ServeArgs {
             key_pool_workers,
             key_pool_types,
             cache_ttl,
+            audit_retention_days,
         } = self;
         f.debug_struct("ServeArgs")
             .field("grpc_listen", grpc_listen)
@@ -479,6 +503,7 @@ impl fmt::Debug for ServeArgs {
             .field("key_pool_workers", key_pool_workers)
             .field("key_pool_types", key_pool_types)
             .field("cache_ttl", cache_ttl)
+            .field("audit_retention_days", audit_retention_days)
             .finish_non_exhaustive()
     }
 }
@@ -498,6 +523,7 @@ impl fmt::Debug for Config {
             tls,
             key_pool,
             cache_ttl,
+            audit_retention,
         } = self;
         f.debug_struct("Config")
             .field("data_dir", data_dir)
@@ -514,6 +540,7 @@ impl fmt::Debug for Config {
             .field("tls", tls)
             .field("key_pool", key_pool)
             .field("cache_ttl", cache_ttl)
+            .field("audit_retention", audit_retention)
             .finish_non_exhaustive()
     }
 }
@@ -553,6 +580,29 @@ mod tests {
         assert!(!config.key_pool.is_enabled());
         assert!(parse_key_types("ED25519").is_err());
         assert_eq!(parse_key_types(""), Ok(KeyTypes(Vec::new())));
+    }
+
+    #[test]
+    fn parses_audit_retention() {
+        let config = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["dbcert", "serve"], args].concat())?;
+            let Command::Serve(args) = cli.command else {
+                panic!("serve")
+            };
+            Ok::<_, clap::Error>(args.into_config().unwrap().audit_retention)
+        };
+        assert_eq!(
+            config(&[]).unwrap(),
+            Some(Duration::from_secs(365 * 86_400))
+        );
+        assert_eq!(
+            config(&["--audit-retention-days", "30"]).unwrap(),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(config(&["--audit-retention-days", "0"]).unwrap(), None);
+        assert!(config(&["--audit-retention-days", "-1"]).is_err());
+        assert!(config(&["--audit-retention-days", "36501"]).is_err());
+        assert!(config(&["--audit-retention-days", "x"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The audit trail over gRPC and REST: every change, issue and failed authentication is
-//! recorded with its actor and client address, listed in order to project owners only.
+//! recorded with its actor and client address, listed in order to project owners (a project's
+//! events) and organization owners (an organization's events) only, filtered by event type and
+//! date.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
@@ -7,26 +9,63 @@ mod common;
 mod gateway_support;
 
 use common::{Clients, Key, TestServer, assert_error};
-use dbcert::domain::{Actor, AuditAction, AuditScope, OrgId, Page};
+use dbcert::domain::{Actor, AuditAction, AuditFilter, AuditScope, OrgId, Page};
 use dbcert::proto::v1::{
-    AssignApiKeyToProjectRequest, AuditEvent, CreateApiKeyRequest, CustomerX509,
-    DeleteApiKeyRequest, DeleteCustomerX509Request, DeleteDatabaseUserRequest,
-    DeleteProjectRequest, ListAuditEventsRequest, ListOrganizationsRequest,
+    AssignApiKeyToProjectRequest, AuditEvent, CreateApiKeyRequest, CreateOrganizationRequest,
+    CustomerX509, DeleteApiKeyRequest, DeleteCustomerX509Request, DeleteDatabaseUserRequest,
+    DeleteProjectRequest, ListAuditEventsRequest, ListOrganizationEventsRequest,
+    ListOrganizationEventsResponse, ListOrganizationsRequest, ListProjectsRequest,
     UpdateDatabaseUserRequest, UpdateUserSecurityRequest, X509Type,
     audit_service_client::AuditServiceClient,
 };
 use gateway_support::Atlas;
 use tonic::Code;
 
-async fn events(clients: &Clients, group_id: &str) -> Result<Vec<AuditEvent>, tonic::Status> {
-    let channel = clients.channel.clone();
+type AuditClient = AuditServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>,
+    >,
+>;
+
+fn audit_client(clients: &Clients) -> AuditClient {
     let value: tonic::metadata::MetadataValue<_> = clients.key.basic().parse().unwrap();
-    let mut client =
-        AuditServiceClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+    AuditServiceClient::with_interceptor(
+        clients.channel.clone(),
+        Box::new(move |mut r: tonic::Request<()>| {
             r.metadata_mut().insert("authorization", value.clone());
             Ok(r)
-        });
-    client
+        }),
+    )
+}
+
+async fn org_events(
+    clients: &Clients,
+    request: ListOrganizationEventsRequest,
+) -> Result<ListOrganizationEventsResponse, tonic::Status> {
+    audit_client(clients)
+        .list_organization_events(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// All of an organization's events (one page of 500).
+async fn all_org_events(clients: &Clients, org_id: &str) -> Vec<AuditEvent> {
+    org_events(
+        clients,
+        ListOrganizationEventsRequest {
+            org_id: org_id.into(),
+            items_per_page: 500,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .results
+}
+
+async fn events(clients: &Clients, group_id: &str) -> Result<Vec<AuditEvent>, tonic::Status> {
+    audit_client(clients)
         .list_audit_events(ListAuditEventsRequest {
             group_id: group_id.into(),
             items_per_page: 500,
@@ -202,6 +241,7 @@ async fn every_change_is_recorded_in_order_with_actor_and_address() {
     let org_events = store
         .list_audit_events(
             &AuditScope::Org(OrgId::parse(&org).unwrap()),
+            &AuditFilter::default(),
             Page::parse(1, 500, Some(true)).unwrap(),
         )
         .await
@@ -254,6 +294,7 @@ async fn failed_authentications_are_recorded_over_grpc_and_rest() {
     let failures: Vec<_> = store
         .list_audit_events(
             &AuditScope::Org(OrgId::parse(&org).unwrap()),
+            &AuditFilter::default(),
             Page::parse(1, 500, Some(true)).unwrap(),
         )
         .await
@@ -331,5 +372,413 @@ async fn rest_lists_events_in_the_atlas_shape_for_owners_only() {
         .get(&format!("/api/atlas/v1.0/groups/{group_id}/events"))
         .await
         .assert_error(401, "USER_UNAUTHORIZED");
+    server.stop().await;
+}
+
+/// Creates a key of the organization with `roles` (org roles only).
+async fn org_key(clients: &Clients, org_id: &str, roles: &[&str]) -> (Key, String) {
+    let created = clients
+        .api_keys()
+        .create_api_key(CreateApiKeyRequest {
+            org_id: org_id.into(),
+            desc: "org key".into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap();
+    (
+        Key {
+            public: created.public_key,
+            private: created.private_key,
+        },
+        created.id,
+    )
+}
+
+/// Whether the service user running the tests sees `AUTHENTICATION_FAILED` rows attributed to
+/// no organization for `public_key` in the SQLite store.
+async fn unattributed_failures(server: &TestServer, public_key: &str) -> i64 {
+    use sqlx::Connection as _;
+    let url = dbcert::storage::SqliteStore::url_in(&server.data_dir);
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE org_id IS NULL \
+         AND action = 'AUTHENTICATION_FAILED' AND actor_public_key = $1",
+    )
+    .bind(public_key)
+    .fetch_one(&mut db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organization_events_are_listed_to_organization_owners_only() {
+    let server = TestServer::start().await;
+    let clients = server.clients().await;
+    let org = org_id(&clients).await;
+    let group_id = clients.create_project("org-audited").await;
+    let (reader, reader_id) = org_key(&clients, &org, &["ORG_READ_ONLY"]).await;
+    let member = project_key(&clients, &org, &group_id, "GROUP_OWNER").await;
+
+    // A refused secret for one of the organization's keys is the organization's event; one
+    // for a key that does not exist belongs to no organization.
+    let wrong_secret = Key {
+        public: reader.public.clone(),
+        private: uuid::Uuid::new_v4().to_string(),
+    };
+    let unknown = Key::random();
+    for key in [&wrong_secret, &unknown] {
+        assert_error(
+            clients
+                .as_key(key)
+                .projects()
+                .list_projects(ListProjectsRequest::default())
+                .await,
+            Code::Unauthenticated,
+            "USER_UNAUTHORIZED",
+        );
+    }
+    let created = clients
+        .orgs()
+        .create_organization(CreateOrganizationRequest {
+            name: "second".into(),
+            api_key_desc: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let second = created.organization.unwrap().id;
+    let second_key = created.api_key.unwrap();
+    clients
+        .projects()
+        .delete_project(DeleteProjectRequest {
+            group_id: group_id.clone(),
+        })
+        .await
+        .unwrap();
+
+    let listed = all_org_events(&clients, &org).await;
+    let summary: Vec<(&str, &str, &str)> = listed
+        .iter()
+        .map(|e| {
+            (
+                e.event_type_name.as_str(),
+                e.group_id.as_str(),
+                e.target.as_str(),
+            )
+        })
+        .collect();
+    let member_id = &listed[3].target;
+    assert_eq!(
+        summary,
+        [
+            ("PROJECT_CREATED", group_id.as_str(), ""),
+            ("API_KEY_CREATED", "", reader_id.as_str()),
+            ("API_KEY_CREATED", "", member_id.as_str()),
+            ("API_KEY_ASSIGNED", group_id.as_str(), member_id.as_str()),
+            ("AUTHENTICATION_FAILED", "", "basic"),
+            ("ORG_CREATED", "", second.as_str()),
+            // Deleted: its events stay listed here, where its owners still see them.
+            ("PROJECT_DELETED", group_id.as_str(), ""),
+        ]
+    );
+    for event in &listed {
+        assert_eq!(event.org_id, org, "{event:?}");
+        assert!(event.remote_address.starts_with("127.0.0.1:"), "{event:?}");
+    }
+    let failure = &listed[4];
+    assert_eq!(failure.public_key, reader.public);
+    assert_eq!(failure.api_key_id, reader_id);
+    assert_eq!(failure.outcome, "FAILURE");
+    // The unknown key's failure is in no organization's listing, only in the store and the
+    // `dbcert::audit` log.
+    assert!(listed.iter().all(|e| e.public_key != unknown.public));
+    assert_eq!(unattributed_failures(&server, &unknown.public).await, 1);
+
+    // The new organization's trail: its creation and its first key, by the creating key.
+    let second_owner = clients.as_key(&Key {
+        public: second_key.public_key.clone(),
+        private: second_key.private_key.clone(),
+    });
+    let theirs = all_org_events(&second_owner, &second).await;
+    let names: Vec<(&str, &str)> = theirs
+        .iter()
+        .map(|e| (e.event_type_name.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ORG_CREATED", second.as_str()),
+            ("API_KEY_CREATED", second_key.id.as_str())
+        ]
+    );
+    assert!(theirs.iter().all(|e| e.public_key == server.key.public));
+
+    // Owners of that organization only: read-only and member keys, and another
+    // organization's owner, are refused.
+    let request = |org_id: &str| ListOrganizationEventsRequest {
+        org_id: org_id.into(),
+        ..Default::default()
+    };
+    for (key, org_id) in [
+        (&reader, org.as_str()),
+        (&member, org.as_str()),
+        (&server.key, second.as_str()),
+    ] {
+        assert_error(
+            org_events(&clients.as_key(key), request(org_id)).await,
+            Code::PermissionDenied,
+            "USER_UNAUTHORIZED",
+        );
+    }
+    assert_error(
+        org_events(&second_owner, request(&org)).await,
+        Code::PermissionDenied,
+        "USER_UNAUTHORIZED",
+    );
+    let status = org_events(&clients, request("not-an-org"))
+        .await
+        .unwrap_err();
+    assert_eq!(common::error_code(&status), "INVALID_ORG_ID");
+
+    // Paging as elsewhere.
+    let page = org_events(
+        &clients,
+        ListOrganizationEventsRequest {
+            org_id: org.clone(),
+            page_num: 3,
+            items_per_page: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.total_count, Some(7));
+    assert!(!page.has_next_page);
+    assert_eq!(page.results.len(), 1);
+    assert_eq!(page.results[0].event_type_name, "PROJECT_DELETED");
+
+    // Filters: event types (any of them), dates (inclusive); unknown types and impossible
+    // timestamps are refused.
+    let filtered = |event_type: Vec<&str>, min: Option<i64>, max: Option<i64>| {
+        let clients = clients.clone();
+        let org = org.clone();
+        let event_type: Vec<String> = event_type.into_iter().map(str::to_owned).collect();
+        async move {
+            org_events(
+                &clients,
+                ListOrganizationEventsRequest {
+                    org_id: org,
+                    event_type,
+                    min_date: min.map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+                    max_date: max.map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+    };
+    let types = |r: ListOrganizationEventsResponse| -> Vec<String> {
+        r.results.into_iter().map(|e| e.event_type_name).collect()
+    };
+    assert_eq!(
+        types(
+            filtered(vec!["PROJECT_DELETED", "API_KEY_ASSIGNED"], None, None)
+                .await
+                .unwrap()
+        ),
+        ["API_KEY_ASSIGNED", "PROJECT_DELETED"]
+    );
+    let first = listed[0].created.unwrap().seconds;
+    let last = listed[6].created.unwrap();
+    let last_ceiling = last.seconds + i64::from(last.nanos > 0);
+    assert_eq!(
+        filtered(Vec::new(), Some(first), Some(last_ceiling))
+            .await
+            .unwrap()
+            .total_count,
+        Some(7)
+    );
+    assert_eq!(
+        filtered(Vec::new(), Some(last_ceiling + 1), None)
+            .await
+            .unwrap()
+            .total_count,
+        Some(0)
+    );
+    assert_eq!(
+        filtered(Vec::new(), None, Some(first - 1))
+            .await
+            .unwrap()
+            .total_count,
+        Some(0)
+    );
+    let status = filtered(vec!["PROJECT_CREATED", "NOT_AN_EVENT"], None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(common::error_code(&status), "INVALID_QUERY_PARAMETER");
+    let status = org_events(
+        &clients,
+        ListOrganizationEventsRequest {
+            org_id: org.clone(),
+            min_date: Some(prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(common::error_code(&status), "INVALID_QUERY_PARAMETER");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_lists_organization_events_in_the_atlas_shape() {
+    let server = TestServer::start().await;
+    let clients = server.clients().await;
+    let org = org_id(&clients).await;
+    let atlas = Atlas::new(&server);
+    let group_id = atlas.create_project("rest-org-audited").await;
+    atlas.create_managed_user(&group_id, "carol").await;
+    let resp = atlas
+        .post(
+            &format!("/api/atlas/v1.0/orgs/{org}/apiKeys"),
+            r#"{"desc": "reader", "roles": ["ORG_READ_ONLY"]}"#,
+        )
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    let reader_id = resp.json()["id"].as_str().unwrap().to_owned();
+    let reader = Key {
+        public: resp.json()["publicKey"].as_str().unwrap().to_owned(),
+        private: resp.json()["privateKey"].as_str().unwrap().to_owned(),
+    };
+    // A wrong Digest response for the reader's key.
+    let wrong = Atlas::with_key(
+        &server,
+        Key {
+            public: reader.public.clone(),
+            private: uuid::Uuid::new_v4().to_string(),
+        },
+    );
+    assert_eq!(wrong.get("/api/atlas/v1.0/orgs").await.status, 401);
+
+    let path = format!("/api/atlas/v1.0/orgs/{org}/events");
+    let resp = atlas.get(&format!("{path}?itemsPerPage=2")).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("content-type"), "application/json");
+    let body = resp.json();
+    assert_eq!(body["totalCount"], 4, "{body}");
+    let links = body["links"].as_array().unwrap();
+    assert_eq!(links[0]["rel"], "self");
+    assert!(
+        links[0]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{path}?itemsPerPage=2"))
+    );
+    assert_eq!(links[1]["rel"], "next");
+    assert!(
+        links[1]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with("itemsPerPage=2&pageNum=2")
+    );
+    let first = &body["results"][0];
+    assert_eq!(first["eventTypeName"], "PROJECT_CREATED");
+    assert_eq!(first["orgId"], org.as_str());
+    assert_eq!(first["groupId"], group_id.as_str());
+    assert_eq!(first["publicKey"], server.key.public.as_str());
+    assert!(first["created"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(body["results"][1]["username"], "carol");
+
+    // The v2 path, a filter on two types, and the Atlas field names of key events and failed
+    // authentications (absent attributes omitted).
+    let resp = atlas
+        .send_v2(
+            "GET",
+            &format!(
+                "/api/atlas/v2/orgs/{org}/events?eventType=AUTHENTICATION_FAILED&eventType=API_KEY_CREATED&includeCount=false"
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(
+        resp.header("content-type")
+            .starts_with("application/vnd.atlas.2023-01-01+json")
+    );
+    let body = resp.json();
+    assert!(body.get("totalCount").is_none(), "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{body}");
+    assert_eq!(results[0]["eventTypeName"], "API_KEY_CREATED");
+    assert_eq!(results[0]["targetApiKeyId"], reader_id.as_str());
+    assert!(results[0].get("groupId").is_none());
+    assert_eq!(results[1]["eventTypeName"], "AUTHENTICATION_FAILED");
+    assert_eq!(results[1]["authScheme"], "digest");
+    assert_eq!(results[1]["outcome"], "FAILURE");
+    assert_eq!(results[1]["publicKey"], reader.public.as_str());
+    assert_eq!(results[1]["apiKeyId"], reader_id.as_str());
+
+    // Dates: ISO 8601 with an offset, or a date (midnight UTC); inclusive.
+    let count = |query: String| {
+        let atlas = &atlas;
+        let path = path.clone();
+        async move {
+            let resp = atlas.get(&format!("{path}?{query}")).await;
+            assert_eq!(resp.status, 200, "{}", resp.body);
+            resp.json()["totalCount"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(
+        count("minDate=2000-01-01&maxDate=2999-12-31T23:59:59Z".into()).await,
+        4
+    );
+    assert_eq!(count("maxDate=2000-01-01T00:00:00%2B02:00".into()).await, 0);
+    assert_eq!(count("minDate=2999-01-01".into()).await, 0);
+    // The project listing takes the same filters.
+    let resp = atlas
+        .get(&format!(
+            "/api/atlas/v1.0/groups/{group_id}/events?eventType=DATABASE_USER_CREATED&minDate=2000-01-01"
+        ))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json()["totalCount"], 1);
+
+    // Bad values: 400 INVALID_QUERY_PARAMETER naming the parameter.
+    for (query, parameter) in [
+        ("eventType=NOT_AN_EVENT", "eventType"),
+        ("eventType=", "eventType"),
+        ("minDate=yesterday", "minDate"),
+        ("maxDate=2026-08-10T02:06:35", "maxDate"),
+        ("minDate=2026-01-01&minDate=2026-01-02", "minDate"),
+        ("pageNum=0", "pageNum"),
+    ] {
+        let error = atlas
+            .get(&format!("{path}?{query}"))
+            .await
+            .assert_error(400, "INVALID_QUERY_PARAMETER");
+        assert_eq!(
+            error["parameters"],
+            serde_json::json!([parameter]),
+            "{query}"
+        );
+    }
+
+    // Organization owners only; an unknown organization id is refused as elsewhere.
+    Atlas::with_key(&server, reader)
+        .get(&path)
+        .await
+        .assert_error(401, "USER_UNAUTHORIZED");
+    atlas
+        .get("/api/atlas/v1.0/orgs/xyz/events")
+        .await
+        .assert_error(404, "INVALID_ORG_ID");
     server.stop().await;
 }

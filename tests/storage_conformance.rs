@@ -12,11 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbcert::domain::{
-    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditOutcome, AuditScope,
+    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
     CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, OrgId, OrgRole, Organization,
     Page, Project, ProjectId, ProjectRole, Store, StoreError, StoredCa, Username, X509Type,
 };
-use dbcert::storage::{GroupCommitStore, POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
+use dbcert::storage::{
+    CachingStore, GroupCommitStore, POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore,
+};
 use time::OffsetDateTime;
 
 use common::pg::{TestDatabase, with_database};
@@ -90,6 +92,10 @@ macro_rules! conformance_suite {
             paging_edge_cases,
             digest_nonce_uses_refuse_replays_and_purge,
             certificates_are_recorded_in_batches_with_their_events,
+            audit_events_are_listed_by_scope_and_filter,
+            audit_purge_deletes_the_oldest_in_batches_and_keeps_certificates,
+            concurrent_audit_purges_delete_each_event_once,
+            audit_purge_passes_through_the_decorators,
         );
     };
 }
@@ -1065,6 +1071,46 @@ async fn postgres_replicas_starting_together_migrate_once() {
     pool.close().await;
 }
 
+/// The time index of the audit purge may be built by hand beforehand, without blocking writers
+/// (`CREATE INDEX CONCURRENTLY`, as docs/deployment.md says for large tables): the migration
+/// then finds it and does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_audit_time_index_may_be_built_beforehand() {
+    let Some(db) = TestDatabase::create("postgres_audit_time_index_may_be_built_beforehand").await
+    else {
+        return;
+    };
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    drop(store);
+    // Back to the schema before migration 0005, then the operator's statement.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for statement in [
+        "DROP INDEX audit_events_occurred",
+        "DELETE FROM _sqlx_migrations WHERE version = 5",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS audit_events_occurred ON audit_events (occurred_at_us, id)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::open(&db.url).await.unwrap());
+    let (valid, definition): (bool, String) = sqlx::query_as(
+        "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+         JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_events_occurred'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(valid, "{definition}");
+    assert!(definition.ends_with("(occurred_at_us, id)"), "{definition}");
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 5 AND success")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, 1);
+    pool.close().await;
+    store.ping().await.unwrap();
+}
+
 /// Users are listed in bytewise order, as on SQLite, even in a database whose default
 /// collation is linguistic (ICU en-US would put `_x` and `alice` before `Bob`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1180,7 +1226,11 @@ async fn certificates_are_recorded_in_batches_with_their_events(store: Arc<dyn S
         let a = a.id.clone();
         async move {
             let listed = store
-                .list_audit_events(&AuditScope::Project(a), page(1, 500, true))
+                .list_audit_events(
+                    &AuditScope::Project(a),
+                    &AuditFilter::default(),
+                    page(1, 500, true),
+                )
                 .await
                 .unwrap();
             let mut serials: Vec<i64> = listed.results.iter().filter_map(|e| e.serial).collect();
@@ -1263,4 +1313,360 @@ async fn certificates_are_recorded_in_batches_with_their_events(store: Arc<dyn S
             .unwrap(),
         20
     );
+}
+
+// === audit events: listing and retention ===
+
+/// An event at `at` (microseconds matter: the stores keep them).
+fn audit_event(
+    n: u32,
+    at: OffsetDateTime,
+    action: AuditAction,
+    org: Option<&Organization>,
+    project: Option<&Project>,
+) -> AuditEvent {
+    AuditEvent {
+        id: format!("{:016x}{n:08x}", rand::random::<u64>()),
+        at,
+        actor: Actor::ApiKey {
+            id: None,
+            public_key: Some("abcdefgh".into()),
+        },
+        client_address: Some("192.0.2.1:4000".parse().unwrap()),
+        org_id: org.map(|o| o.id.clone()),
+        project_id: project.map(|p| p.id.clone()),
+        action,
+        target: None,
+        serial: None,
+        outcome: AuditOutcome::Success,
+    }
+}
+
+async fn listed(
+    store: &dyn Store,
+    scope: &AuditScope,
+    filter: &AuditFilter,
+) -> (Vec<AuditAction>, Option<u64>) {
+    let page = store
+        .list_audit_events(scope, filter, page(1, 500, true))
+        .await
+        .unwrap();
+    (
+        page.results.iter().map(|e| e.action).collect(),
+        page.total_count,
+    )
+}
+
+async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
+    use AuditAction::*;
+    let (a, b) = (new_org(store.as_ref()).await, new_org(store.as_ref()).await);
+    let p = new_project(store.as_ref(), &a, "p").await;
+    let q = new_project(store.as_ref(), &a, "q").await;
+    // Microsecond steps from a time with a fraction, so the bounds are checked to the
+    // microsecond; inserted out of order, listed oldest first.
+    let t0 = now() - secs(3600) + time::Duration::microseconds(250_001);
+    let at = |n: i64| t0 + time::Duration::microseconds(n);
+    let events = [
+        audit_event(4, at(4), DatabaseUserCreated, Some(&a), Some(&p)),
+        audit_event(0, at(0), ProjectCreated, Some(&a), Some(&p)),
+        audit_event(1, at(1), ApiKeyCreated, Some(&a), None),
+        audit_event(2, at(2), AuthenticationFailed, Some(&a), None),
+        audit_event(3, at(3), ProjectCreated, Some(&a), Some(&q)),
+        audit_event(5, at(5), ApiKeyCreated, Some(&b), None),
+        audit_event(6, at(6), AuthenticationFailed, None, None),
+    ];
+    for event in &events {
+        store.insert_audit_event(event).await.unwrap();
+    }
+    let all = AuditFilter::default();
+    let org_a = AuditScope::Org(a.id.clone());
+    assert_eq!(
+        listed(store.as_ref(), &org_a, &all).await,
+        (
+            vec![
+                ProjectCreated,
+                ApiKeyCreated,
+                AuthenticationFailed,
+                ProjectCreated,
+                DatabaseUserCreated
+            ],
+            Some(5)
+        )
+    );
+    assert_eq!(
+        listed(store.as_ref(), &AuditScope::Org(b.id.clone()), &all).await,
+        (vec![ApiKeyCreated], Some(1))
+    );
+    assert_eq!(
+        listed(store.as_ref(), &AuditScope::Project(p.id.clone()), &all).await,
+        (vec![ProjectCreated, DatabaseUserCreated], Some(2))
+    );
+    // The stored event reads back whole.
+    let page_one = store
+        .list_audit_events(&org_a, &all, page(1, 1, false))
+        .await
+        .unwrap();
+    assert_eq!(page_one.results, [events[1].clone()]);
+    assert!(page_one.has_next_page && page_one.total_count.is_none());
+
+    // eventType: any of the given actions; dates: inclusive, to the microsecond.
+    let filter = |actions: Vec<AuditAction>, min: Option<i64>, max: Option<i64>| AuditFilter {
+        actions,
+        min_date: min.map(at),
+        max_date: max.map(at),
+    };
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &org_a,
+            &filter(vec![ApiKeyCreated, AuthenticationFailed], None, None)
+        )
+        .await,
+        (vec![ApiKeyCreated, AuthenticationFailed], Some(2))
+    );
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &org_a,
+            &filter(Vec::new(), Some(1), Some(3))
+        )
+        .await,
+        (
+            vec![ApiKeyCreated, AuthenticationFailed, ProjectCreated],
+            Some(3)
+        )
+    );
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &org_a,
+            &filter(vec![ProjectCreated], Some(1), None)
+        )
+        .await,
+        (vec![ProjectCreated], Some(1))
+    );
+    // A bound between two microseconds: the event before it is out, the one after it in.
+    let half = time::Duration::nanoseconds(500);
+    let between = AuditFilter {
+        actions: Vec::new(),
+        min_date: Some(at(1) - half),
+        max_date: Some(at(3) + half),
+    };
+    assert_eq!(listed(store.as_ref(), &org_a, &between).await.1, Some(3));
+    let between = AuditFilter {
+        actions: Vec::new(),
+        min_date: Some(at(1) + half),
+        max_date: Some(at(3) - half),
+    };
+    assert_eq!(
+        listed(store.as_ref(), &org_a, &between).await,
+        (vec![AuthenticationFailed], Some(1))
+    );
+    // An empty range and a filter nothing matches.
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &org_a,
+            &filter(Vec::new(), Some(4), Some(2))
+        )
+        .await,
+        (Vec::new(), Some(0))
+    );
+    assert_eq!(
+        listed(
+            store.as_ref(),
+            &AuditScope::Project(q.id.clone()),
+            &filter(vec![CertificateIssued], None, None)
+        )
+        .await,
+        (Vec::new(), Some(0))
+    );
+    // The filter's own definition agrees with the stores'.
+    let f = filter(vec![ProjectCreated, ApiKeyCreated], Some(1), Some(5));
+    let expected: Vec<AuditAction> = {
+        let mut matching: Vec<&AuditEvent> = events
+            .iter()
+            .filter(|e| e.org_id.as_ref() == Some(&a.id) && f.matches(e))
+            .collect();
+        matching.sort_by_key(|e| e.at);
+        matching.iter().map(|e| e.action).collect()
+    };
+    assert_eq!(listed(store.as_ref(), &org_a, &f).await.0, expected);
+}
+
+async fn audit_purge_deletes_the_oldest_in_batches_and_keeps_certificates(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "p").await;
+    let t = now();
+    let cutoff = t - secs(86_400);
+    // Five events before the cutoff (one a certificate's, recorded with its record), one at
+    // it (not before it: kept) and two after.
+    let old_cert = certificate(&project, "alice", 7, cutoff - secs(10));
+    let mut old_cert_event = issued_event(&old_cert);
+    old_cert_event.org_id = Some(org.id.clone());
+    store
+        .record_certificate(&old_cert, &old_cert_event)
+        .await
+        .unwrap();
+    for n in 1..=4 {
+        let event = audit_event(
+            n,
+            cutoff - secs(i64::from(n) * 60),
+            AuditAction::ApiKeyCreated,
+            Some(&org),
+            None,
+        );
+        store.insert_audit_event(&event).await.unwrap();
+    }
+    for (n, at) in [(10, cutoff), (11, cutoff + secs(1)), (12, t)] {
+        let event = audit_event(
+            n,
+            at,
+            AuditAction::ProjectCreated,
+            Some(&org),
+            Some(&project),
+        );
+        store.insert_audit_event(&event).await.unwrap();
+    }
+    let scope = AuditScope::Org(org.id.clone());
+    let all = AuditFilter::default();
+    assert_eq!(listed(store.as_ref(), &scope, &all).await.1, Some(8));
+
+    // Batches of two, oldest first, until fewer than a batch is left.
+    let mut old_times = vec![old_cert_event.at];
+    old_times.extend((1..=4).map(|n| cutoff - secs(n * 60)));
+    old_times.sort();
+    let mut batches = Vec::new();
+    let mut deleted_so_far = 0;
+    loop {
+        let deleted = store.purge_audit_events(cutoff, 2).await.unwrap();
+        batches.push(deleted);
+        deleted_so_far += deleted as usize;
+        let left_old: Vec<OffsetDateTime> = store
+            .list_audit_events(&scope, &all, page(1, 500, false))
+            .await
+            .unwrap()
+            .results
+            .iter()
+            .map(|e| e.at)
+            .filter(|at| *at < cutoff)
+            .collect();
+        assert_eq!(left_old, old_times[deleted_so_far..], "after {batches:?}");
+        if deleted < 2 {
+            break;
+        }
+    }
+    assert_eq!(batches, [2, 2, 1]);
+    assert_eq!(store.purge_audit_events(cutoff, 2).await.unwrap(), 0);
+    let (left, count) = listed(store.as_ref(), &scope, &all).await;
+    assert_eq!(count, Some(3));
+    assert!(left.iter().all(|a| *a == AuditAction::ProjectCreated));
+    // The certificate record is not an audit event: it stays, and is still listed.
+    assert_eq!(
+        serials(
+            &store
+                .list_certificates(&project.id, "alice", cutoff, page(1, 100, true))
+                .await
+                .unwrap()
+                .results
+        ),
+        [7]
+    );
+    assert_eq!(
+        store
+            .count_unexpired_certificates(&project.id, "alice", cutoff)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn concurrent_audit_purges_delete_each_event_once(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let cutoff = now() - secs(86_400);
+    for n in 0..60 {
+        let at = cutoff - secs(1000) + time::Duration::microseconds(i64::from(n % 7));
+        let event = audit_event(n, at, AuditAction::AuthenticationFailed, Some(&org), None);
+        store.insert_audit_event(&event).await.unwrap();
+    }
+    let kept = audit_event(
+        99,
+        cutoff + secs(1),
+        AuditAction::ApiKeyCreated,
+        Some(&org),
+        None,
+    );
+    store.insert_audit_event(&kept).await.unwrap();
+    // Four purgers at once, as four replicas would (each call takes its own connection).
+    let purgers = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut total = 0;
+            loop {
+                let deleted = store.purge_audit_events(cutoff, 7).await.unwrap();
+                total += deleted;
+                if deleted < 7 {
+                    return total;
+                }
+            }
+        })
+    });
+    let mut total = 0;
+    for purger in purgers.collect::<Vec<_>>() {
+        total += purger.await.unwrap();
+    }
+    assert_eq!(total, 60);
+    let left = store
+        .list_audit_events(
+            &AuditScope::Org(org.id.clone()),
+            &AuditFilter::default(),
+            page(1, 500, true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.results, [kept]);
+}
+
+async fn audit_purge_passes_through_the_decorators(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let cutoff = now() - secs(60);
+    let old = audit_event(
+        1,
+        cutoff - secs(1),
+        AuditAction::ApiKeyDeleted,
+        Some(&org),
+        None,
+    );
+    let new = audit_event(
+        2,
+        cutoff + secs(1),
+        AuditAction::ApiKeyDeleted,
+        Some(&org),
+        None,
+    );
+    let decorated: Arc<dyn Store> = Arc::new(CachingStore::new(
+        Arc::new(GroupCommitStore::new(store.clone())),
+        Duration::from_secs(60),
+    ));
+    for event in [&old, &new] {
+        decorated.insert_audit_event(event).await.unwrap();
+    }
+    let scope = AuditScope::Org(org.id.clone());
+    let only_deletes = AuditFilter {
+        actions: vec![AuditAction::ApiKeyDeleted],
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        listed(decorated.as_ref(), &scope, &only_deletes).await.1,
+        Some(2)
+    );
+    assert_eq!(decorated.purge_audit_events(cutoff, 10).await.unwrap(), 1);
+    // Read through the decorators and beside them: the same, nothing cached.
+    for store in [&decorated, &store] {
+        let left = store
+            .list_audit_events(&scope, &only_deletes, page(1, 10, true))
+            .await
+            .unwrap();
+        assert_eq!(left.results, std::slice::from_ref(&new));
+    }
 }

@@ -11,6 +11,12 @@
 //! per replica; beyond that they are counted and the count logged once the minute is over, so a
 //! flood of guesses cannot grow the store without bound (the network layer's throttling slows
 //! the guesses themselves).
+//!
+//! Listings: a project's events go to its owners; an organization's events (its keys', its
+//! projects' and failed authentications naming one of its keys) to its owners. A failed
+//! authentication naming no key, or a key that does not exist, belongs to no organization: it is
+//! in the store and the `dbcert::audit` log only. Events older than the retention are purged
+//! in batches ([`Core::purge_audit_events`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -20,8 +26,9 @@ use tracing::{error, info, warn};
 
 use super::auth::{Access, Principal, is_public_key};
 use super::core::{Core, store_error};
-use super::error::AtlasResult;
+use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::model::{ApiKeyId, OrgId, Page, Paged, ProjectId};
+use super::store::StoreResult;
 
 /// The most failed authentications recorded in the store per minute and replica.
 pub const FAILED_AUTH_EVENTS_PER_MINUTE: u32 = 60;
@@ -49,6 +56,8 @@ pub enum AuditAction {
     DatabaseUserDeleted,
     /// A database user's X.509 type or roles were changed.
     DatabaseUserUpdated,
+    /// An organization was created (with its first ORG_OWNER key).
+    OrgCreated,
     /// A project was created.
     ProjectCreated,
     /// A project was deleted.
@@ -116,6 +125,18 @@ pub enum AuditScope {
     Org(OrgId),
 }
 
+/// Which events of a scope a listing keeps: Atlas's `eventType`, `minDate` and `maxDate`.
+/// The default keeps every event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only events of these actions (sorted, no duplicates); empty keeps every action.
+    pub actions: Vec<AuditAction>,
+    /// Only events at or after this time.
+    pub min_date: Option<OffsetDateTime>,
+    /// Only events at or before this time.
+    pub max_date: Option<OffsetDateTime>,
+}
+
 /// Counts failed authentications recorded in the current window.
 #[derive(Debug)]
 pub(super) struct FailedAuthBudget {
@@ -138,6 +159,7 @@ impl AuditAction {
         Self::DatabaseUserCreated,
         Self::DatabaseUserDeleted,
         Self::DatabaseUserUpdated,
+        Self::OrgCreated,
         Self::ProjectCreated,
         Self::ProjectDeleted,
         Self::UserSecuritySet,
@@ -155,6 +177,7 @@ impl AuditAction {
             Self::DatabaseUserCreated => "DATABASE_USER_CREATED",
             Self::DatabaseUserDeleted => "DATABASE_USER_DELETED",
             Self::DatabaseUserUpdated => "DATABASE_USER_UPDATED",
+            Self::OrgCreated => "ORG_CREATED",
             Self::ProjectCreated => "PROJECT_CREATED",
             Self::ProjectDeleted => "PROJECT_DELETED",
             Self::UserSecuritySet => "USER_SECURITY_UPDATED",
@@ -183,6 +206,48 @@ impl AuditOutcome {
             "FAILURE" => Some(Self::Failure),
             _ => None,
         }
+    }
+}
+
+// === impl AuditFilter ===
+
+impl AuditFilter {
+    /// Parses event type names (Atlas's repeatable `eventType`) and the date bounds; an
+    /// unknown name is refused with `INVALID_QUERY_PARAMETER`. A `min_date` after `max_date`
+    /// is not an error: nothing matches it.
+    pub fn parse(
+        event_types: &[String],
+        min_date: Option<OffsetDateTime>,
+        max_date: Option<OffsetDateTime>,
+    ) -> AtlasResult<Self> {
+        let mut actions = event_types
+            .iter()
+            .map(|name| {
+                AuditAction::parse(name).ok_or_else(|| {
+                    AtlasError::new(
+                        ErrorCode::InvalidQueryParameter,
+                        format!("Invalid query parameter eventType specified: {name}."),
+                        vec!["eventType".to_owned()],
+                    )
+                    .with_field("event_type")
+                })
+            })
+            .collect::<AtlasResult<Vec<_>>>()?;
+        actions.sort_by_key(|a| a.as_str());
+        actions.dedup();
+        Ok(Self {
+            actions,
+            min_date,
+            max_date,
+        })
+    }
+
+    /// Whether an event passes the filter (the stores apply it in SQL; this is its
+    /// definition).
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        (self.actions.is_empty() || self.actions.contains(&event.action))
+            && self.min_date.is_none_or(|min| event.at >= min)
+            && self.max_date.is_none_or(|max| event.at <= max)
     }
 }
 
@@ -355,15 +420,57 @@ impl Core {
         &self,
         principal: &Principal,
         group_id: &str,
+        filter: &AuditFilter,
         page: Page,
     ) -> AtlasResult<Paged<AuditEvent>> {
         let project = self
             .authorized_project(principal, group_id, Access::Write)
             .await?;
         self.store
-            .list_audit_events(&AuditScope::Project(project.id), page)
+            .list_audit_events(&AuditScope::Project(project.id), filter, page)
             .await
             .map_err(store_error)
+    }
+
+    /// Lists an organization's audit events, oldest first: those of its keys (created,
+    /// deleted, assigned, failed authentications naming them), of the organization itself and
+    /// of its projects, deleted ones included. Organization owners only (Atlas lets any
+    /// organization member read its organization's events; dbcert's events name every key
+    /// and client address of the organization, and the projects' events, which members and
+    /// read-only keys do not see, as the project listing needs a project owner).
+    pub async fn list_organization_events(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> AtlasResult<Paged<AuditEvent>> {
+        let org = self
+            .authorized_org(principal, org_id, Access::Write)
+            .await?;
+        self.store
+            .list_audit_events(&AuditScope::Org(org.id), filter, page)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Deletes up to `batch` audit events that happened more than `retention` ago, oldest
+    /// first, in short statements whatever the backlog; returns how many it deleted (fewer
+    /// than `batch`: none is left). Several replicas may run it at once: a deleted event is simply not found by
+    /// the others. Certificate records are not audit events and are never purged.
+    pub async fn purge_audit_events(
+        &self,
+        retention: std::time::Duration,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let Some(before) = time::Duration::try_from(retention)
+            .ok()
+            .and_then(|retention| self.clock.now().checked_sub(retention))
+        else {
+            // A retention reaching before the calendar's start: nothing is that old.
+            return Ok(0);
+        };
+        self.store.purge_audit_events(before, batch).await
     }
 }
 

@@ -21,7 +21,8 @@ mod user_security;
 mod validity;
 
 pub use self::audit::{
-    Actor, AuditAction, AuditEvent, AuditOutcome, AuditScope, FAILED_AUTH_EVENTS_PER_MINUTE,
+    Actor, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
+    FAILED_AUTH_EVENTS_PER_MINUTE,
 };
 pub use self::auth::{
     Access, DIGEST_REALM, DigestSecrets, NewApiKey, Principal, is_private_key, is_public_key,

@@ -3,6 +3,7 @@
 use tracing::info;
 use zeroize::Zeroizing;
 
+use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, NewApiKey, Principal, is_private_key, is_public_key};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
@@ -81,6 +82,27 @@ impl Core {
             .insert_new_key(org.id.clone(), desc, vec![OrgRole::OrgOwner])
             .await?;
         info!(org_id = %org.id, key_id = %principal.key_id, "created organization");
+        // In the new organization's trail (its creation, its first key) and in the creating
+        // key's organization, whose owners cannot list the new one.
+        let now = self.clock.now();
+        let created = || {
+            AuditEvent::by(principal, now, AuditAction::OrgCreated, None)
+                .with_target(org.id.as_str())
+        };
+        self.audit(created()).await;
+        self.audit(created().with_org(org.id.clone())).await;
+        // Read again, so the key's event follows the creation in time, as listings show it.
+        self.audit(
+            AuditEvent::by(
+                principal,
+                self.clock.now(),
+                AuditAction::ApiKeyCreated,
+                None,
+            )
+            .with_org(org.id.clone())
+            .with_target(key.record.id.as_str()),
+        )
+        .await;
         Ok((org, key))
     }
 

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::audit::{AuditEvent, AuditScope};
+use super::audit::{AuditEvent, AuditFilter, AuditScope};
 use super::key_type::KeyType;
 use super::model::{
     ApiKeyId, CertificateRecord, DatabaseName, DatabaseUser, OrgId, OrgRole, Organization, Page,
@@ -284,12 +284,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores an audit event.
     async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Lists audit events, oldest first.
+    /// Lists the audit events of a scope that pass `filter`, oldest first.
     async fn list_audit_events(
         &self,
         scope: &AuditScope,
+        filter: &AuditFilter,
         page: Page,
     ) -> StoreResult<Paged<AuditEvent>>;
+    /// Deletes up to `limit` audit events that happened before `before`, oldest first, with
+    /// statements whose cost is bounded by `limit`, not by the backlog (no long transaction or
+    /// lock); returns how many it deleted. Safe to run concurrently (replicas): an event is
+    /// deleted once. Certificate records are untouched.
+    async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 
     // --- HTTP Digest nonces ---
 

@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 use super::Gateway;
-use super::extract::{AtlasPath, Authenticated, JsonBody, Paging, RequestContext};
+use super::extract::{AtlasPath, Authenticated, EventFilter, JsonBody, Paging, RequestContext};
 use super::response::{ApiError, ApiVersion, Reply};
 use crate::grpc::VerifiedApiKey;
 use crate::proto::v1;
@@ -39,6 +39,7 @@ pub fn routes(version: ApiVersion) -> Router<Gateway> {
             &format!("{p}/orgs/{{org_id}}/apiKeys/{{api_user_id}}"),
             axum::routing::delete(delete_api_key),
         )
+        .route(&format!("{p}/orgs/{{org_id}}/events"), get(list_org_events))
         .route(
             &format!("{p}/groups"),
             get(list_projects).post(create_project),
@@ -603,21 +604,58 @@ async fn delete_customer_x509(
 // === audit events ===
 
 /// `GET …/groups/{groupId}/events`: the project's audit trail in the shape of Atlas's Events
-/// API (oldest first; absent attributes omitted). Project owners only.
+/// API (oldest first; absent attributes omitted), filtered by `eventType`, `minDate` and
+/// `maxDate`. Project owners only.
 async fn list_events(
     State(gateway): State<Gateway>,
     ctx: RequestContext,
     auth: Authenticated,
     AtlasPath(group_id): AtlasPath<String>,
     paging: Paging,
+    filter: EventFilter,
 ) -> Handled {
     let request = v1::ListAuditEventsRequest {
         group_id,
         page_num: paging.page_num,
         items_per_page: paging.items_per_page,
         include_count: paging.include_count,
+        event_type: filter.event_types,
+        min_date: filter.min_date,
+        max_date: filter.max_date,
     };
     let page = AuditService::list_audit_events(&*gateway.services, rpc(&auth, request))
+        .await?
+        .into_inner();
+    let results = page.results.into_iter().map(audit_event).collect();
+    Ok(list(
+        &ctx,
+        paging,
+        results,
+        page.total_count,
+        page.has_next_page,
+    ))
+}
+
+/// `GET …/orgs/{orgId}/events`: the organization's audit trail (its keys', its own and its
+/// projects' events), shaped and filtered as the project's. Organization owners only.
+async fn list_org_events(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    AtlasPath(org_id): AtlasPath<String>,
+    paging: Paging,
+    filter: EventFilter,
+) -> Handled {
+    let request = v1::ListOrganizationEventsRequest {
+        org_id,
+        page_num: paging.page_num,
+        items_per_page: paging.items_per_page,
+        include_count: paging.include_count,
+        event_type: filter.event_types,
+        min_date: filter.min_date,
+        max_date: filter.max_date,
+    };
+    let page = AuditService::list_organization_events(&*gateway.services, rpc(&auth, request))
         .await?
         .into_inner();
     let results = page.results.into_iter().map(audit_event).collect();
@@ -648,6 +686,7 @@ fn audit_event(event: v1::AuditEvent) -> Value {
     let target_name = match event.event_type_name.as_str() {
         name if name.starts_with("API_KEY_") => "targetApiKeyId",
         "AUTHENTICATION_FAILED" => "authScheme",
+        "ORG_CREATED" => "targetOrgId",
         _ => "username",
     };
     put("eventTypeName", event.event_type_name);

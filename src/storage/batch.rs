@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{
-    ApiKeyId, ApiKeyRecord, AuditEvent, AuditScope, CertificateRecord, DatabaseName, DatabaseUser,
-    KeyType, OrgId, Organization, Page, Paged, Project, ProjectId, ProjectRole, Store, StoreError,
-    StoreResult, StoredCa, UserSecurity, Username,
+    ApiKeyId, ApiKeyRecord, AuditEvent, AuditFilter, AuditScope, CertificateRecord, DatabaseName,
+    DatabaseUser, KeyType, OrgId, Organization, Page, Paged, Project, ProjectId, ProjectRole,
+    Store, StoreError, StoreResult, StoredCa, UserSecurity, Username,
 };
 
 /// The most records committed in one transaction.
@@ -186,9 +186,14 @@ impl Store for GroupCommitStore {
     async fn list_audit_events(
         &self,
         scope: &AuditScope,
+        filter: &AuditFilter,
         page: Page,
     ) -> StoreResult<Paged<AuditEvent>> {
-        self.inner.list_audit_events(scope, page).await
+        self.inner.list_audit_events(scope, filter, page).await
+    }
+
+    async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.inner.purge_audit_events(before, limit).await
     }
 
     async fn meta(&self, key: &str) -> StoreResult<Option<String>> {

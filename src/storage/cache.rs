@@ -19,9 +19,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    ApiKeyId, ApiKeyRecord, AuditEvent, AuditScope, CertificateRecord, DatabaseName, DatabaseUser,
-    KeyType, OrgId, Organization, Page, Paged, Project, ProjectId, ProjectRole, Store, StoreResult,
-    StoredCa, UserSecurity, Username,
+    ApiKeyId, ApiKeyRecord, AuditEvent, AuditFilter, AuditScope, CertificateRecord, DatabaseName,
+    DatabaseUser, KeyType, OrgId, Organization, Page, Paged, Project, ProjectId, ProjectRole,
+    Store, StoreResult, StoredCa, UserSecurity, Username,
 };
 
 /// The most entries one cache holds; past it, the cache is emptied (a crude but bounded policy).
@@ -405,9 +405,14 @@ impl Store for CachingStore {
     async fn list_audit_events(
         &self,
         scope: &AuditScope,
+        filter: &AuditFilter,
         page: Page,
     ) -> StoreResult<Paged<AuditEvent>> {
-        self.inner.list_audit_events(scope, page).await
+        self.inner.list_audit_events(scope, filter, page).await
+    }
+
+    async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.inner.purge_audit_events(before, limit).await
     }
 
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {

@@ -13,7 +13,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::sql::*;
 use crate::domain::{
-    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditOutcome, AuditScope,
+    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
     CertificateRecord, DatabaseName, DatabaseUser, OrgId, Organization, Page, Paged, Project,
     ProjectId, ProjectRole, StoreError, StoreResult, StoredCa, UserSecurity, Username,
 };

@@ -25,6 +25,20 @@ pub(super) fn to_micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
 
+/// The first whole microsecond at or after `t`: an event stored at `m` microseconds is at or
+/// after `t` exactly when `m >= micros_ceil(t)`, and before `t` when `m < micros_ceil(t)`.
+pub(super) fn micros_ceil(t: OffsetDateTime) -> i64 {
+    let nanos = t.unix_timestamp_nanos();
+    i64::try_from(nanos.div_euclid(1000) + i128::from(nanos.rem_euclid(1000) != 0))
+        .unwrap_or(i64::MAX)
+}
+
+/// The last whole microsecond at or before `t`: an event stored at `m` microseconds is at or
+/// before `t` exactly when `m <= micros_floor(t)`.
+pub(super) fn micros_floor(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1000)).unwrap_or(i64::MAX)
+}
+
 /// Converts stored Unix microseconds to a time.
 pub(super) fn from_micros(micros: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
@@ -770,33 +784,74 @@ macro_rules! impl_store {
             async fn list_audit_events(
                 &self,
                 scope: &AuditScope,
+                filter: &AuditFilter,
                 page: Page,
             ) -> StoreResult<Paged<AuditEvent>> {
-                let (column, value) = match scope {
-                    AuditScope::Project(id) => ("project_id", id.as_str()),
-                    AuditScope::Org(id) => ("org_id", id.as_str()),
-                };
-                let rows = sqlx::query(&format!(
-                    "{AUDIT_SELECT} WHERE {column} = $1 ORDER BY occurred_at_us, id LIMIT $2 OFFSET $3"
-                ))
-                .bind(value)
-                .bind(limit(page))
-                .bind(offset(page))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
+                let mut select = sqlx::QueryBuilder::<Db>::new(AUDIT_SELECT);
+                push_audit_conditions(&mut select, scope, filter);
+                select
+                    .push(" ORDER BY occurred_at_us, id LIMIT ")
+                    .push_bind(limit(page))
+                    .push(" OFFSET ")
+                    .push_bind(offset(page));
+                let rows = select
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
                 let events = rows.iter().map(audit_event_from_row).collect::<StoreResult<Vec<_>>>()?;
                 let total = if page.include_count {
-                    let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM audit_events WHERE {column} = $1"))
-                        .bind(value)
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(map_err)?;
+                    let mut count = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) AS n FROM audit_events");
+                    push_audit_conditions(&mut count, scope, filter);
+                    let row = count.build().fetch_one(&self.pool).await.map_err(map_err)?;
                     Some(row.try_get::<i64, _>("n").map_err(map_err)?)
                 } else {
                     None
                 };
                 Ok(paged(events, page, total))
+            }
+
+            async fn purge_audit_events(&self, before: time::OffsetDateTime, limit: u32) -> StoreResult<u64> {
+                if limit == 0 {
+                    return Ok(0);
+                }
+                let before = micros_ceil(before);
+                // The batch's last event: the limit-th oldest before the cutoff, found on the
+                // (occurred_at_us, id) index. Then one DELETE of the range up to it, an index
+                // range scan too: one short transaction however large the backlog (a DELETE
+                // with `id IN (SELECT … LIMIT n)` reads the whole table on PostgreSQL). Replicas
+                // purging at once walk the range in the same order; one waits for the other's
+                // batch and finds its rows gone.
+                let last = sqlx::query(
+                    "SELECT occurred_at_us, id FROM audit_events WHERE occurred_at_us < $1 \
+                     ORDER BY occurred_at_us, id LIMIT 1 OFFSET $2",
+                )
+                .bind(before)
+                .bind(i64::from(limit) - 1)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let done = match last {
+                    Some(row) => {
+                        let at: i64 = row.try_get("occurred_at_us").map_err(map_err)?;
+                        let id: String = row.try_get("id").map_err(map_err)?;
+                        sqlx::query(
+                            "DELETE FROM audit_events WHERE occurred_at_us <= $1 AND (occurred_at_us < $1 OR id <= $2)",
+                        )
+                        .bind(at)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await
+                    }
+                    // Fewer than a batch before the cutoff.
+                    None => {
+                        sqlx::query("DELETE FROM audit_events WHERE occurred_at_us < $1")
+                            .bind(before)
+                            .execute(&self.pool)
+                            .await
+                    }
+                };
+                Ok(done.map_err(map_err)?.rows_affected())
             }
 
             async fn list_certificates(
@@ -875,6 +930,32 @@ macro_rules! impl_store {
         const AUDIT_SELECT: &str =
             "SELECT id, occurred_at_us, action, outcome, actor_key_id, actor_public_key, remote_address, \
              org_id, project_id, target, serial FROM audit_events";
+
+        /// Appends the `WHERE` clause of a scope and a filter.
+        fn push_audit_conditions<'q>(
+            builder: &mut sqlx::QueryBuilder<'q, Db>,
+            scope: &'q AuditScope,
+            filter: &AuditFilter,
+        ) {
+            match scope {
+                AuditScope::Project(id) => builder.push(" WHERE project_id = ").push_bind(id.as_str()),
+                AuditScope::Org(id) => builder.push(" WHERE org_id = ").push_bind(id.as_str()),
+            };
+            if let Some(min) = filter.min_date {
+                builder.push(" AND occurred_at_us >= ").push_bind(micros_ceil(min));
+            }
+            if let Some(max) = filter.max_date {
+                builder.push(" AND occurred_at_us <= ").push_bind(micros_floor(max));
+            }
+            if !filter.actions.is_empty() {
+                builder.push(" AND action IN (");
+                let mut names = builder.separated(", ");
+                for action in &filter.actions {
+                    names.push_bind(action.as_str());
+                }
+                builder.push(")");
+            }
+        }
 
         fn bind_audit_event<'q>(
             query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,

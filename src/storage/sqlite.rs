@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 
 use super::sql::*;
 use crate::domain::{
-    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditOutcome, AuditScope,
+    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
     CertificateRecord, DatabaseName, DatabaseUser, OrgId, Organization, Page, Paged, Project,
     ProjectId, ProjectRole, StoreError, StoreResult, StoredCa, UserSecurity, Username,
 };
