@@ -29,6 +29,9 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Certificate records and audit events are written through the same pool: PostgreSQL
+    /// has no per-connection page cache to keep warm (see the SQLite store).
+    writer: PgPool,
 }
 
 impl PostgresStore {
@@ -53,7 +56,10 @@ impl PostgresStore {
                 sqlx::migrate::MigrateError::Execute(error) => map_err(error),
                 other => StoreError::Other(other.into()),
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 }
 

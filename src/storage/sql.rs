@@ -684,7 +684,7 @@ macro_rules! impl_store {
                 .bind(to_secs(record.not_before))
                 .bind(to_secs(record.not_after))
                 .bind(&record.sha256_fingerprint)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(map_err)?;
                 Ok(())
@@ -698,7 +698,7 @@ macro_rules! impl_store {
                 // ON CONFLICT DO NOTHING keeps a taken serial from failing the others; RETURNING
                 // tells which rows went in.
                 let mut results: Vec<StoreResult<()>> = Vec::with_capacity(records.len());
-                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
                 for chunk in records.chunks(CERTIFICATE_BATCH_CHUNK) {
                     let records: Vec<&CertificateRecord> = chunk.iter().collect();
                     let mut inserted = insert_certificate_rows(&mut tx, &records).await?;
@@ -724,22 +724,21 @@ macro_rules! impl_store {
                 // transaction: one commit for every record and event of the batch. A record
                 // whose serial is taken gets `Conflict` and its event is not stored.
                 let mut results: Vec<StoreResult<()>> = Vec::with_capacity(items.len());
-                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
                 for chunk in items.chunks(CERTIFICATE_BATCH_CHUNK) {
                     let records: Vec<&CertificateRecord> = chunk.iter().map(|(record, _)| record).collect();
                     let mut inserted = insert_certificate_rows(&mut tx, &records).await?;
+                    let mut events = Vec::with_capacity(chunk.len());
                     for (record, event) in chunk {
                         let key = (record.project_id.as_str().to_owned(), record.serial);
                         if inserted.remove(&key) {
-                            bind_audit_event(sqlx::query(AUDIT_INSERT), event)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(map_err)?;
+                            events.push(event);
                             results.push(Ok(()));
                         } else {
                             results.push(Err(StoreError::Conflict));
                         }
                     }
+                    insert_audit_rows(&mut *tx, &events).await?;
                 }
                 tx.commit().await.map_err(map_err)?;
                 Ok(results)
@@ -750,7 +749,7 @@ macro_rules! impl_store {
                 record: &CertificateRecord,
                 event: &AuditEvent,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
                 sqlx::query(
                     "INSERT INTO certificates (project_id, serial, username, subject, not_before, not_after, sha256_fingerprint) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -765,20 +764,13 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                bind_audit_event(sqlx::query(AUDIT_INSERT), event)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                insert_audit_rows(&mut *tx, &[event]).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(())
             }
 
             async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
-                bind_audit_event(sqlx::query(AUDIT_INSERT), event)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                Ok(())
+                insert_audit_rows(&self.writer, &[event]).await
             }
 
             async fn list_audit_events(
@@ -924,9 +916,6 @@ macro_rules! impl_store {
             }
         }
 
-        const AUDIT_INSERT: &str =
-            "INSERT INTO audit_events (id, occurred_at_us, action, outcome, actor_key_id, actor_public_key, \
-             remote_address, org_id, project_id, target, serial) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         const AUDIT_SELECT: &str =
             "SELECT id, occurred_at_us, action, outcome, actor_key_id, actor_public_key, remote_address, \
              org_id, project_id, target, serial FROM audit_events";
@@ -955,28 +944,6 @@ macro_rules! impl_store {
                 }
                 builder.push(")");
             }
-        }
-
-        fn bind_audit_event<'q>(
-            query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
-            event: &'q AuditEvent,
-        ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
-            let (key_id, public_key) = match &event.actor {
-                Actor::ApiKey { id, public_key } => (id.as_ref().map(|id| id.as_str()), public_key.as_deref()),
-                Actor::System => (None, None),
-            };
-            query
-                .bind(event.id.as_str())
-                .bind(to_micros(event.at))
-                .bind(event.action.as_str())
-                .bind(event.outcome.as_str())
-                .bind(key_id)
-                .bind(public_key)
-                .bind(event.client_address.map(|a| a.to_string()))
-                .bind(event.org_id.as_ref().map(|id| id.as_str()))
-                .bind(event.project_id.as_ref().map(|id| id.as_str()))
-                .bind(event.target.as_deref())
-                .bind(event.serial)
         }
 
         fn audit_event_from_row(row: &<Db as sqlx::Database>::Row) -> StoreResult<AuditEvent> {
@@ -1044,6 +1011,47 @@ macro_rules! impl_store {
                 inserted.insert((project_id, serial));
             }
             Ok(inserted)
+        }
+
+        /// Inserts audit events with one multi-row statement (one round trip to the database
+        /// for a whole group commit instead of one per event).
+        async fn insert_audit_rows<'e>(
+            executor: impl sqlx::Executor<'e, Database = Db>,
+            events: &[&AuditEvent],
+        ) -> StoreResult<()> {
+            if events.is_empty() {
+                return Ok(());
+            }
+            let mut builder = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO audit_events (id, occurred_at_us, action, outcome, actor_key_id, actor_public_key, \
+                 remote_address, org_id, project_id, target, serial) ",
+            );
+            builder.push_values(events, |mut row, event| {
+                let (key_id, public_key) = match &event.actor {
+                    Actor::ApiKey { id, public_key } => (id.as_ref().map(|id| id.as_str()), public_key.as_deref()),
+                    Actor::System => (None, None),
+                };
+                row.push_bind(event.id.as_str())
+                    .push_bind(to_micros(event.at))
+                    .push_bind(event.action.as_str())
+                    .push_bind(event.outcome.as_str())
+                    .push_bind(key_id)
+                    .push_bind(public_key)
+                    .push_bind(event.client_address.map(|a| a.to_string()))
+                    .push_bind(event.org_id.as_ref().map(|id| id.as_str()))
+                    .push_bind(event.project_id.as_ref().map(|id| id.as_str()))
+                    .push_bind(event.target.as_deref())
+                    .push_bind(event.serial);
+            });
+            // A single-row statement is the same text every time and worth caching; batches
+            // vary in length and would only churn the statement cache.
+            builder
+                .build()
+                .persistent(events.len() == 1)
+                .execute(executor)
+                .await
+                .map_err(map_err)?;
+            Ok(())
         }
 
         const API_KEY_SELECT: &str =

@@ -23,6 +23,12 @@ type Db = sqlx::Sqlite;
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The one connection that writes certificate records and audit events (the hot writes).
+    /// In WAL mode a connection drops its whole page cache whenever another connection has
+    /// written since its last transaction; with the writes spread over a pool, every group
+    /// commit began by re-reading its index pages from the WAL (most of the writer's CPU).
+    /// One long-lived connection keeps them cached.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -42,14 +48,22 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "16384");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(map_err)?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(e.into()))?;
-        Ok(Self { pool })
+        let writer = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool, writer })
     }
 
     /// The URL of the default database file in a data directory.
