@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            telemetry::init(args.log_format);
+            let _log = telemetry::init(args.log_format);
             let (grpc_addr, http_addr) = (args.grpc_listen, args.http_listen);
             let result = async {
                 let config = args.into_config()?;
@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
         }
         Command::Healthcheck(args) => healthcheck::run(args).await,
         Command::RotateMasterKey(args) => {
-            telemetry::init(LogFormat::Plain);
+            let _log = telemetry::init(LogFormat::Plain);
             rotate::run(args).await
         }
     }
