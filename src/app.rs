@@ -32,6 +32,7 @@ use crate::proto::v1::{
     project_service_server::ProjectServiceServer,
     user_security_service_server::UserSecurityServiceServer,
 };
+use crate::refusals::{Recorded, RefusalIo, Refusals, RequestLog};
 use crate::throttle::AuthThrottle;
 use crate::tls::{self, TlsReloader, TlsSettings};
 use crate::{gateway, metrics, proto, storage};
@@ -269,6 +270,10 @@ where
         .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
         .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let refusals = Refusals::new(
+        (limits.max_header_bytes as usize).max(8192),
+        MAX_HTTP1_HEADERS,
+    );
     tokio::pin!(shutdown);
     loop {
         let conn = tokio::select! {
@@ -285,10 +290,15 @@ where
                 request
             },
         );
+        // hyper's own answers to requests it cannot parse become Atlas errors (see refusals).
+        let requests = Arc::new(RequestLog::default());
         let connection = builder
             .serve_connection_with_upgrades(
-                TokioIo::new(conn),
-                hyper_util::service::TowerToHyperService::new(service),
+                TokioIo::new(RefusalIo::new(conn, requests.clone(), refusals.clone())),
+                Recorded::new(
+                    hyper_util::service::TowerToHyperService::new(service),
+                    requests,
+                ),
             )
             .into_owned();
         let connection = graceful.watch(connection);

@@ -17,6 +17,7 @@ pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod proto;
+pub mod refusals;
 pub mod rotate;
 pub mod storage;
 pub mod telemetry;
