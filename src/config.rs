@@ -194,6 +194,32 @@ pub struct HealthcheckArgs {
     /// The service to ask about ("" for the whole server).
     #[arg(long, default_value = "")]
     pub service: String,
+    /// The server's certificate file (the server's own variable): the check then speaks TLS
+    /// and, without --ca-file, trusts exactly the first certificate in it.
+    #[arg(long, env = "DBCERT_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM CA certificates to verify the server against instead (with its name: see
+    /// --server-name); turns TLS on.
+    #[arg(long, env = "DBCERT_HEALTHCHECK_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// The name the server's certificate must hold under --ca-file (default: the IP address
+    /// the check connects to).
+    #[arg(long, env = "DBCERT_HEALTHCHECK_SERVER_NAME")]
+    pub server_name: Option<String>,
+    /// PEM client certificate (chain) to present, for a server that requires one.
+    #[arg(
+        long,
+        env = "DBCERT_HEALTHCHECK_CLIENT_CERT_FILE",
+        requires = "client_key_file"
+    )]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of --client-cert-file.
+    #[arg(
+        long,
+        env = "DBCERT_HEALTHCHECK_CLIENT_KEY_FILE",
+        requires = "client_cert_file"
+    )]
+    pub client_key_file: Option<PathBuf>,
 }
 
 /// Flags of `dbcert rotate-master-key`.
