@@ -156,20 +156,22 @@ fn tls_client(
         }
         (None, None) => return Ok(None),
     };
-    let mut config = match (&args.client_cert_file, &args.client_key_file) {
+    let key = match (&args.client_cert_file, &args.client_key_file) {
         (Some(cert_file), Some(key_file)) => {
             let chain = read_certs(cert_file)?;
             let key = PrivateKeyDer::from_pem_file(key_file).with_context(|| {
                 format!("failed to read a private key from {}", key_file.display())
             })?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .context("the client certificate and key do not make a usable pair")?
+            let key = CertifiedKey::from_der(chain, key, &provider)
+                .context("the client certificate and key do not make a usable pair")?;
+            Some(Arc::new(key))
         }
-        _ => builder.with_client_cert_resolver(Arc::new(NoClientCertificate {
-            asked: asked_for_certificate.clone(),
-        })),
+        _ => None,
     };
+    let mut config = builder.with_client_cert_resolver(Arc::new(ClientCertificate {
+        key,
+        asked: asked_for_certificate.clone(),
+    }));
     config.alpn_protocols = vec![b"h2".to_vec()];
     let server_name = match &args.server_name {
         Some(name) => ServerName::try_from(name.clone())
@@ -240,11 +242,11 @@ fn explain(error: &anyhow::Error, args: &HealthcheckArgs, asked_for_certificate:
                 .to_owned(),
         )
     } else if args.client_cert_file.is_some()
-        && (text.contains("UnknownCA") || text.contains("BadCertificate"))
+        && (asked_for_certificate || text.contains("UnknownCA"))
     {
         Some(
-            "the server refused the client certificate: it must be signed by the server's \
-             --grpc-client-ca-file"
+            "if the server refused the client certificate, it must be one the server's \
+             --grpc-client-ca-file signed"
                 .to_owned(),
         )
     } else if asked_for_certificate || text.contains("CertificateRequired") {
@@ -317,24 +319,25 @@ impl ServerCertVerifier for ExactCertificate {
     }
 }
 
-/// Presents no client certificate, noting that the server asked for one.
+/// Presents the configured client certificate, if any, noting that the server asked for one.
 #[derive(Debug)]
-struct NoClientCertificate {
+struct ClientCertificate {
+    key: Option<Arc<CertifiedKey>>,
     asked: Arc<AtomicBool>,
 }
 
-impl ResolvesClientCert for NoClientCertificate {
+impl ResolvesClientCert for ClientCertificate {
     fn resolve(
         &self,
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[rustls::SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
         self.asked.store(true, Ordering::Relaxed);
-        None
+        self.key.clone()
     }
 
     fn has_certs(&self) -> bool {
-        false
+        self.key.is_some()
     }
 }
 

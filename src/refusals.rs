@@ -21,6 +21,11 @@
 //!   that head is the parse-error response; only a `400`, `414` or `431` with
 //!   `content-length: 0` (what `on_error` writes) is replaced.
 //!
+//! After a replacement the connection closes lingering, as HTTP/1 servers do after an error:
+//! the write side is shut and what the client still sends (the rest of an oversized head) is
+//! read and dropped for up to 2 s or 1 MiB, so that closing with unread bytes does not reset
+//! the connection and destroy the answer before the client reads it.
+//!
 //! Everything else passes through unchanged, byte for byte: only response heads are held back
 //! until complete (to be classified), bodies are written straight from hyper's buffers. Whatever
 //! the writer does not understand — HTTP/2 (the first bytes are not `HTTP/1.`), an upgrade, a
@@ -37,6 +42,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -44,6 +50,11 @@ use tracing::debug;
 
 use crate::gateway::response::{ApiError, JSON_CONTENT_TYPE, X_ERROR_CODE};
 
+/// How long a refused connection reads and discards what the client still sends before
+/// closing (see [`RefusalIo`]'s shutdown).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// The most bytes a refused connection discards before closing.
+const LINGER_BYTES: usize = 1024 * 1024;
 /// The longest response head followed; a longer one switches the connection to pass-through.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most header fields of a response head that are parsed.
@@ -97,6 +108,19 @@ pub struct RefusalIo<T> {
     out: Vec<u8>,
     /// How much of `out` is written.
     out_pos: usize,
+    /// After a replacement: discarding the client's further bytes before closing.
+    linger: Option<Linger>,
+}
+
+/// A lingering close (as HTTP/1 servers do after an error): the write side is shut, and what
+/// the client still sends is read and dropped for a bounded time, so that closing the socket
+/// with unread bytes does not reset the connection and destroy the refusal before the client
+/// has read it.
+#[derive(Debug)]
+struct Linger {
+    started: bool,
+    discarded: usize,
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 /// Where the writer is in the HTTP/1 response stream.
@@ -234,6 +258,7 @@ impl<T> RefusalIo<T> {
             head: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
+            linger: None,
         }
     }
 
@@ -304,6 +329,11 @@ impl<T> RefusalIo<T> {
                             "request refused by the http/1 parser: atlas error"
                         );
                         write_replacement(&mut self.out, version, rendered, date.as_deref());
+                        self.linger.get_or_insert_with(|| Linger {
+                            started: false,
+                            discarded: 0,
+                            deadline: Box::pin(tokio::time::sleep(LINGER_TIME)),
+                        });
                         self.head.clear();
                         self.framing = Framing::Head;
                         return;
@@ -429,7 +459,36 @@ impl<T: AsyncRead + Unpin> AsyncRead for RefusalIo<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for RefusalIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> RefusalIo<T> {
+    /// Shuts the write side, then discards the client's bytes until it closes, the time is up
+    /// or enough was read.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(linger) = self.linger.as_mut() else {
+            return Pin::new(&mut self.inner).poll_shutdown(cx);
+        };
+        if !linger.started {
+            ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+            linger.started = true;
+            linger
+                .deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + LINGER_TIME);
+        }
+        let mut buf = [0u8; 8192];
+        while linger.discarded < LINGER_BYTES && linger.deadline.as_mut().poll(cx).is_pending() {
+            let mut read = ReadBuf::new(&mut buf);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut read) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) if read.filled().is_empty() => break,
+                Poll::Ready(Ok(())) => linger.discarded += read.filled().len(),
+                Poll::Ready(Err(_)) => break,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RefusalIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -459,7 +518,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for RefusalIo<T> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        this.poll_linger(cx)
     }
 }
 
@@ -655,6 +714,17 @@ mod tests {
         max: usize,
     }
 
+    impl AsyncRead for Sink {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            _buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            // The client has closed.
+            Poll::Ready(Ok(()))
+        }
+    }
+
     impl AsyncWrite for Sink {
         fn poll_write(
             self: Pin<&mut Self>,
@@ -695,7 +765,7 @@ mod tests {
         for chunk in stream.chunks(piece) {
             io.write_all(chunk).await.unwrap();
         }
-        io.flush().await.unwrap();
+        io.shutdown().await.unwrap();
         io.inner.bytes
     }
 
