@@ -23,7 +23,7 @@ use crate::config::{Config, MasterKeySource};
 use crate::domain::{Bootstrap, Core, KeyPool, Keyring, MasterKey, Store, SystemClock};
 use crate::grpc::{GrpcLimitErrors, Services};
 use crate::listener;
-use crate::middleware::{AdmissionLayer, LimitErrorsLayer, Limits};
+use crate::middleware::{AdmissionLayer, GrpcDeadlineLayer, LimitErrorsLayer, Limits};
 use crate::proto::v1::{
     api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer,
     certificate_service_server::CertificateServiceServer,
@@ -129,11 +129,12 @@ pub async fn serve(
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
 
-    // Outermost first: render refusals as gRPC statuses, shed beyond the global limit, time out.
+    // Outermost first: render refusals as gRPC statuses, shed beyond the global limit, time out
+    // (at the caller's `grpc-timeout` if it is shorter).
     let grpc_layers = ServiceBuilder::new()
         .layer(LimitErrorsLayer::new(GrpcLimitErrors))
         .layer(AdmissionLayer::new(permits.clone()))
-        .layer(TimeoutLayer::new(limits.request_timeout))
+        .layer(GrpcDeadlineLayer::new(limits.request_timeout))
         .into_inner();
     let grpc_server = Server::builder()
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
