@@ -114,7 +114,15 @@ pub async fn serve(
     let throttle = Arc::new(AuthThrottle::new(config.throttle));
     // One pool of permits for both listeners: the limit is global, not per connection.
     let permits = Arc::new(Semaphore::new(limits.max_concurrent_requests));
-    let services = Arc::new(Services::new(core.clone(), throttle.clone()));
+    let trusted_proxies = Arc::new(config.trusted_proxies.clone());
+    if !trusted_proxies.networks().is_empty() {
+        info!(trusted_proxies = ?trusted_proxies.networks(), "x-forwarded-for trusted from these proxies");
+    }
+    let services = Arc::new(Services::new(
+        core.clone(),
+        throttle.clone(),
+        trusted_proxies.clone(),
+    ));
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -182,6 +190,7 @@ pub async fn serve(
         services.clone(),
         core.clone(),
         throttle,
+        trusted_proxies,
     ))
     .merge(metrics::router(key_pool.clone()));
     let http_service = ServiceBuilder::new()

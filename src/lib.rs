@@ -10,6 +10,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod forwarded;
 pub mod gateway;
 pub mod grpc;
 pub mod healthcheck;
