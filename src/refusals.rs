@@ -391,7 +391,7 @@ impl<T: AsyncWrite + Unpin> RefusalIo<T> {
             let mut probe = self.framing;
             let mut pass = 0;
             for slice in slices(bufs, accepted, total) {
-                let n = probe.advance(&slice);
+                let n = probe.advance(slice);
                 pass += n;
                 if n < slice.len() {
                     break;
@@ -420,7 +420,7 @@ impl<T: AsyncWrite + Unpin> RefusalIo<T> {
             self.consume_out(from_out);
             let mut left = from_bufs;
             for slice in slices(bufs, accepted, accepted + from_bufs) {
-                let n = self.framing.advance(&slice);
+                let n = self.framing.advance(slice);
                 debug_assert_eq!(n, slice.len());
                 left -= n;
             }
