@@ -913,3 +913,50 @@ async fn a_refusal_after_pipelined_requests_leaves_their_responses_intact() {
     assert_healthy(&server, "pipelined refusal").await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_over_http2_passes_the_refusal_layer_untouched() {
+    use hyper::body::Body as _;
+    let (server, g) = hostile_server().await;
+    let tcp = TcpStream::connect(server.http_addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    // Several requests on one HTTP/2 connection, among them one whose answer is large.
+    for (target, status) in [
+        ("/api/atlas/v1.0/orgs".to_owned(), 401),
+        (format!("/api/atlas/v1.0/{}", "x".repeat(8000)), 404),
+        (format!("/api/atlas/v1.0/groups/{g}"), 401),
+    ] {
+        let request = http::Request::builder()
+            .uri(format!("http://{}{target}", server.http_addr))
+            .body(String::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), status, "{target}");
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let declared: usize = response.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            if let Ok(data) = frame.unwrap().into_data() {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        assert_eq!(bytes.len(), declared, "{target}");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"], status, "{target}");
+    }
+    assert_healthy(&server, "http/2").await;
+    server.stop().await;
+}
