@@ -37,7 +37,12 @@ ENV DBCERT_DATA_DIR=/var/lib/dbcert \
     DBCERT_LOG_FORMAT=json
 VOLUME ["/var/lib/dbcert"]
 EXPOSE 50051 8080
-# Asks the gRPC health service on the loopback of DBCERT_GRPC_LISTEN's port.
+# Asks the gRPC health service on the loopback of DBCERT_GRPC_LISTEN's port. It reads the
+# server's own environment: with DBCERT_TLS_CERT_FILE set (TLS on), it speaks TLS and trusts
+# exactly that certificate. Under required mutual TLS, also set
+# DBCERT_HEALTHCHECK_CLIENT_CERT_FILE / DBCERT_HEALTHCHECK_CLIENT_KEY_FILE (a certificate the
+# client CA signed). Configure TLS through these variables, not serve's flags, so the check
+# sees it.
 HEALTHCHECK --interval=10s --timeout=6s --start-period=15s --retries=3 CMD ["dbcert", "healthcheck"]
 ENTRYPOINT ["dbcert"]
 CMD ["serve"]

@@ -23,7 +23,7 @@ use crate::config::{Config, MasterKeySource};
 use crate::domain::{Bootstrap, Core, KeyPool, Keyring, MasterKey, Store, SystemClock};
 use crate::grpc::{GrpcLimitErrors, Services};
 use crate::listener;
-use crate::middleware::{AdmissionLayer, LimitErrorsLayer, Limits};
+use crate::middleware::{AdmissionLayer, GrpcDeadlineLayer, LimitErrorsLayer, Limits};
 use crate::proto::v1::{
     api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer,
     certificate_service_server::CertificateServiceServer,
@@ -32,6 +32,7 @@ use crate::proto::v1::{
     project_service_server::ProjectServiceServer,
     user_security_service_server::UserSecurityServiceServer,
 };
+use crate::refusals::{Recorded, RefusalIo, Refusals, RequestLog};
 use crate::throttle::AuthThrottle;
 use crate::tls::{self, TlsReloader, TlsSettings};
 use crate::{gateway, metrics, proto, storage};
@@ -121,7 +122,15 @@ pub async fn serve(
     let throttle = Arc::new(AuthThrottle::new(config.throttle));
     // One pool of permits for both listeners: the limit is global, not per connection.
     let permits = Arc::new(Semaphore::new(limits.max_concurrent_requests));
-    let services = Arc::new(Services::new(core.clone(), throttle.clone()));
+    let trusted_proxies = Arc::new(config.trusted_proxies.clone());
+    if !trusted_proxies.networks().is_empty() {
+        info!(trusted_proxies = ?trusted_proxies.networks(), "x-forwarded-for trusted from these proxies");
+    }
+    let services = Arc::new(Services::new(
+        core.clone(),
+        throttle.clone(),
+        trusted_proxies.clone(),
+    ));
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -136,11 +145,12 @@ pub async fn serve(
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
 
-    // Outermost first: render refusals as gRPC statuses, shed beyond the global limit, time out.
+    // Outermost first: render refusals as gRPC statuses, shed beyond the global limit, time out
+    // (at the caller's `grpc-timeout` if it is shorter).
     let grpc_layers = ServiceBuilder::new()
         .layer(LimitErrorsLayer::new(GrpcLimitErrors))
         .layer(AdmissionLayer::new(permits.clone()))
-        .layer(TimeoutLayer::new(limits.request_timeout))
+        .layer(GrpcDeadlineLayer::new(limits.request_timeout))
         .into_inner();
     let grpc_server = Server::builder()
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
@@ -188,6 +198,7 @@ pub async fn serve(
         services.clone(),
         core.clone(),
         throttle,
+        trusted_proxies,
     ))
     .merge(metrics::router(key_pool.clone()));
     let http_service = ServiceBuilder::new()
@@ -299,6 +310,10 @@ where
         .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
         .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let refusals = Refusals::new(
+        (limits.max_header_bytes as usize).max(8192),
+        MAX_HTTP1_HEADERS,
+    );
     tokio::pin!(shutdown);
     loop {
         let conn = tokio::select! {
@@ -315,10 +330,15 @@ where
                 request
             },
         );
+        // hyper's own answers to requests it cannot parse become Atlas errors (see refusals).
+        let requests = Arc::new(RequestLog::default());
         let connection = builder
             .serve_connection_with_upgrades(
-                TokioIo::new(conn),
-                hyper_util::service::TowerToHyperService::new(service),
+                TokioIo::new(RefusalIo::new(conn, requests.clone(), refusals.clone())),
+                Recorded::new(
+                    hyper_util::service::TowerToHyperService::new(service),
+                    requests,
+                ),
             )
             .into_owned();
         let connection = graceful.watch(connection);

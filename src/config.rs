@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 use zeroize::Zeroizing;
 
 use crate::domain::{CaSubject, CoreSettings, KeyPoolConfig, KeyType};
+use crate::forwarded::TrustedProxies;
 use crate::middleware::Limits;
 use crate::storage::redact_url;
 use crate::throttle::ThrottleSettings;
@@ -155,6 +157,15 @@ pub struct ServeArgs {
     /// The time one failed authentication takes to be forgotten.
     #[arg(long, env = "DBCERT_AUTH_FAILURE_REFILL", default_value = DEFAULT_AUTH_FAILURE_REFILL, value_parser = parse_duration)]
     pub auth_failure_refill: Duration,
+    /// Proxies whose X-Forwarded-For names the client (for throttling and the audit trail):
+    /// comma-separated IPs and CIDR networks. Default: none, the TCP peer is the client.
+    #[arg(
+        long,
+        env = "DBCERT_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = TrustedProxies::parse_network
+    )]
+    pub trusted_proxies: Vec<IpNet>,
     /// PEM certificate chain served by both listeners; with --tls-key-file, turns TLS on.
     #[arg(long, env = "DBCERT_TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<PathBuf>,
@@ -208,6 +219,32 @@ pub struct HealthcheckArgs {
     /// The service to ask about ("" for the whole server).
     #[arg(long, default_value = "")]
     pub service: String,
+    /// The server's certificate file (the server's own variable): the check then speaks TLS
+    /// and, without --ca-file, trusts exactly the first certificate in it.
+    #[arg(long, env = "DBCERT_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM CA certificates to verify the server against instead (with its name: see
+    /// --server-name); turns TLS on.
+    #[arg(long, env = "DBCERT_HEALTHCHECK_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// The name the server's certificate must hold under --ca-file (default: the IP address
+    /// the check connects to).
+    #[arg(long, env = "DBCERT_HEALTHCHECK_SERVER_NAME")]
+    pub server_name: Option<String>,
+    /// PEM client certificate (chain) to present, for a server that requires one.
+    #[arg(
+        long,
+        env = "DBCERT_HEALTHCHECK_CLIENT_CERT_FILE",
+        requires = "client_key_file"
+    )]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of --client-cert-file.
+    #[arg(
+        long,
+        env = "DBCERT_HEALTHCHECK_CLIENT_KEY_FILE",
+        requires = "client_cert_file"
+    )]
+    pub client_key_file: Option<PathBuf>,
 }
 
 /// Flags of `dbcert rotate-master-key`.
@@ -289,6 +326,8 @@ pub struct Config {
     pub limits: Limits,
     /// Throttling of failed authentications.
     pub throttle: ThrottleSettings,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
     /// TLS on both listeners (and mutual TLS on gRPC); `None` serves plaintext.
     pub tls: Option<TlsSettings>,
     /// The leaf key pool.
@@ -357,6 +396,7 @@ impl ServeArgs {
                 refill: self.auth_failure_refill,
                 ..ThrottleSettings::default()
             },
+            trusted_proxies: TrustedProxies::new(self.trusted_proxies),
             tls: match (self.tls_cert_file, self.tls_key_file) {
                 (Some(cert), Some(key)) => Some(TlsSettings {
                     files: TlsFiles { cert, key },
@@ -398,6 +438,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             limits: Limits::default(),
             throttle: ThrottleSettings::default(),
+            trusted_proxies: TrustedProxies::default(),
             tls: None,
             key_pool: KeyPoolConfig::disabled(),
             cache_ttl: parse_duration(DEFAULT_CACHE_TTL).expect("the default ttl parses"),
@@ -464,6 +505,7 @@ impl fmt::Debug for ServeArgs {
             http2_max_concurrent_streams,
             auth_failure_burst,
             auth_failure_refill,
+            trusted_proxies,
             tls_cert_file,
             tls_key_file,
             grpc_client_ca_file,
@@ -494,6 +536,7 @@ impl fmt::Debug for ServeArgs {
             .field("http2_max_concurrent_streams", http2_max_concurrent_streams)
             .field("auth_failure_burst", auth_failure_burst)
             .field("auth_failure_refill", auth_failure_refill)
+            .field("trusted_proxies", trusted_proxies)
             .field("tls_cert_file", tls_cert_file)
             .field("tls_key_file", tls_key_file)
             .field("grpc_client_ca_file", grpc_client_ca_file)
@@ -520,6 +563,7 @@ impl fmt::Debug for Config {
             shutdown_grace,
             limits,
             throttle,
+            trusted_proxies,
             tls,
             key_pool,
             cache_ttl,
@@ -537,6 +581,7 @@ impl fmt::Debug for Config {
             .field("shutdown_grace", shutdown_grace)
             .field("limits", limits)
             .field("throttle", throttle)
+            .field("trusted_proxies", trusted_proxies)
             .field("tls", tls)
             .field("key_pool", key_pool)
             .field("cache_ttl", cache_ttl)
@@ -603,6 +648,33 @@ mod tests {
         assert!(config(&["--audit-retention-days", "-1"]).is_err());
         assert!(config(&["--audit-retention-days", "36501"]).is_err());
         assert!(config(&["--audit-retention-days", "x"]).is_err());
+    }
+
+    #[test]
+    fn parses_trusted_proxies() {
+        let cli = Cli::try_parse_from([
+            "dbcert",
+            "serve",
+            "--trusted-proxies",
+            "10.0.0.0/8, 192.0.2.7,::1",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let config = args.into_config().unwrap();
+        assert_eq!(config.trusted_proxies.networks().len(), 3);
+        assert!(config.trusted_proxies.trusts("192.0.2.7".parse().unwrap()));
+        assert!(
+            Cli::try_parse_from(["dbcert", "serve", "--trusted-proxies", "10.0.0.0/40"]).is_err()
+        );
+        let Command::Serve(args) = Cli::try_parse_from(["dbcert", "serve"]).unwrap().command else {
+            panic!("serve")
+        };
+        assert_eq!(
+            args.into_config().unwrap().trusted_proxies,
+            TrustedProxies::default()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod forwarded;
 pub mod gateway;
 pub mod grpc;
 pub mod healthcheck;
@@ -17,6 +18,7 @@ pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod proto;
+pub mod refusals;
 pub mod rotate;
 pub mod storage;
 pub mod telemetry;

@@ -161,6 +161,114 @@ where
     }
 }
 
+// === GrpcDeadline ===
+
+/// The longest head start taken on a caller's `grpc-timeout` (see [`GrpcDeadlineLayer`]).
+const MAX_DEADLINE_LEAD: Duration = Duration::from_millis(50);
+/// The shortest head start, when the timeout allows it.
+const MIN_DEADLINE_LEAD: Duration = Duration::from_millis(5);
+
+/// The request timeout of the gRPC server, shortened to the caller's deadline: a call runs at
+/// most `max`, and at most its `grpc-timeout` header (gRPC over HTTP/2: 1–8 digits and a unit
+/// `H`, `M`, `S`, `m`, `u` or `n`), minus a head start. A call past either fails with tower's
+/// `Elapsed`, which [`LimitErrorsLayer`] renders as `DEADLINE_EXCEEDED` with the Atlas
+/// `TIMEOUT` error.
+///
+/// Why a head start of a tenth of the timeout (5 to 50 ms): tonic's server honours
+/// `grpc-timeout` too, outside every layer of ours, with a timer of the same length started
+/// just before ours, and answers `CANCELLED` ("Timeout expired", bare, no Atlas error) when it
+/// fires first. The gRPC protocol says a call past its deadline ends in `DEADLINE_EXCEEDED`.
+/// Firing a little earlier makes ours the answer, and lets it reach the caller while the caller
+/// still waits for it rather than after it gave up.
+#[derive(Clone, Copy, Debug)]
+pub struct GrpcDeadlineLayer {
+    max: Duration,
+}
+
+/// The service of [`GrpcDeadlineLayer`].
+#[derive(Clone, Debug)]
+pub struct GrpcDeadline<S> {
+    inner: S,
+    max: Duration,
+}
+
+impl GrpcDeadlineLayer {
+    /// A layer that lets no call run longer than `max`.
+    pub fn new(max: Duration) -> Self {
+        Self { max }
+    }
+}
+
+impl<S> Layer<S> for GrpcDeadlineLayer {
+    type Service = GrpcDeadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcDeadline {
+            inner,
+            max: self.max,
+        }
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for GrpcDeadline<S>
+where
+    S: Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let limit = match request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| parse_grpc_timeout(v.as_bytes()))
+        {
+            Some(timeout) => self.max.min(timeout.saturating_sub(deadline_lead(timeout))),
+            None => self.max,
+        };
+        // The deadline counts from now, not from the first poll.
+        let deadline = tokio::time::Instant::now() + limit;
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            match tokio::time::timeout_at(deadline, future).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => Err(tower::timeout::error::Elapsed::new().into()),
+            }
+        })
+    }
+}
+
+/// The head start taken on a caller's timeout: a tenth, from 5 to 50 ms.
+fn deadline_lead(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(MIN_DEADLINE_LEAD, MAX_DEADLINE_LEAD)
+}
+
+/// Parses a `grpc-timeout` value; `None` for anything malformed (then only the server's own
+/// timeout applies, as in tonic).
+fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 // === LimitErrors ===
 
 /// Turns the stack's errors into responses rendered by `R`; its error type is `Infallible`.
@@ -296,6 +404,67 @@ mod tests {
         assert_eq!(first.await.unwrap().unwrap().body(), "ok");
         assert_eq!(health.await.unwrap().unwrap().body(), "ok");
         assert_eq!(permits.available_permits(), 1);
+    }
+
+    #[test]
+    fn parses_grpc_timeouts() {
+        assert_eq!(parse_grpc_timeout(b"2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout(b"3M"), Some(Duration::from_secs(180)));
+        assert_eq!(parse_grpc_timeout(b"10S"), Some(Duration::from_secs(10)));
+        assert_eq!(
+            parse_grpc_timeout(b"250m"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_grpc_timeout(b"99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
+        assert_eq!(parse_grpc_timeout(b"7n"), Some(Duration::from_nanos(7)));
+        for bad in [
+            &b""[..],
+            b"S",
+            b"123456789S",
+            b"1.5S",
+            b"-1S",
+            b"10s",
+            b"10",
+            b"\xff1S",
+        ] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+        assert_eq!(deadline_lead(Duration::from_millis(20)), MIN_DEADLINE_LEAD);
+        assert_eq!(
+            deadline_lead(Duration::from_millis(200)),
+            Duration::from_millis(20)
+        );
+        assert_eq!(deadline_lead(Duration::from_secs(60)), MAX_DEADLINE_LEAD);
+    }
+
+    #[tokio::test]
+    async fn a_callers_deadline_shortens_the_timeout() {
+        let stack = ServiceBuilder::new()
+            .layer(LimitErrorsLayer::new(Text))
+            .layer(GrpcDeadlineLayer::new(Duration::from_secs(3600)))
+            .service_fn(|_: http::Request<()>| async {
+                std::future::pending::<()>().await;
+                Ok::<_, Infallible>(http::Response::new(String::new()))
+            });
+        let request = http::Request::builder()
+            .uri("/slow")
+            .header("grpc-timeout", "20m")
+            .body(())
+            .unwrap();
+        let response = stack.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.body(), "TimedOut /slow");
+        // A malformed header leaves the server's own timeout (here: the call stays pending).
+        let request = http::Request::builder()
+            .uri("/slow")
+            .header("grpc-timeout", "soon")
+            .body(())
+            .unwrap();
+        let pending =
+            tokio::time::timeout(Duration::from_millis(100), stack.oneshot(request)).await;
+        assert!(pending.is_err());
     }
 
     #[tokio::test]

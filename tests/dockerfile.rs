@@ -1,7 +1,8 @@
 //! The Dockerfile cannot be built here (no Docker engine), so its invariants are checked:
 //! the builder's toolchain is the one Cargo.toml pins, it builds `--locked`, the exposed ports
 //! are the listen addresses, the volume is the data directory, and the HEALTHCHECK asks the
-//! gRPC health service through `dbcert healthcheck`, which reads the same listen variable.
+//! gRPC health service through `dbcert healthcheck`, which reads the same listen and TLS
+//! variables as the server.
 
 #![allow(clippy::unwrap_used)] // a panic fails the test
 
@@ -66,10 +67,25 @@ fn ports_volume_user_and_healthcheck_agree_with_the_configuration() {
         .find(|l| l.starts_with("HEALTHCHECK"))
         .unwrap();
     assert!(healthcheck.contains(r#"CMD ["dbcert", "healthcheck"]"#));
-    // `dbcert healthcheck` reads DBCERT_GRPC_LISTEN, maps 0.0.0.0 to loopback.
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_dbcert"))
-        .args(["healthcheck", "--help"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&help.stdout).contains("DBCERT_GRPC_LISTEN"));
+    // `dbcert healthcheck` reads the server's own variables: DBCERT_GRPC_LISTEN (0.0.0.0 means
+    // loopback) and DBCERT_TLS_CERT_FILE (with it, TLS), so the same environment serves both.
+    let help = |command: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_dbcert"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let (check, serve) = (help("healthcheck"), help("serve"));
+    for variable in ["DBCERT_GRPC_LISTEN", "DBCERT_TLS_CERT_FILE"] {
+        assert!(check.contains(variable), "healthcheck reads {variable}");
+        assert!(serve.contains(variable), "serve reads {variable}");
+    }
+    for variable in [
+        "DBCERT_HEALTHCHECK_CLIENT_CERT_FILE",
+        "DBCERT_HEALTHCHECK_CLIENT_KEY_FILE",
+    ] {
+        assert!(check.contains(variable), "healthcheck reads {variable}");
+        assert!(docker.contains(variable), "the Dockerfile names {variable}");
+    }
 }

@@ -1,6 +1,6 @@
-//! Hostile inputs over REST and gRPC, as a table: each case gets the right Atlas error (or, where
-//! hyper refuses a request before any route sees it, hyper's bare 4xx), and after each case the
-//! server still answers health SERVING and a normal authenticated call.
+//! Hostile inputs over REST and gRPC, as a table: each case gets the right Atlas error (where
+//! hyper's HTTP/1 parser refuses a request before any route sees it too: 400, 414, 431), and
+//! after each case the server still answers health SERVING and a normal authenticated call.
 //!
 //! REST cases go over raw TCP, so paths reach the server byte for byte (no client normalises
 //! `..`, `%2E%2E` or invalid UTF-8), with real Digest credentials for the exact target.
@@ -172,12 +172,22 @@ fn check(name: &str, raw: &Raw, status: u16, code: Option<&str>) {
     assert_eq!(raw.status, status, "{name}: {raw:?}");
     if let Some(code) = code {
         assert_eq!(raw.error_code(), code, "{name}: {raw:?}");
+        let head = raw.head.to_ascii_lowercase();
         assert!(
-            raw.head
-                .to_ascii_lowercase()
-                .contains(&format!("x-error-code: {}", code.to_ascii_lowercase())),
+            head.contains(&format!("x-error-code: {}", code.to_ascii_lowercase())),
             "{name}: {raw:?}"
         );
+        assert!(
+            head.contains("content-type: application/json"),
+            "{name}: {raw:?}"
+        );
+        // The whole Atlas body (enveloped under "content" when the request asked for it).
+        let body: serde_json::Value = serde_json::from_str(&raw.body).unwrap();
+        let body = body.get("content").unwrap_or(&body);
+        assert_eq!(body["error"], status, "{name}: {raw:?}");
+        for key in ["detail", "errorCode", "reason"] {
+            assert!(body[key].is_string(), "{name}: no {key}: {raw:?}");
+        }
     }
 }
 
@@ -203,8 +213,9 @@ async fn hostile_server() -> (TestServer, String) {
         // itself (throttling has its own tests).
         config.throttle.burst = 0;
         config.limits.request_timeout = Duration::from_secs(2);
-        // Room for a 10,000-character username in the path *and* the Digest uri.
-        config.limits.max_header_bytes = 64 * 1024;
+        // Room for a 10,000-character username in the path *and* the Digest uri, and for a
+        // target longer than hyper's own limit on targets (414).
+        config.limits.max_header_bytes = 128 * 1024;
     })
     .await;
     let clients = server.clients().await;
@@ -221,7 +232,8 @@ async fn hostile_rest_requests_get_atlas_errors_and_the_server_stays_healthy() {
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let deep_object = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
     let huge = vec![b' '; 2 * 1024 * 1024];
-    let big_header = format!("X-Filler: {}\r\n", "a".repeat(100 * 1024));
+    let big_header = format!("X-Filler: {}\r\n", "a".repeat(200 * 1024));
+    let many_headers: String = (0..120).map(|i| format!("X-Many-{i}: 1\r\n")).collect();
 
     // (name, method, target, auth, extra headers, body, declared length, status, errorCode)
     type Case<'a> = (
@@ -324,7 +336,7 @@ async fn hostile_rest_requests_get_atlas_errors_and_the_server_stays_healthy() {
             Vec::new(),
             None,
             400,
-            None,
+            Some("INVALID_REQUEST"),
         ),
         (
             "percent-encoded NUL in username",
@@ -346,7 +358,7 @@ async fn hostile_rest_requests_get_atlas_errors_and_the_server_stays_healthy() {
             Vec::new(),
             None,
             400,
-            None,
+            Some("INVALID_REQUEST"),
         ),
         (
             "dot-dot username",
@@ -634,7 +646,62 @@ async fn hostile_rest_requests_get_atlas_errors_and_the_server_stays_healthy() {
             Vec::new(),
             None,
             431,
+            Some("REQUEST_HEADERS_TOO_LARGE"),
+        ),
+        (
+            "too many header fields",
+            "GET",
+            certs.clone().into(),
+            d,
+            many_headers.clone(),
+            Vec::new(),
             None,
+            431,
+            Some("REQUEST_HEADERS_TOO_LARGE"),
+        ),
+        (
+            "target over hyper's 65,534 bytes",
+            "GET",
+            format!("/api/atlas/v1.0/groups/{}", "g".repeat(70_000)).into(),
+            None,
+            String::new(),
+            Vec::new(),
+            None,
+            414,
+            Some("URI_TOO_LONG"),
+        ),
+        (
+            "space in a header name",
+            "GET",
+            certs.clone().into(),
+            d,
+            "Bad Header: x\r\n".to_owned(),
+            Vec::new(),
+            None,
+            400,
+            Some("INVALID_REQUEST"),
+        ),
+        (
+            "invalid method token",
+            "G(T",
+            certs.clone().into(),
+            None,
+            String::new(),
+            Vec::new(),
+            None,
+            400,
+            Some("INVALID_REQUEST"),
+        ),
+        (
+            "conflicting content lengths",
+            "POST",
+            certs.clone().into(),
+            d,
+            "Content-Length: 7\r\n".to_owned(),
+            b"{}".to_vec(),
+            None,
+            400,
+            Some("INVALID_REQUEST"),
         ),
         (
             "slow body",
@@ -793,5 +860,103 @@ async fn hostile_grpc_requests_get_atlas_errors_and_the_server_stays_healthy() {
         assert_eq!(status.code(), Code::Unauthenticated, "{name}: {status:?}");
         assert_healthy(&server, name).await;
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_after_pipelined_requests_leaves_their_responses_intact() {
+    let (server, g) = hostile_server().await;
+    let host = server.http_addr;
+    // On one connection, in one write: a 401 (JSON body), a HEAD (a Content-Length but no
+    // body), a 404, an OPTIONS (405), then a request line hyper cannot parse.
+    let mut stream = Vec::new();
+    for (method, target) in [
+        ("GET", format!("/api/atlas/v1.0/groups/{g}")),
+        ("HEAD", "/api/atlas/v1.0/orgs".to_owned()),
+        ("GET", "/api/atlas/v1.0/nowhere".to_owned()),
+        ("OPTIONS", "/api/atlas/v1.0/orgs".to_owned()),
+    ] {
+        stream.extend_from_slice(
+            format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+        );
+    }
+    stream.extend_from_slice(b"GET /api/atlas/v1.0/\xff\0 HTTP/1.1\r\nHost: x\r\n\r\n");
+    // What follows the refusal is never read.
+    stream.extend_from_slice(
+        format!("GET /api/atlas/v1.0/orgs HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+    );
+    let mut tcp = TcpStream::connect(host).await.unwrap();
+    tcp.write_all(&stream).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut bytes))
+        .await
+        .expect("the server closes the connection after the refusal")
+        .unwrap();
+    let responses = gateway_support::parse_responses(&bytes, &[false, true, false, false, false]);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [401, 401, 404, 405, 400], "{responses:?}");
+    assert_eq!(
+        responses[0].body,
+        serde_json::to_string(&dbcert::gateway::response::challenge_body()).unwrap()
+    );
+    assert!(
+        responses[1].head.contains("content-length: "),
+        "{responses:?}"
+    );
+    responses[2].assert_error(404, "RESOURCE_NOT_FOUND");
+    responses[3].assert_error(405, "METHOD_NOT_ALLOWED");
+    responses[4].assert_error(400, "INVALID_REQUEST");
+    assert!(
+        responses[4].head.contains("connection: close"),
+        "{responses:?}"
+    );
+    assert_healthy(&server, "pipelined refusal").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_over_http2_passes_the_refusal_layer_untouched() {
+    use hyper::body::Body as _;
+    let (server, g) = hostile_server().await;
+    let tcp = TcpStream::connect(server.http_addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    // Several requests on one HTTP/2 connection, among them one whose answer is large.
+    for (target, status) in [
+        ("/api/atlas/v1.0/orgs".to_owned(), 401),
+        (format!("/api/atlas/v1.0/{}", "x".repeat(8000)), 404),
+        (format!("/api/atlas/v1.0/groups/{g}"), 401),
+    ] {
+        let request = http::Request::builder()
+            .uri(format!("http://{}{target}", server.http_addr))
+            .body(String::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), status, "{target}");
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let declared: usize = response.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            if let Ok(data) = frame.unwrap().into_data() {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        assert_eq!(bytes.len(), declared, "{target}");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"], status, "{target}");
+    }
+    assert_healthy(&server, "http/2").await;
     server.stop().await;
 }

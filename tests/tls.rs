@@ -2,7 +2,8 @@
 //! generated here: REST over HTTPS (reqwest and curl `--cacert`), gRPC over TLS, a client
 //! certificate standing for an API key, unknown and unsigned client certificates refused, and
 //! the real binary reloading its certificate on SIGHUP without dropping a connection (a bad file
-//! keeps the old one).
+//! keeps the old one), `dbcert healthcheck` over TLS and mutual TLS with the server's
+//! environment, and Atlas errors for the requests hyper refuses over HTTPS.
 
 #![allow(clippy::unwrap_used)]
 
@@ -152,6 +153,8 @@ async fn list_orgs(channel: Channel, key: Option<&Key>) -> Result<usize, tonic::
 struct TlsFixture {
     server_ca: Ca,
     client_ca: Ca,
+    /// The server's certificate and key files.
+    files: TlsFiles,
     _dir: tempfile::TempDir,
 }
 
@@ -163,7 +166,7 @@ async fn start_tls(mode: ClientCertMode) -> (TestServer, TlsFixture) {
     let client_ca_file = dir.path().join("client-ca.pem");
     std::fs::write(&client_ca_file, &client_ca.cert_pem).unwrap();
     let settings = TlsSettings {
-        files,
+        files: files.clone(),
         mutual: Some(MutualTls {
             client_ca: client_ca_file,
             mode,
@@ -179,6 +182,7 @@ async fn start_tls(mode: ClientCertMode) -> (TestServer, TlsFixture) {
         TlsFixture {
             server_ca,
             client_ca,
+            files,
             _dir: dir,
         },
     )
@@ -436,4 +440,221 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(status.success(), "{status:?}\n{log}");
     assert!(!log.contains("PRIVATE KEY"), "{log}");
+}
+
+/// Runs `dbcert healthcheck` with only `DBCERT_GRPC_LISTEN` and `env` in its environment, as the
+/// container's HEALTHCHECK runs it beside the server.
+async fn healthcheck(addr: SocketAddr, env: &[(&str, &Path)]) -> (bool, String, String) {
+    let env: Vec<(String, std::path::PathBuf)> = env
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.to_path_buf()))
+        .collect();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_dbcert"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("DBCERT_GRPC_LISTEN", addr.to_string())
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_healthcheck_speaks_tls_with_the_servers_environment() {
+    let (server, fx) = start_tls(ClientCertMode::Optional).await;
+    let addr = server.grpc_addr;
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = dir.path().join("server-ca.pem");
+    std::fs::write(&server_ca, &fx.server_ca.cert_pem).unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, Ca::new("another ca").cert_pem).unwrap();
+    let another_leaf = dir.path().join("another-leaf.pem");
+    std::fs::write(&another_leaf, fx.server_ca.server_leaf().cert_pem).unwrap();
+    let server_env = [
+        ("DBCERT_TLS_CERT_FILE", fx.files.cert.as_path()),
+        ("DBCERT_TLS_KEY_FILE", fx.files.key.as_path()),
+    ];
+
+    // The server's own variables: TLS, trusting exactly the configured certificate.
+    let (ok, stdout, stderr) = healthcheck(addr, &server_env).await;
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "SERVING");
+
+    // A CA file: the chain and the name (the default name is the address, 127.0.0.1).
+    let (ok, stdout, stderr) = healthcheck(
+        addr,
+        &[
+            ("DBCERT_TLS_CERT_FILE", fx.files.cert.as_path()),
+            ("DBCERT_HEALTHCHECK_CA_FILE", server_ca.as_path()),
+        ],
+    )
+    .await;
+    assert!(ok, "{stdout}{stderr}");
+    let (ok, stdout, stderr) = healthcheck(
+        addr,
+        &[
+            ("DBCERT_HEALTHCHECK_CA_FILE", server_ca.as_path()),
+            ("DBCERT_HEALTHCHECK_SERVER_NAME", Path::new("localhost")),
+        ],
+    )
+    .await;
+    assert!(ok, "{stdout}{stderr}");
+
+    // Failures say what is wrong: another CA, another name, another certificate, no TLS.
+    let (ok, _, stderr) =
+        healthcheck(addr, &[("DBCERT_HEALTHCHECK_CA_FILE", other_ca.as_path())]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("health check failed")
+            && stderr.contains(&format!(
+                "the server's certificate is not signed by a CA in {}",
+                other_ca.display()
+            )),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = healthcheck(
+        addr,
+        &[
+            ("DBCERT_HEALTHCHECK_CA_FILE", server_ca.as_path()),
+            (
+                "DBCERT_HEALTHCHECK_SERVER_NAME",
+                Path::new("dbcert.example"),
+            ),
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("dbcert.example") && stderr.contains("--server-name"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) =
+        healthcheck(addr, &[("DBCERT_TLS_CERT_FILE", another_leaf.as_path())]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "the server's certificate is not the one in {}",
+            another_leaf.display()
+        )),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = healthcheck(addr, &[]).await;
+    assert!(!ok);
+    assert!(stderr.contains("DBCERT_TLS_CERT_FILE"), "{stderr}");
+    assert!(!stderr.contains("PRIVATE KEY"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_healthcheck_presents_a_client_certificate_when_the_server_requires_one() {
+    let (server, fx) = start_tls(ClientCertMode::Required).await;
+    let addr = server.grpc_addr;
+    let dir = tempfile::tempdir().unwrap();
+    // Any certificate of the client CA passes the handshake; health needs no API key.
+    let client = fx.client_ca.client_leaf("healthcheck");
+    let client_cert = dir.path().join("client.pem");
+    let client_key = dir.path().join("client-key.pem");
+    std::fs::write(&client_cert, &client.cert_pem).unwrap();
+    std::fs::write(&client_key, &client.key_pem).unwrap();
+
+    let (ok, _, stderr) =
+        healthcheck(addr, &[("DBCERT_TLS_CERT_FILE", fx.files.cert.as_path())]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("the server asked for a client certificate and none was given"),
+        "{stderr}"
+    );
+
+    let (ok, stdout, stderr) = healthcheck(
+        addr,
+        &[
+            ("DBCERT_TLS_CERT_FILE", fx.files.cert.as_path()),
+            ("DBCERT_HEALTHCHECK_CLIENT_CERT_FILE", client_cert.as_path()),
+            ("DBCERT_HEALTHCHECK_CLIENT_KEY_FILE", client_key.as_path()),
+        ],
+    )
+    .await;
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "SERVING");
+
+    // A certificate of another CA is refused at the handshake.
+    let rogue = Ca::new("rogue client ca").client_leaf("healthcheck");
+    std::fs::write(&client_cert, &rogue.cert_pem).unwrap();
+    std::fs::write(&client_key, &rogue.key_pem).unwrap();
+    let (ok, _, stderr) = healthcheck(
+        addr,
+        &[
+            ("DBCERT_TLS_CERT_FILE", fx.files.cert.as_path()),
+            ("DBCERT_HEALTHCHECK_CLIENT_CERT_FILE", client_cert.as_path()),
+            ("DBCERT_HEALTHCHECK_CLIENT_KEY_FILE", client_key.as_path()),
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("if the server refused the client certificate"),
+        "{stderr}"
+    );
+    server.stop().await;
+}
+
+/// Sends raw bytes over HTTPS (HTTP/1.1) and reads until the server closes.
+async fn https_raw(addr: SocketAddr, ca: &Ca, request: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut config = client_config(ca, None);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut stream = tls_connect(addr, config).await.unwrap();
+    // The server closes lingering (reading what is sent) after refusing: the write completes.
+    stream.write_all(request).await.unwrap();
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server must answer and close");
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_https_requests_hyper_refuses_get_atlas_errors() {
+    let (server, fx) = start_tls(ClientCertMode::Optional).await;
+    let addr = server.http_addr;
+    // A request answered normally, then one hyper cannot parse, on one connection.
+    let bytes = https_raw(
+        addr,
+        &fx.server_ca,
+        b"GET /api/atlas/v1.0/orgs HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /api/\xff HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await;
+    let responses = gateway_support::parse_responses(&bytes, &[]);
+    assert_eq!(responses.len(), 2, "{responses:?}");
+    assert_eq!(responses[0].status, 401);
+    assert!(responses[0].head.contains("www-authenticate: digest"));
+    responses[1].assert_error(400, "INVALID_REQUEST");
+    // A head over the limit.
+    let request = format!(
+        "GET /api/atlas/v1.0/orgs HTTP/1.1\r\nHost: localhost\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let bytes = https_raw(addr, &fx.server_ca, request.as_bytes()).await;
+    let responses = gateway_support::parse_responses(&bytes, &[]);
+    assert_eq!(responses.len(), 1, "{responses:?}");
+    responses[0].assert_error(431, "REQUEST_HEADERS_TOO_LARGE");
+    assert!(responses[0].head.contains("connection: close"));
+    server.stop().await;
 }

@@ -161,7 +161,8 @@ impl FromRequestParts<Gateway> for Authenticated {
         gateway: &Gateway,
     ) -> Result<Self, Self::Rejection> {
         // The client's address: the TCP peer recorded by the listener (axum's `ConnectInfo`
-        // when the router is served by axum, as in unit tests).
+        // when the router is served by axum, as in unit tests), or behind a trusted proxy the
+        // client its `X-Forwarded-For` names.
         let client = parts
             .extensions
             .get::<PeerInfo>()
@@ -171,6 +172,15 @@ impl FromRequestParts<Gateway> for Authenticated {
                     .extensions
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|info| info.0)
+            })
+            .map(|peer| {
+                let forwarded: Vec<&[u8]> = parts
+                    .headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .map(|value| value.as_bytes())
+                    .collect();
+                gateway.trusted_proxies.client_address(peer, forwarded)
             });
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             // The first step of the handshake: a challenge, not a failure.

@@ -26,6 +26,7 @@ use tower_http::trace::TraceLayer;
 use self::extract::RequestContext;
 use self::response::{ApiError, ApiVersion, Reply, render};
 use crate::domain::Core;
+use crate::forwarded::TrustedProxies;
 use crate::grpc::Services;
 use crate::middleware::{LimitError, RenderLimitError};
 use crate::throttle::AuthThrottle;
@@ -40,15 +41,23 @@ pub struct Gateway {
     services: Arc<Services>,
     core: Arc<Core>,
     throttle: Arc<AuthThrottle>,
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl Gateway {
-    /// Creates the gateway; failed Digest authentications are throttled by `throttle`.
-    pub fn new(services: Arc<Services>, core: Arc<Core>, throttle: Arc<AuthThrottle>) -> Self {
+    /// Creates the gateway; failed Digest authentications are throttled by `throttle`, per
+    /// client address (behind `trusted_proxies`, the one their `X-Forwarded-For` names).
+    pub fn new(
+        services: Arc<Services>,
+        core: Arc<Core>,
+        throttle: Arc<AuthThrottle>,
+        trusted_proxies: Arc<TrustedProxies>,
+    ) -> Self {
         Self {
             services,
             core,
             throttle,
+            trusted_proxies,
         }
     }
 }

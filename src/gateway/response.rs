@@ -212,6 +212,40 @@ impl ApiError {
         )
     }
 
+    /// 400 `INVALID_REQUEST`: hyper could not parse the request line or a header (invalid UTF-8
+    /// or NUL in the target, a bad method, version or header field).
+    pub fn unparsable_request() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "The request could not be parsed as HTTP.",
+            Vec::new(),
+        )
+    }
+
+    /// 414 `URI_TOO_LONG`: the request target is longer than `max` bytes.
+    pub fn uri_too_long(max: usize) -> Self {
+        Self::new(
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            format!("The request target exceeds the limit of {max} bytes."),
+            Vec::new(),
+        )
+    }
+
+    /// 431 `REQUEST_HEADERS_TOO_LARGE`: the request head is over `max_bytes` or has more than
+    /// `max_fields` header fields.
+    pub fn request_head_too_large(max_bytes: usize, max_fields: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "REQUEST_HEADERS_TOO_LARGE",
+            format!(
+                "The request head exceeds the limit of {max_bytes} bytes or {max_fields} header fields."
+            ),
+            Vec::new(),
+        )
+    }
+
     /// 429 `RATE_LIMITED` with `Retry-After`: too many failed authentications from this address
     /// or for this key.
     pub fn rate_limited(wait: std::time::Duration) -> Self {

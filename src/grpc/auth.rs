@@ -11,6 +11,7 @@ use tracing::debug;
 
 use super::status::{rate_limited, to_status};
 use crate::domain::{AtlasError, Core, ErrorCode, Principal};
+use crate::forwarded::TrustedProxies;
 use crate::listener::PeerInfo;
 use crate::throttle::{Attempt, AuthThrottle};
 
@@ -30,19 +31,24 @@ pub struct VerifiedApiKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddress(pub SocketAddr);
 
-/// The address a request came from: the gateway's client, or the gRPC peer.
-pub fn client_address<T>(request: &Request<T>) -> Option<SocketAddr> {
-    request
+/// The address a request came from: the gateway's client, or the gRPC peer — or, when the peer
+/// is a trusted proxy, the client its `x-forwarded-for` metadata names.
+pub fn client_address<T>(request: &Request<T>, trusted: &TrustedProxies) -> Option<SocketAddr> {
+    if let Some(address) = request.extensions().get::<ClientAddress>() {
+        return Some(address.0);
+    }
+    let peer = request
         .extensions()
-        .get::<ClientAddress>()
-        .map(|a| a.0)
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<PeerInfo>()
-                .and_then(|peer| peer.remote_addr)
-        })
-        .or_else(|| request.remote_addr())
+        .get::<PeerInfo>()
+        .and_then(|peer| peer.remote_addr)
+        .or_else(|| request.remote_addr())?;
+    let forwarded: Vec<&[u8]> = request
+        .metadata()
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|value| value.as_bytes())
+        .collect();
+    Some(trusted.client_address(peer, forwarded))
 }
 
 /// Authenticates a request and resolves the key's roles, in this order:
@@ -58,9 +64,10 @@ pub fn client_address<T>(request: &Request<T>) -> Option<SocketAddr> {
 pub async fn authenticate<T>(
     core: &Core,
     throttle: &AuthThrottle,
+    trusted: &TrustedProxies,
     request: &Request<T>,
 ) -> Result<Principal, Status> {
-    let client = client_address(request);
+    let client = client_address(request, trusted);
     if let Some(verified) = request.extensions().get::<VerifiedApiKey>() {
         let mut principal = core
             .principal_for_verified_key(&verified.public_key)

@@ -21,6 +21,7 @@ pub use self::status::{
     grpc_code, network_status, rate_limited, to_status,
 };
 use crate::domain::Core;
+use crate::forwarded::TrustedProxies;
 use crate::throttle::AuthThrottle;
 
 /// The gRPC adapter: one value implements every `dbcert.v1` service over a shared core.
@@ -28,12 +29,22 @@ use crate::throttle::AuthThrottle;
 pub struct Services {
     core: Arc<Core>,
     throttle: Arc<AuthThrottle>,
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl Services {
-    /// Wraps the core; failed authentications are throttled by `throttle`.
-    pub fn new(core: Arc<Core>, throttle: Arc<AuthThrottle>) -> Self {
-        Self { core, throttle }
+    /// Wraps the core; failed authentications are throttled by `throttle`, per client address
+    /// (behind `trusted_proxies`, the one their `x-forwarded-for` names).
+    pub fn new(
+        core: Arc<Core>,
+        throttle: Arc<AuthThrottle>,
+        trusted_proxies: Arc<TrustedProxies>,
+    ) -> Self {
+        Self {
+            core,
+            throttle,
+            trusted_proxies,
+        }
     }
 
     /// Authenticates a call (see [`auth::authenticate`]).
@@ -41,6 +52,6 @@ impl Services {
         &self,
         request: &tonic::Request<T>,
     ) -> Result<crate::domain::Principal, tonic::Status> {
-        auth::authenticate(&self.core, &self.throttle, request).await
+        auth::authenticate(&self.core, &self.throttle, &self.trusted_proxies, request).await
     }
 }

@@ -247,3 +247,78 @@ pub fn skip_missing_tool(tool: &str, why: &str) -> bool {
     println!("skipped: {tool} unavailable ({why})");
     true
 }
+
+/// One HTTP/1.1 response cut out of a raw byte stream.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The head, lowercased (status line and headers).
+    pub head: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    /// Asserts an Atlas error: status, errorCode in the body and `X-Error-Code`, JSON, and the
+    /// five keys of the Atlas body.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert!(
+            self.head
+                .contains(&format!("x-error-code: {}", code.to_ascii_lowercase())),
+            "{self:?}"
+        );
+        assert!(
+            self.head.contains("content-type: application/json"),
+            "{self:?}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&self.body).unwrap();
+        let keys: Vec<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["detail", "error", "errorCode", "parameters", "reason"],
+            "{self:?}"
+        );
+        assert_eq!(body["error"], status, "{self:?}");
+        assert_eq!(body["errorCode"], code, "{self:?}");
+    }
+}
+
+/// Cuts pipelined responses out of `bytes` by their `Content-Length` (no body for the
+/// responses to HEAD requests, marked in `head_requests`); panics on anything left over.
+pub fn parse_responses(bytes: &[u8], head_requests: &[bool]) -> Vec<RawResponse> {
+    let mut responses = Vec::new();
+    let mut rest = bytes;
+    let mut index = 0;
+    while !rest.is_empty() {
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("incomplete head: {:?}", String::from_utf8_lossy(rest)))
+            + 4;
+        let head = String::from_utf8(rest[..end].to_vec())
+            .unwrap()
+            .to_ascii_lowercase();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |n| n.trim().parse().unwrap());
+        let length = if head_requests.get(index).copied().unwrap_or(false) {
+            0
+        } else {
+            length
+        };
+        assert!(rest.len() >= end + length, "truncated body: {head}");
+        let body = String::from_utf8_lossy(&rest[end..end + length]).into_owned();
+        responses.push(RawResponse { status, head, body });
+        rest = &rest[end + length..];
+        index += 1;
+    }
+    responses
+}
