@@ -695,8 +695,7 @@ macro_rules! impl_store {
                 records: &[CertificateRecord],
             ) -> StoreResult<Vec<StoreResult<()>>> {
                 // One multi-row INSERT per chunk, in one transaction: one commit for the batch.
-                // ON CONFLICT DO NOTHING keeps a taken serial from failing the others; RETURNING
-                // tells which rows went in.
+                // ON CONFLICT DO NOTHING keeps a taken serial from failing the others.
                 let mut results: Vec<StoreResult<()>> = Vec::with_capacity(records.len());
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 for chunk in records.chunks(CERTIFICATE_BATCH_CHUNK) {
@@ -981,6 +980,12 @@ macro_rules! impl_store {
 
         /// Inserts certificate records with one multi-row statement inside `tx`, skipping serials
         /// already taken (`ON CONFLICT DO NOTHING`); returns the (project, serial) keys that went in.
+        ///
+        /// When every row went in (all but once in 2^63 draws) the row count says so; otherwise
+        /// each record is looked up by its key, user and fingerprint, which only the row it wrote
+        /// has.
+        /// (`RETURNING` would say it directly, but streams one message per row back from
+        /// SQLite's worker thread on every batch, for a case that practically never happens.)
         async fn insert_certificate_rows(
             tx: &mut sqlx::Transaction<'_, Db>,
             records: &[&CertificateRecord],
@@ -997,18 +1002,34 @@ macro_rules! impl_store {
                     .push_bind(to_secs(record.not_after))
                     .push_bind(record.sha256_fingerprint.as_str());
             });
-            builder.push(" ON CONFLICT (project_id, serial) DO NOTHING RETURNING project_id, serial");
-            let rows = builder
+            builder.push(" ON CONFLICT (project_id, serial) DO NOTHING");
+            let written = builder
                 .build()
                 .persistent(false)
-                .fetch_all(&mut **tx)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+            let key = |record: &CertificateRecord| (record.project_id.as_str().to_owned(), record.serial);
+            if written == records.len() as u64 {
+                return Ok(records.iter().map(|record| key(record)).collect());
+            }
+            let mut inserted = std::collections::HashSet::with_capacity(records.len());
+            for record in records {
+                let ours = sqlx::query(
+                    "SELECT 1 FROM certificates \
+                     WHERE project_id = $1 AND serial = $2 AND username = $3 AND sha256_fingerprint = $4",
+                )
+                .bind(record.project_id.as_str())
+                .bind(record.serial)
+                .bind(record.username.as_str())
+                .bind(record.sha256_fingerprint.as_str())
+                .fetch_optional(&mut **tx)
                 .await
                 .map_err(map_err)?;
-            let mut inserted = std::collections::HashSet::with_capacity(rows.len());
-            for row in &rows {
-                let project_id: String = row.try_get("project_id").map_err(map_err)?;
-                let serial: i64 = row.try_get("serial").map_err(map_err)?;
-                inserted.insert((project_id, serial));
+                if ours.is_some() {
+                    inserted.insert(key(record));
+                }
             }
             Ok(inserted)
         }
