@@ -11,11 +11,11 @@ mod gateway_support;
 use std::time::Duration;
 
 use common::{Clients, Key, TestServer, error_code};
-use dbcert::domain::{AuditAction, AuditScope, OrgId, Page};
 use dbcert::forwarded::TrustedProxies;
 use dbcert::proto::v1::{
     AssignApiKeyToProjectRequest, CreateApiKeyRequest, ListAuditEventsRequest,
-    ListOrganizationsRequest, audit_service_client::AuditServiceClient,
+    ListOrganizationEventsRequest, ListOrganizationsRequest,
+    audit_service_client::AuditServiceClient,
     organization_service_client::OrganizationServiceClient,
 };
 use gateway_support::{Alg, Atlas, authorization};
@@ -202,6 +202,32 @@ async fn project_events(clients: &Clients, group_id: &str) -> Vec<(String, Strin
         .collect()
 }
 
+/// An organization's failed authentications as (scheme, remote address), oldest first.
+async fn org_failed_authentications(clients: &Clients, org_id: &str) -> Vec<(String, String)> {
+    let value: tonic::metadata::MetadataValue<_> = clients.key.basic().parse().unwrap();
+    let mut client = AuditServiceClient::with_interceptor(
+        clients.channel.clone(),
+        move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", value.clone());
+            Ok(r)
+        },
+    );
+    client
+        .list_organization_events(ListOrganizationEventsRequest {
+            org_id: org_id.into(),
+            items_per_page: 500,
+            event_type: vec!["AUTHENTICATION_FAILED".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+        .into_iter()
+        .map(|e| (e.target, e.remote_address))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_trail_records_the_forwarded_client() {
     let server = server("127.0.0.0/8").await;
@@ -273,8 +299,8 @@ async fn the_audit_trail_records_the_forwarded_client() {
         .unwrap();
     assert!(created.1.starts_with("127.0.0.1:"), "{events:?}");
 
-    // Failed authentications of an existing key with a wrong secret (organization events,
-    // read from the store: the API lists project events only).
+    // Failed authentications of an existing key with a wrong secret (events of the key's
+    // organization, listed by its owner).
     let created = clients
         .api_keys()
         .create_api_key(CreateApiKeyRequest {
@@ -309,26 +335,7 @@ async fn the_audit_trail_records_the_forwarded_client() {
         grpc_attempt(&server, &wrong, Some("192.0.2.71")).await,
         Code::Unauthenticated
     );
-    let store = dbcert::storage::open(&dbcert::storage::SqliteStore::url_in(&server.data_dir))
-        .await
-        .unwrap();
-    let failures: Vec<(String, String)> = store
-        .list_audit_events(
-            &AuditScope::Org(OrgId::parse(&org).unwrap()),
-            Page::parse(1, 500, Some(false)).unwrap(),
-        )
-        .await
-        .unwrap()
-        .results
-        .into_iter()
-        .filter(|e| e.action == AuditAction::AuthenticationFailed)
-        .map(|e| {
-            (
-                e.target.unwrap_or_default(),
-                e.client_address.map(|a| a.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect();
+    let failures = org_failed_authentications(&clients, &org).await;
     assert_eq!(
         failures,
         [
