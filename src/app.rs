@@ -194,18 +194,19 @@ pub async fn serve(
             stopped(stop_rx.clone()),
         );
 
-    let router = gateway::router(gateway::Gateway::new(
-        services.clone(),
-        core.clone(),
-        throttle,
-        trusted_proxies,
-    ))
-    .merge(metrics::router(key_pool.clone()));
-    let http_service = ServiceBuilder::new()
+    let gateway = ServiceBuilder::new()
         .layer(LimitErrorsLayer::new(gateway::RestLimitErrors))
         .layer(AdmissionLayer::new(permits))
         .layer(TimeoutLayer::new(limits.request_timeout))
-        .service(router);
+        .service(gateway::router(gateway::Gateway::new(
+            services.clone(),
+            core.clone(),
+            throttle,
+            trusted_proxies,
+        )));
+    // `/metrics` is answered outside the admission limit: it reads counters only, and an
+    // overloaded server is when its operators most need to scrape it.
+    let http_service = metrics::router(key_pool.clone()).fallback_service(gateway);
     let http_server = serve_http(
         listener::incoming(listeners.http, http_tls, limits.header_read_timeout),
         http_service,

@@ -201,8 +201,16 @@ async fn beyond_the_global_limit_requests_are_shed_with_retry_after() {
         status.get_error_details().retry_info().unwrap().retry_delay,
         Some(Duration::from_secs(1))
     );
-    // Health is exempt: the server is busy, not broken.
+    // Health is exempt: the server is busy, not broken. So are its metrics: an overloaded
+    // server is when its operators need them.
     assert_eq!(health(server.grpc_addr).await, 1);
+    let metrics = atlas.raw("GET", "/metrics", None, &[]).await;
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    assert!(
+        metrics.body.contains("dbcert_key_pool_depth"),
+        "{}",
+        metrics.body
+    );
 
     drop(slow);
     let mut recovered = false;
