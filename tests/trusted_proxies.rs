@@ -15,7 +15,6 @@ use dbcert::forwarded::TrustedProxies;
 use dbcert::proto::v1::{
     AssignApiKeyToProjectRequest, CreateApiKeyRequest, ListAuditEventsRequest,
     ListOrganizationEventsRequest, ListOrganizationsRequest,
-    audit_service_client::AuditServiceClient,
     organization_service_client::OrganizationServiceClient,
 };
 use gateway_support::{Alg, Atlas, authorization};
@@ -179,15 +178,8 @@ async fn server_trusting_others() -> TestServer {
 
 /// The audit events of a project, over gRPC as the bootstrap key.
 async fn project_events(clients: &Clients, group_id: &str) -> Vec<(String, String)> {
-    let value: tonic::metadata::MetadataValue<_> = clients.key.basic().parse().unwrap();
-    let mut client = AuditServiceClient::with_interceptor(
-        clients.channel.clone(),
-        move |mut r: tonic::Request<()>| {
-            r.metadata_mut().insert("authorization", value.clone());
-            Ok(r)
-        },
-    );
-    client
+    clients
+        .audit()
         .list_audit_events(ListAuditEventsRequest {
             group_id: group_id.into(),
             items_per_page: 500,
@@ -204,15 +196,8 @@ async fn project_events(clients: &Clients, group_id: &str) -> Vec<(String, Strin
 
 /// An organization's failed authentications as (scheme, remote address), oldest first.
 async fn org_failed_authentications(clients: &Clients, org_id: &str) -> Vec<(String, String)> {
-    let value: tonic::metadata::MetadataValue<_> = clients.key.basic().parse().unwrap();
-    let mut client = AuditServiceClient::with_interceptor(
-        clients.channel.clone(),
-        move |mut r: tonic::Request<()>| {
-            r.metadata_mut().insert("authorization", value.clone());
-            Ok(r)
-        },
-    );
-    client
+    clients
+        .audit()
         .list_organization_events(ListOrganizationEventsRequest {
             org_id: org_id.into(),
             items_per_page: 500,

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use dbcert::app::{self, Listeners};
 use dbcert::config::Config;
 use dbcert::proto::v1::{
-    api_key_service_client::ApiKeyServiceClient,
+    api_key_service_client::ApiKeyServiceClient, audit_service_client::AuditServiceClient,
     certificate_service_client::CertificateServiceClient,
     database_user_service_client::DatabaseUserServiceClient,
     organization_service_client::OrganizationServiceClient,
@@ -324,6 +324,9 @@ impl Clients {
     }
     pub fn api_keys(&self) -> ApiKeyServiceClient<Authed> {
         ApiKeyServiceClient::with_interceptor(self.channel.clone(), self.interceptor())
+    }
+    pub fn audit(&self) -> AuditServiceClient<Authed> {
+        AuditServiceClient::with_interceptor(self.channel.clone(), self.interceptor())
     }
 
     /// Creates a project and returns its id.
