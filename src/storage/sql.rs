@@ -812,7 +812,8 @@ macro_rules! impl_store {
                 // range scan too: one short transaction however large the backlog (a DELETE
                 // with `id IN (SELECT … LIMIT n)` reads the whole table on PostgreSQL). Replicas
                 // purging at once walk the range in the same order; one waits for the other's
-                // batch and finds its rows gone.
+                // batch and finds its rows gone. The DELETE goes through the writer connection,
+                // as every other write of audit events.
                 let last = sqlx::query(
                     "SELECT occurred_at_us, id FROM audit_events WHERE occurred_at_us < $1 \
                      ORDER BY occurred_at_us, id LIMIT 1 OFFSET $2",
@@ -831,14 +832,14 @@ macro_rules! impl_store {
                         )
                         .bind(at)
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                     }
                     // Fewer than a batch before the cutoff.
                     None => {
                         sqlx::query("DELETE FROM audit_events WHERE occurred_at_us < $1")
                             .bind(before)
-                            .execute(&self.pool)
+                            .execute(&self.writer)
                             .await
                     }
                 };
