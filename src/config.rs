@@ -22,10 +22,10 @@ pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./dbcert-data";
-/// The default `O` of project CAs.
-pub const DEFAULT_CA_ORGANIZATION: &str = "dbcert";
-/// The default `OU` of project CAs.
-pub const DEFAULT_CA_ORGANIZATIONAL_UNIT: &str = "Managed X.509";
+/// The default `O` of project CAs (defined by the core's settings).
+pub const DEFAULT_CA_ORGANIZATION: &str = CoreSettings::DEFAULT_CA_ORGANIZATION;
+/// The default `OU` of project CAs (defined by the core's settings).
+pub const DEFAULT_CA_ORGANIZATIONAL_UNIT: &str = CoreSettings::DEFAULT_CA_ORGANIZATIONAL_UNIT;
 /// How long in-flight calls may take to finish after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
 /// The longest a request may run.
@@ -128,7 +128,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DBCERT_CA_ORGANIZATIONAL_UNIT", default_value = DEFAULT_CA_ORGANIZATIONAL_UNIT)]
     pub ca_organizational_unit: String,
     /// Most unexpired certificates per user (ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED beyond).
-    #[arg(long, env = "DBCERT_MAX_CERTIFICATES_PER_USER", default_value_t = 100)]
+    #[arg(long, env = "DBCERT_MAX_CERTIFICATES_PER_USER", default_value_t = CoreSettings::DEFAULT_MAX_CERTIFICATES_PER_USER)]
     pub max_certificates_per_user: u64,
     /// Log format.
     #[arg(long, env = "DBCERT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
@@ -441,7 +441,7 @@ impl Config {
             trusted_proxies: TrustedProxies::default(),
             tls: None,
             key_pool: KeyPoolConfig::disabled(),
-            cache_ttl: parse_duration(DEFAULT_CACHE_TTL).expect("the default ttl parses"),
+            cache_ttl: default_duration(DEFAULT_CACHE_TTL),
             audit_retention: audit_retention(DEFAULT_AUDIT_RETENTION_DAYS),
         }
     }
@@ -461,6 +461,13 @@ fn parse_key_types(text: &str) -> Result<KeyTypes, String> {
         })
         .collect::<Result<Vec<_>, _>>()
         .map(KeyTypes)
+}
+
+/// The duration of a `DEFAULT_*` constant of this file, for the defaults of types built
+/// without the command line (`Limits::default()`, [`Config::for_test`]).
+pub(crate) fn default_duration(default: &'static str) -> Duration {
+    // Every DEFAULT_* duration parses (the unit test `default_durations_parse`).
+    parse_duration(default).expect("a DEFAULT_* duration must parse")
 }
 
 /// Parses `30s`, `500ms`, `2m` or plain seconds.
@@ -601,6 +608,35 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn default_durations_parse() {
+        for default in [
+            DEFAULT_SHUTDOWN_GRACE,
+            DEFAULT_REQUEST_TIMEOUT,
+            DEFAULT_HEADER_READ_TIMEOUT,
+            DEFAULT_AUTH_FAILURE_REFILL,
+            DEFAULT_CACHE_TTL,
+        ] {
+            assert!(parse_duration(default).is_ok(), "{default}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_defaults_are_the_types_defaults() {
+        let cli = Cli::try_parse_from(["dbcert", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let config = args.into_config().unwrap();
+        assert_eq!(config.limits, Limits::default());
+        let core = CoreSettings::default();
+        assert_eq!(config.core.ca_subject, core.ca_subject);
+        assert_eq!(
+            config.core.max_certificates_per_user,
+            core.max_certificates_per_user
+        );
     }
 
     #[test]

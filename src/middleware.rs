@@ -83,13 +83,19 @@ pub fn is_caused_by<E: std::error::Error + 'static>(
 // === impl Limits ===
 
 impl Default for Limits {
+    /// The command line's defaults (`crate::config`'s `DEFAULT_*`).
     fn default() -> Self {
+        use crate::config::{
+            DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+            DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT,
+            default_duration,
+        };
         Self {
-            max_concurrent_requests: 64,
-            request_timeout: Duration::from_secs(60),
-            header_read_timeout: Duration::from_secs(10),
-            max_header_bytes: 16 * 1024,
-            http2_max_concurrent_streams: 100,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            request_timeout: default_duration(DEFAULT_REQUEST_TIMEOUT),
+            header_read_timeout: default_duration(DEFAULT_HEADER_READ_TIMEOUT),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
         }
     }
 }

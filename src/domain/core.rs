@@ -43,14 +43,24 @@ pub struct CoreSettings {
     pub max_certificates_per_user: u64,
 }
 
+impl CoreSettings {
+    /// The default `O` of project CAs (the command line's default too).
+    pub const DEFAULT_CA_ORGANIZATION: &str = "dbcert";
+    /// The default `OU` of project CAs (the command line's default too).
+    pub const DEFAULT_CA_ORGANIZATIONAL_UNIT: &str = "Managed X.509";
+    /// The default most unexpired certificates one user may hold (the command line's default
+    /// too).
+    pub const DEFAULT_MAX_CERTIFICATES_PER_USER: u64 = 100;
+}
+
 impl Default for CoreSettings {
     fn default() -> Self {
         Self {
             ca_subject: CaSubject {
-                organization: "dbcert".to_owned(),
-                organizational_unit: "Managed X.509".to_owned(),
+                organization: Self::DEFAULT_CA_ORGANIZATION.to_owned(),
+                organizational_unit: Self::DEFAULT_CA_ORGANIZATIONAL_UNIT.to_owned(),
             },
-            max_certificates_per_user: 100,
+            max_certificates_per_user: Self::DEFAULT_MAX_CERTIFICATES_PER_USER,
         }
     }
 }
