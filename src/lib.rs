@@ -3,23 +3,27 @@
 //!
 //! Layout: [`domain`] is the core (no transport, no SQL); [`storage`] implements its store;
 //! [`grpc`] adapts it to `dbcert.v1`; [`gateway`] maps Atlas HTTP onto those RPCs; [`app`]
-//! wires everything; [`config`] and [`telemetry`] serve `main.rs`.
+//! builds the application from the configuration and serves it (with `secrets`, `http_server`
+//! and `background`); [`config`] and [`telemetry`] serve `main.rs`.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+mod background;
 pub mod config;
 pub mod domain;
 pub mod forwarded;
 pub mod gateway;
 pub mod grpc;
 pub mod healthcheck;
+mod http_server;
 pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod proto;
 pub mod refusals;
 pub mod rotate;
+mod secrets;
 pub mod storage;
 pub mod telemetry;
 pub mod throttle;

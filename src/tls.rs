@@ -111,6 +111,49 @@ pub struct TlsReloader {
     current: RwLock<Arc<ServerConfig>>,
 }
 
+/// The TLS of the two listeners: both or neither (plain TCP).
+#[derive(Clone, Debug, Default)]
+pub struct ListenerTls {
+    /// The gRPC listener's, with mutual TLS if configured.
+    pub grpc: Option<Arc<TlsReloader>>,
+    /// The HTTP listener's.
+    pub http: Option<Arc<TlsReloader>>,
+}
+
+// === impl ListenerTls ===
+
+impl ListenerTls {
+    /// Loads the configuration of each listener (none without settings).
+    pub fn load(tls: Option<&TlsSettings>) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+
+        let Some(tls) = tls else {
+            return Ok(Self::default());
+        };
+        let grpc = TlsReloader::load(tls.files.clone(), tls.mutual.clone(), ALPN_GRPC)
+            .context("failed to load the tls configuration of the gRPC listener")?;
+        let http = TlsReloader::load(tls.files.clone(), None, ALPN_HTTP)
+            .context("failed to load the tls configuration of the HTTP listener")?;
+        tracing::info!(
+            cert = %tls.files.cert.display(),
+            mutual_tls = tls.mutual.is_some(),
+            "tls enabled on both listeners"
+        );
+        Ok(Self {
+            grpc: Some(Arc::new(grpc)),
+            http: Some(Arc::new(http)),
+        })
+    }
+
+    /// The reloaders of the listeners that use TLS.
+    pub fn reloaders(&self) -> Vec<Arc<TlsReloader>> {
+        [self.grpc.clone(), self.http.clone()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
 // === impl TlsReloader ===
 
 impl TlsReloader {

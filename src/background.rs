@@ -1,0 +1,220 @@
+//! What a server runs beside its two listeners: the store probe behind the health service, the
+//! audit purge, and the TLS reload on SIGHUP. [`Background::start`] spawns them and
+//! [`Background::stop`] ends them at shutdown. (The key pool's workers belong to the core's
+//! `KeyPool`, which starts and stops them itself.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::signal::unix::Signal;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tracing::{error, info, warn};
+
+use crate::domain::Core;
+use crate::tls::TlsReloader;
+
+/// How often the store is pinged for the health service.
+const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often audit events past the retention are purged (the first run is at start).
+const AUDIT_PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// The most audit events one purge batch deletes: a short transaction, so writers (and other
+/// replicas) never wait long behind it, whatever the backlog.
+const AUDIT_PURGE_BATCH: u32 = 1_000;
+/// The pause between two purge batches, so a large backlog does not hold SQLite's write lock
+/// (or a PostgreSQL connection) back to back.
+const AUDIT_PURGE_PAUSE: Duration = Duration::from_millis(50);
+
+/// The gRPC service names whose health is reported (besides "" for the whole server).
+const SERVICE_NAMES: &[&str] = &[
+    "dbcert.v1.ApiKeyService",
+    "dbcert.v1.AuditService",
+    "dbcert.v1.CertificateService",
+    "dbcert.v1.DatabaseUserService",
+    "dbcert.v1.OrganizationService",
+    "dbcert.v1.ProjectService",
+    "dbcert.v1.UserSecurityService",
+];
+
+/// The SIGHUP stream and the listeners' TLS configurations it reloads.
+#[derive(Debug)]
+pub struct TlsReload {
+    hangup: Signal,
+    reloaders: Vec<Arc<TlsReloader>>,
+}
+
+/// The running background tasks of a server.
+#[derive(Debug)]
+pub struct Background {
+    probe: JoinHandle<()>,
+    purge: Option<JoinHandle<()>>,
+}
+
+/// Sets the status of the whole server and of every service.
+pub async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+pub async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+// === impl TlsReload ===
+
+impl TlsReload {
+    /// Listens for SIGHUP now (from here on the signal no longer ends the process), when any
+    /// listener uses TLS; `None` otherwise.
+    pub fn listen(reloaders: Vec<Arc<TlsReloader>>) -> anyhow::Result<Option<Self>> {
+        if reloaders.is_empty() {
+            return Ok(None);
+        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        Ok(Some(Self { hangup, reloaders }))
+    }
+}
+
+// === impl Background ===
+
+impl Background {
+    /// Spawns the TLS reload (if any), the store probe and (with a retention) the audit purge;
+    /// they run until `stop` turns true.
+    pub fn start(
+        core: &Arc<Core>,
+        health: &HealthReporter,
+        tls_reload: Option<TlsReload>,
+        audit_retention: Option<Duration>,
+        stop: &watch::Receiver<bool>,
+    ) -> Self {
+        if let Some(reload) = tls_reload {
+            tokio::spawn(reload_tls_on_sighup(
+                reload.reloaders,
+                reload.hangup,
+                stop.clone(),
+            ));
+        }
+        let probe = tokio::spawn(probe_store(core.clone(), health.clone(), stop.clone()));
+        let purge = match audit_retention {
+            Some(retention) => {
+                info!(
+                    retention_days = retention.as_secs() / 86_400,
+                    "audit events are purged past the retention"
+                );
+                Some(tokio::spawn(purge_audit_events(
+                    core.clone(),
+                    retention,
+                    stop.clone(),
+                )))
+            }
+            None => {
+                info!("audit retention 0: audit events are kept forever");
+                None
+            }
+        };
+        Self { probe, purge }
+    }
+
+    /// Ends the probe and the purge at once (the TLS reload ends on the stop signal itself).
+    pub fn stop(self) {
+        self.probe.abort();
+        if let Some(purge) = self.purge {
+            // It stops at the signal between batches; a batch in flight may complete or not,
+            // either is harmless (the next run deletes what is left).
+            purge.abort();
+        }
+    }
+}
+
+/// Reloads the TLS files on each SIGHUP; a failed reload keeps the previous configuration.
+async fn reload_tls_on_sighup(
+    reloaders: Vec<Arc<TlsReloader>>,
+    mut hangup: Signal,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            received = hangup.recv() => if received.is_none() { return },
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        info!("received SIGHUP: reloading tls files");
+        let mut ok = true;
+        for reloader in &reloaders {
+            if let Err(error) = reloader.reload() {
+                ok = false;
+                error!(error = %anyhow::Error::new(error).to_string(), "tls reload failed; still serving the previous certificate");
+            }
+        }
+        if ok {
+            info!("tls files reloaded");
+        }
+    }
+}
+
+/// Reports NOT_SERVING while the store does not answer, SERVING again when it does.
+async fn probe_store(core: Arc<Core>, reporter: HealthReporter, stop: watch::Receiver<bool>) {
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(STORE_PROBE_INTERVAL).await;
+        if *stop.borrow() {
+            return;
+        }
+        let ok = core.store().ping().await.is_ok();
+        if ok != serving {
+            serving = ok;
+            if ok {
+                info!("store reachable again: SERVING");
+                set_health(&reporter, ServingStatus::Serving).await;
+            } else {
+                error!("store unreachable: NOT_SERVING");
+                set_health(&reporter, ServingStatus::NotServing).await;
+            }
+        }
+    }
+}
+
+/// Deletes audit events older than `retention`, at start and then every
+/// [`AUDIT_PURGE_INTERVAL`], in batches of [`AUDIT_PURGE_BATCH`] until none is left. Every
+/// replica runs it; they do not need to agree (a deleted event is gone for all). A failure is
+/// logged and the purge tried again at the next interval.
+async fn purge_audit_events(core: Arc<Core>, retention: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        let mut purged = 0u64;
+        loop {
+            match core.purge_audit_events(retention, AUDIT_PURGE_BATCH).await {
+                Ok(deleted) => {
+                    purged += deleted;
+                    if deleted < u64::from(AUDIT_PURGE_BATCH) {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, purged, "audit purge failed; trying again at the next interval");
+                    break;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(AUDIT_PURGE_PAUSE) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+        if purged > 0 {
+            info!(
+                target: "dbcert::audit",
+                purged,
+                retention_days = retention.as_secs() / 86_400,
+                "audit events past the retention purged"
+            );
+        }
+        tokio::select! {
+            () = tokio::time::sleep(AUDIT_PURGE_INTERVAL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
