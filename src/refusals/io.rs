@@ -1,54 +1,24 @@
-//! Atlas error bodies for the HTTP/1 requests hyper refuses before any service sees them.
+//! [`RefusalIo`]: the connection under hyper, whose writes are followed as HTTP/1 responses
+//! (see `framing.rs`) so that a response hyper wrote on its own is replaced by an Atlas error
+//! (see the module documentation), and which then closes lingering.
 //!
-//! hyper's HTTP/1 parser answers some requests itself: a request line or header it cannot parse
-//! (invalid UTF-8 or a NUL in the target, a bad method, version or header) gets `400`, a head
-//! over the size or header-count limit `431`, a target over 65,534 bytes `414` — each with an
-//! empty body, written by `Server::on_error` (hyper `proto/h1/role.rs`) right after the parse
-//! error, after which hyper closes the connection. hyper has no hook to change that response,
-//! and the limits are hyper's protections, which we keep.
-//!
-//! [`RefusalIo`] wraps the connection under hyper and swaps that one response for an Atlas error
-//! (`Content-Type: application/json`, `X-Error-Code`, the Atlas body, `Connection: close`). It
-//! tells hyper's own response from the service's without guessing from content:
-//!
-//! - [`RequestLog`] records every HTTP/1 request hyper hands to the service, synchronously in
-//!   hyper's dispatch, before any byte of its response can be written;
-//! - the writer follows the HTTP/1 framing of what hyper writes (hyper's own, well-formed
-//!   output): each response head, then its body by `Content-Length` or chunked encoding, with
-//!   no body for `HEAD`, 1xx, 204 and 304;
-//! - a final response head that answers no recorded request was written by hyper itself. HTTP/1
-//!   answers requests in order, and hyper writes a response of its own only from `on_error`, so
-//!   that head is the parse-error response; only a `400`, `414` or `431` with
-//!   `content-length: 0` (what `on_error` writes) is replaced.
-//!
-//! After a replacement the connection closes lingering, as HTTP/1 servers do after an error:
-//! the write side is shut and what the client still sends (the rest of an oversized head) is
-//! read and dropped for up to 2 s or 1 MiB, so that closing with unread bytes does not reset
-//! the connection and destroy the answer before the client reads it.
-//!
-//! Everything else passes through unchanged, byte for byte: only response heads are held back
-//! until complete (to be classified), bodies are written straight from hyper's buffers. Whatever
-//! the writer does not understand — HTTP/2 (the first bytes are not `HTTP/1.`), an upgrade, a
-//! close-delimited body, a head it cannot parse — switches it to passing everything through for
-//! the rest of the connection, so it can leave hyper's bare answer in place but never alter a
-//! response of the service.
-//!
-//! The alternatives were weaker: hyper exposes no setting for the body of these responses, and
-//! recognising them by their bytes alone (a bodiless 400 in the output) would depend on how
-//! hyper batches writes and on the service never sending such a response.
+//! Bytes hyper writes take one of two paths: response heads are collected in `head` until
+//! complete, classified, and moved to `out` (as they came, or replaced); body bytes are written
+//! straight from hyper's buffers, after whatever `out` still holds, in order. A write returns
+//! how many of hyper's bytes were taken, collected or written.
 
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::debug;
 
-use crate::gateway::response::{ApiError, JSON_CONTENT_TYPE, X_ERROR_CODE};
+use super::Refusals;
+use super::framing::{Framing, ResponseHead};
+use super::requests::RequestLog;
 
 /// How long a refused connection reads and discards what the client still sends before
 /// closing (see [`RefusalIo`]'s shutdown).
@@ -57,42 +27,6 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1024 * 1024;
 /// The longest response head followed; a longer one switches the connection to pass-through.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// The most header fields of a response head that are parsed.
-const MAX_HEAD_FIELDS: usize = 64;
-/// The longest request target hyper accepts (its `MAX_URI_LEN`).
-pub const HYPER_MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
-
-/// The Atlas errors that replace hyper's refusals, rendered once per server.
-#[derive(Clone, Debug)]
-pub struct Refusals {
-    bad_request: Arc<Rendered>,
-    uri_too_long: Arc<Rendered>,
-    head_too_large: Arc<Rendered>,
-}
-
-#[derive(Debug)]
-struct Rendered {
-    status: StatusCode,
-    error_code: String,
-    body: Vec<u8>,
-}
-
-/// The HTTP/1 requests of one connection that hyper handed to the service and whose response
-/// head has not been written yet (in HTTP/1, at most a few: responses go out in order).
-#[derive(Debug, Default)]
-pub struct RequestLog {
-    pending: Mutex<VecDeque<RequestKind>>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RequestKind {
-    /// `HEAD`: the response has no body whatever its headers say.
-    Head,
-    /// `CONNECT`: a 2xx response turns the connection into a tunnel.
-    Connect,
-    /// Any other method.
-    Other,
-}
 
 /// A connection whose writes are followed as HTTP/1 responses, with hyper's own parse-error
 /// responses replaced by Atlas errors (see the module documentation).
@@ -121,128 +55,6 @@ struct Linger {
     started: bool,
     discarded: usize,
     deadline: Pin<Box<tokio::time::Sleep>>,
-}
-
-/// Where the writer is in the HTTP/1 response stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
-    /// Between responses: the next bytes are a response head.
-    Head,
-    /// In a body with this many bytes left.
-    Body(u64),
-    /// In a chunked body.
-    Chunked(Chunk),
-    /// Not followed: HTTP/2, a tunnel, a close-delimited body, or something not understood.
-    Opaque,
-}
-
-/// Where the writer is in a chunked body (RFC 9112 §7.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Chunk {
-    /// In a chunk-size line: the size so far, whether an extension started.
-    Size {
-        size: u64,
-        digits: bool,
-        extension: bool,
-    },
-    /// In chunk data, with this many bytes left.
-    Data(u64),
-    /// In the CRLF after chunk data, with this many bytes left.
-    DataEnd(u8),
-    /// In the trailer section: the length of the current line (CR excluded).
-    Trailer { line: usize },
-}
-
-// === impl Refusals ===
-
-impl Refusals {
-    /// Renders the three errors; `max_header_bytes` and `max_headers` are the limits hyper
-    /// enforces on the request head, named in the 431's detail.
-    pub fn new(max_header_bytes: usize, max_headers: usize) -> Self {
-        let render = |error: ApiError| {
-            Arc::new(Rendered {
-                status: error.status,
-                body: serde_json::to_vec(&error.body()).expect("a JSON value must serialize"),
-                error_code: error.error_code,
-            })
-        };
-        Self {
-            bad_request: render(ApiError::unparsable_request()),
-            uri_too_long: render(ApiError::uri_too_long(HYPER_MAX_URI_LEN)),
-            head_too_large: render(ApiError::request_head_too_large(
-                max_header_bytes,
-                max_headers,
-            )),
-        }
-    }
-
-    fn for_status(&self, status: u16) -> Option<&Rendered> {
-        match status {
-            400 => Some(&self.bad_request),
-            414 => Some(&self.uri_too_long),
-            431 => Some(&self.head_too_large),
-            _ => None,
-        }
-    }
-}
-
-// === impl RequestLog ===
-
-impl RequestLog {
-    /// Records a request hyper hands to the service (HTTP/2 requests are not followed).
-    pub fn record<B>(&self, request: &http::Request<B>) {
-        let version = request.version();
-        if version != Version::HTTP_09 && version != Version::HTTP_10 && version != Version::HTTP_11
-        {
-            return;
-        }
-        let kind = match *request.method() {
-            Method::HEAD => RequestKind::Head,
-            Method::CONNECT => RequestKind::Connect,
-            _ => RequestKind::Other,
-        };
-        self.lock().push_back(kind);
-    }
-
-    /// The oldest request not answered yet.
-    fn answer(&self) -> Option<RequestKind> {
-        self.lock().pop_front()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<RequestKind>> {
-        // A queue of plain values: a panic elsewhere leaves nothing half-updated.
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// A hyper service that records each request in a [`RequestLog`] as hyper dispatches it.
-#[derive(Clone, Debug)]
-pub struct Recorded<S> {
-    inner: S,
-    log: Arc<RequestLog>,
-}
-
-impl<S> Recorded<S> {
-    /// Wraps `inner`, recording into `log`.
-    pub fn new(inner: S, log: Arc<RequestLog>) -> Self {
-        Self { inner, log }
-    }
-}
-
-impl<S, B> hyper::service::Service<http::Request<B>> for Recorded<S>
-where
-    S: hyper::service::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, request: http::Request<B>) -> Self::Future {
-        self.log.record(&request);
-        self.inner.call(request)
-    }
 }
 
 // === impl RefusalIo ===
@@ -291,62 +103,56 @@ impl<T> RefusalIo<T> {
         self.framing = Framing::Opaque;
     }
 
+    /// Classifies the complete head in `head` and moves it, or its replacement, to `out`.
     fn complete_head(&mut self) {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEAD_FIELDS];
-        let mut response = httparse::Response::new(&mut fields);
-        let parsed = matches!(
-            response.parse(&self.head),
-            Ok(httparse::Status::Complete(n)) if n == self.head.len()
-        );
-        let (Some(code), Some(version), true) = (response.code, response.version, parsed) else {
-            self.give_up();
-            return;
-        };
-        let header = |name: &str| -> Vec<&[u8]> {
-            response
-                .headers
-                .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| h.value)
-                .collect()
-        };
-        let content_length = header("content-length");
-        let transfer_encoding = header("transfer-encoding");
-        let framing = match code {
-            101 => Framing::Opaque,
-            100..=199 => Framing::Head,
-            _ => {
-                let Some(request) = self.log.answer() else {
+        let Self {
+            log,
+            refusals,
+            framing,
+            head,
+            out,
+            linger,
+            ..
+        } = self;
+        let next = match ResponseHead::parse(head) {
+            // Not understood: passed on as it is, and not followed.
+            None => Framing::Opaque,
+            Some(parsed) => match parsed.code {
+                101 => Framing::Opaque,
+                100..=199 => Framing::Head,
+                _ => match log.answer() {
+                    Some(request) => parsed.body_framing(request),
                     // No request is waiting for this response: hyper wrote it on its own.
-                    let replacement = (content_length == [b"0".as_slice()]
-                        && transfer_encoding.is_empty())
-                    .then(|| self.refusals.for_status(code))
-                    .flatten();
-                    if let Some(rendered) = replacement {
-                        let date = header("date").first().map(|d| d.to_vec());
-                        debug!(
-                            status = code,
-                            "request refused by the http/1 parser: atlas error"
-                        );
-                        write_replacement(&mut self.out, version, rendered, date.as_deref());
-                        self.linger.get_or_insert_with(|| Linger {
-                            started: false,
-                            discarded: 0,
-                            deadline: Box::pin(tokio::time::sleep(LINGER_TIME)),
-                        });
-                        self.head.clear();
-                        self.framing = Framing::Head;
-                        return;
+                    None => {
+                        if parsed.declares_no_body()
+                            && refusals.write_replacement(
+                                out,
+                                parsed.code,
+                                parsed.version,
+                                parsed.date,
+                            )
+                        {
+                            debug!(
+                                status = parsed.code,
+                                "request refused by the http/1 parser: atlas error"
+                            );
+                            linger.get_or_insert_with(|| Linger {
+                                started: false,
+                                discarded: 0,
+                                deadline: Box::pin(tokio::time::sleep(LINGER_TIME)),
+                            });
+                            head.clear();
+                            *framing = Framing::Head;
+                            return;
+                        }
+                        // Not a response `on_error` writes: leave it, and stop following.
+                        Framing::Opaque
                     }
-                    // Not a response `on_error` writes: leave it, and stop following.
-                    self.give_up();
-                    return;
-                };
-                body_framing(request, code, &content_length, &transfer_encoding)
-            }
+                },
+            },
         };
-        self.out.append(&mut self.head);
-        self.framing = framing;
+        out.append(head);
+        *framing = next;
     }
 
     /// Bytes accepted from hyper and not yet written.
@@ -364,6 +170,14 @@ impl<T> RefusalIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> RefusalIo<T> {
+    /// One write of hyper's, in three steps:
+    /// 1. between responses, head bytes are collected (a complete head is classified and moved
+    ///    to `out`, as it came or replaced);
+    /// 2. what `out` holds and the body bytes that follow, up to the end of the current
+    ///    response, go out in one vectored write;
+    /// 3. the bytes collected and the body bytes the socket took are reported written; body
+    ///    bytes past the end of the response are left for hyper's next write, whose head then
+    ///    goes through step 1.
     fn poll_write_bufs(
         &mut self,
         cx: &mut Context<'_>,
@@ -522,166 +336,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RefusalIo<T> {
     }
 }
 
-// === impl Framing ===
-
-impl Framing {
-    /// Follows body bytes; returns how many belong to the current response (all of them, unless
-    /// it ends inside `bytes`, after which the state is [`Framing::Head`]).
-    fn advance(&mut self, bytes: &[u8]) -> usize {
-        let mut used = 0;
-        while used < bytes.len() {
-            match self {
-                Self::Head => return used,
-                Self::Opaque => return bytes.len(),
-                Self::Body(left) => {
-                    let n = (*left).min((bytes.len() - used) as u64);
-                    *left -= n;
-                    used += n as usize;
-                    if *left == 0 {
-                        *self = Self::Head;
-                    }
-                }
-                Self::Chunked(Chunk::Data(left)) => {
-                    let n = (*left).min((bytes.len() - used) as u64);
-                    *left -= n;
-                    used += n as usize;
-                    if *left == 0 {
-                        *self = Self::Chunked(Chunk::DataEnd(2));
-                    }
-                }
-                Self::Chunked(chunk) => {
-                    let byte = bytes[used];
-                    used += 1;
-                    *self = match chunk.step(byte) {
-                        Some(Step::Continue(next)) => Self::Chunked(next),
-                        Some(Step::End) => Self::Head,
-                        None => Self::Opaque,
-                    };
-                }
-            }
-        }
-        used
-    }
-}
-
-/// The next state after one byte of chunked framing.
-enum Step {
-    Continue(Chunk),
-    End,
-}
-
-impl Chunk {
-    /// `None`: not chunked framing as hyper writes it.
-    fn step(self, byte: u8) -> Option<Step> {
-        let next = match self {
-            Self::Size {
-                size,
-                digits,
-                extension,
-            } => match byte {
-                b'\n' if !digits => return None,
-                b'\n' if size == 0 => Self::Trailer { line: 0 },
-                b'\n' => Self::Data(size),
-                b'\r' | b';' | b' ' | b'\t' => Self::Size {
-                    size,
-                    digits,
-                    extension: true,
-                },
-                _ if extension => self,
-                _ => {
-                    let digit = char::from(byte).to_digit(16)?;
-                    Self::Size {
-                        size: size.checked_mul(16)?.checked_add(u64::from(digit))?,
-                        digits: true,
-                        extension,
-                    }
-                }
-            },
-            Self::Data(_) => return None,
-            Self::DataEnd(left) => match (left, byte) {
-                (2, b'\r') => Self::DataEnd(1),
-                (1, b'\n') => Self::Size {
-                    size: 0,
-                    digits: false,
-                    extension: false,
-                },
-                _ => return None,
-            },
-            Self::Trailer { line } => match byte {
-                b'\n' if line == 0 => return Some(Step::End),
-                b'\n' => Self::Trailer { line: 0 },
-                b'\r' => self,
-                _ => Self::Trailer { line: line + 1 },
-            },
-        };
-        Some(Step::Continue(next))
-    }
-}
-
-/// The framing of a response body (RFC 9112 §6.3).
-fn body_framing(
-    request: RequestKind,
-    code: u16,
-    content_length: &[&[u8]],
-    transfer_encoding: &[&[u8]],
-) -> Framing {
-    if request == RequestKind::Head || code == 204 || code == 304 {
-        return Framing::Head;
-    }
-    if request == RequestKind::Connect && (200..300).contains(&code) {
-        return Framing::Opaque;
-    }
-    if let Some(last) = transfer_encoding.last() {
-        let chunked = last
-            .rsplit(|&b| b == b',')
-            .next()
-            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        return if chunked {
-            Framing::Chunked(Chunk::Size {
-                size: 0,
-                digits: false,
-                extension: false,
-            })
-        } else {
-            Framing::Opaque
-        };
-    }
-    let [length] = content_length else {
-        // None (close-delimited) or several: not followed.
-        return Framing::Opaque;
-    };
-    match std::str::from_utf8(length)
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(0) => Framing::Head,
-        Some(n) => Framing::Body(n),
-        None => Framing::Opaque,
-    }
-}
-
-/// The replacement of hyper's bodiless refusal: the Atlas error, closing the connection.
-fn write_replacement(out: &mut Vec<u8>, version: u8, rendered: &Rendered, date: Option<&[u8]>) {
-    let status = rendered.status;
-    out.extend_from_slice(
-        format!(
-            "HTTP/1.{version} {} {}\r\ncontent-type: {JSON_CONTENT_TYPE}\r\n{X_ERROR_CODE}: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
-            rendered.error_code,
-            rendered.body.len(),
-        )
-        .as_bytes(),
-    );
-    if let Some(date) = date {
-        out.extend_from_slice(b"date: ");
-        out.extend_from_slice(date);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&rendered.body);
-}
-
 /// The bytes of `bufs` from offset `start` to `end`, as slices.
 fn slices<'a>(bufs: &'a [IoSlice<'a>], start: usize, end: usize) -> Vec<&'a [u8]> {
     let mut out = Vec::new();
@@ -704,6 +358,7 @@ fn slices<'a>(bufs: &'a [IoSlice<'a>], start: usize, end: usize) -> Vec<&'a [u8]
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use http::Method;
     use tokio::io::AsyncWriteExt as _;
 
     use super::*;
