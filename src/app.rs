@@ -20,7 +20,7 @@ use tower::timeout::TimeoutLayer;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, MasterKeySource};
-use crate::domain::{Bootstrap, Core, KeyPool, Keyring, MasterKey, Store, SystemClock};
+use crate::domain::{Bootstrap, Core, KeyPool, Keyring, MasterKey, SystemClock};
 use crate::grpc::{GrpcLimitErrors, Services};
 use crate::listener;
 use crate::middleware::{AdmissionLayer, GrpcDeadlineLayer, LimitErrorsLayer, Limits};
@@ -88,14 +88,15 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     prepare_data_dir(&config.data_dir)?;
     let keyring = load_keyring(&config)?;
-    let store = storage::open(&config.database_url).await.with_context(|| {
-        format!(
-            "failed to open the store at {}",
-            storage::redact_url(&config.database_url)
-        )
-    })?;
+    let store = storage::open_with_cache(&config.database_url, config.cache_ttl)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to open the store at {}",
+                storage::redact_url(&config.database_url)
+            )
+        })?;
     crate::domain::check_master_key(store.as_ref(), &keyring).await?;
-    let store: Arc<dyn Store> = Arc::new(storage::CachingStore::new(store, config.cache_ttl));
     let key_pool = KeyPool::start(&config.key_pool);
     info!(key_pool = ?config.key_pool, cache_ttl = ?config.cache_ttl, "performance settings");
     let core = Arc::new(
