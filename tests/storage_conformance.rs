@@ -546,6 +546,26 @@ async fn api_key_project_roles_are_replaced(store: Arc<dyn Store>) {
             (&b, ProjectRole::GroupReadOnly)
         ])
     );
+    // A listed key has the same roles as the key read alone (the listing loads the roles of
+    // the whole page at once), and another key of the page only its own.
+    let other = api_key(&org, "roles003", now() + secs(1));
+    store.insert_api_key(&other).await.unwrap();
+    store
+        .set_api_key_project_roles(&other.id, &b.id, &[ProjectRole::GroupOwner])
+        .await
+        .unwrap();
+    let listed = store
+        .list_api_keys(&org.id, page(1, 10, false))
+        .await
+        .unwrap()
+        .results;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], store.api_key(&key.id).await.unwrap().unwrap());
+    assert_eq!(
+        listed[1].project_roles,
+        [(b.id.clone(), ProjectRole::GroupOwner)]
+    );
+    assert!(store.delete_api_key(&org.id, &other.id).await.unwrap());
     // Replacing one project's roles leaves the other project's alone.
     store
         .set_api_key_project_roles(&key.id, &a.id, &[ProjectRole::GroupReadOnly])
