@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::background::{self, Background, TlsReload};
 use crate::config::Config;
-use crate::domain::{Core, KeyPool, Store, SystemClock};
+use crate::domain::{Core, KeyPool, SystemClock};
 use crate::grpc::{GrpcLimitErrors, Services};
 use crate::http_server::{self, HTTP2_KEEPALIVE_INTERVAL, MAX_PENDING_ACCEPT_RESET_STREAMS};
 use crate::middleware::{AdmissionLayer, GrpcDeadlineLayer, LimitErrorsLayer, Limits};
@@ -125,14 +125,15 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         secrets::prepare_data_dir(&config.data_dir)?;
         let keyring = secrets::load_keyring(&config)?;
-        let store = storage::open(&config.database_url).await.with_context(|| {
-            format!(
-                "failed to open the store at {}",
-                storage::redact_url(&config.database_url)
-            )
-        })?;
+        let store = storage::open_with_cache(&config.database_url, config.cache_ttl)
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to open the store at {}",
+                    storage::redact_url(&config.database_url)
+                )
+            })?;
         crate::domain::check_master_key(store.as_ref(), &keyring).await?;
-        let store: Arc<dyn Store> = Arc::new(storage::CachingStore::new(store, config.cache_ttl));
         let key_pool = KeyPool::start(&config.key_pool);
         info!(key_pool = ?config.key_pool, cache_ttl = ?config.cache_ttl, "performance settings");
         let core = Arc::new(

@@ -13,31 +13,33 @@ use std::time::{Duration, Instant};
 
 use dbcert::domain::{
     Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
-    CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, OrgId, OrgRole, Organization,
-    Page, Project, ProjectId, ProjectRole, Store, StoreError, StoredCa, Username, X509Type,
+    CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, MetaStore, OrgId, OrgRole,
+    Organization, Page, Project, ProjectId, ProjectRole, Store, StoreError, StoreResult, StoredCa,
+    Username, X509Type,
 };
-use dbcert::storage::{
-    CachingStore, GroupCommitStore, POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore,
-};
+use dbcert::storage::{POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
 use time::OffsetDateTime;
 
 use common::pg::{TestDatabase, with_database};
 
 // === backends ===
 
-/// A store under test and whatever keeps its database alive.
+/// A store under test (without group commit or cache), the URL of its database (for the
+/// cases that open it as the service does, through `dbcert::storage::open*`), and whatever
+/// keeps the database alive.
 struct Fixture {
     store: Arc<dyn Store>,
+    url: String,
     _guard: Box<dyn std::any::Any + Send>,
 }
 
 async fn sqlite(_test: &str) -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&SqliteStore::url_in(dir.path()))
-        .await
-        .expect("open sqlite");
+    let url = SqliteStore::url_in(dir.path());
+    let store = SqliteStore::open(&url).await.expect("open sqlite");
     Some(Fixture {
         store: Arc::new(store),
+        url,
         _guard: Box::new(dir),
     })
 }
@@ -47,13 +49,15 @@ async fn postgres(test: &str) -> Option<Fixture> {
     let store = PostgresStore::open(&db.url).await.expect("open postgres");
     Some(Fixture {
         store: Arc::new(store),
+        url: db.url.clone(),
         _guard: Box::new(db),
     })
 }
 
-/// Generates one `#[tokio::test]` per case for a backend.
+/// Generates one `#[tokio::test]` per case for a backend; the cases after `opened:` also get
+/// the database's URL.
 macro_rules! suite {
-    ($backend:ident; $($case:ident),* $(,)?) => {
+    ($backend:ident; $($case:ident),* $(,)?; opened: $($opened:ident),* $(,)?) => {
         mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,6 +65,14 @@ macro_rules! suite {
                     let test = concat!(stringify!($backend), "::", stringify!($case));
                     let Some(fixture) = super::$backend(test).await else { return };
                     super::$case(fixture.store.clone()).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $opened() {
+                    let test = concat!(stringify!($backend), "::", stringify!($opened));
+                    let Some(fixture) = super::$backend(test).await else { return };
+                    super::$opened(fixture.store.clone(), fixture.url.clone()).await;
                 }
             )*
         }
@@ -91,10 +103,11 @@ macro_rules! conformance_suite {
             certificate_paging,
             paging_edge_cases,
             digest_nonce_uses_refuse_replays_and_purge,
-            certificates_are_recorded_in_batches_with_their_events,
             audit_events_are_listed_by_scope_and_filter,
             audit_purge_deletes_the_oldest_in_batches_and_keeps_certificates,
-            concurrent_audit_purges_delete_each_event_once,
+            concurrent_audit_purges_delete_each_event_once;
+            opened:
+            certificates_are_recorded_in_batches_with_their_events,
             audit_purge_passes_through_the_decorators,
         );
     };
@@ -215,6 +228,32 @@ fn ca(tag: u8) -> StoredCa {
         cert_der: vec![0x30, tag, 1, 2, 3],
         sealed_key: Some(vec![tag; 48]),
     }
+}
+
+/// Records a certificate with an event of its own, as an issue does.
+async fn record_with_event(store: &dyn Store, record: &CertificateRecord) -> StoreResult<()> {
+    let mut event = issued_event(record);
+    event.id = format!(
+        "{:016x}{:08x}",
+        rand::random::<u64>(),
+        rand::random::<u32>()
+    );
+    store.record_certificate(record, &event).await
+}
+
+/// Inserts a project CA of the project's current key type.
+async fn insert_ca(
+    store: &dyn Store,
+    project_id: &ProjectId,
+    ca: &StoredCa,
+    created: OffsetDateTime,
+) -> StoreResult<()> {
+    let key_type = store.user_security(project_id).await?.ca_key_type;
+    let inserted = store
+        .insert_project_ca_of_type(project_id, ca, key_type, created)
+        .await?;
+    assert!(inserted, "the key type did not change");
+    Ok(())
 }
 
 #[track_caller]
@@ -344,8 +383,7 @@ async fn delete_project_keeps_certificates_and_destroys_the_ca_key(store: Arc<dy
     let org = new_org(store.as_ref()).await;
     let project = new_project(store.as_ref(), &org, "doomed").await;
     let t = now();
-    store
-        .insert_project_ca(&project.id, &ca(1), t)
+    insert_ca(store.as_ref(), &project.id, &ca(1), t)
         .await
         .unwrap();
     let alice = database_user(&project, "alice", DatabaseName::External);
@@ -361,7 +399,7 @@ async fn delete_project_keeps_certificates_and_destroys_the_ca_key(store: Arc<dy
         .await
         .unwrap();
     let record = certificate(&project, "alice", 42, t - secs(60));
-    store.insert_certificate(&record).await.unwrap();
+    record_with_event(store.as_ref(), &record).await.unwrap();
 
     assert!(store.delete_project(&project.id, t).await.unwrap());
     assert!(
@@ -508,6 +546,26 @@ async fn api_key_project_roles_are_replaced(store: Arc<dyn Store>) {
             (&b, ProjectRole::GroupReadOnly)
         ])
     );
+    // A listed key has the same roles as the key read alone (the listing loads the roles of
+    // the whole page at once), and another key of the page only its own.
+    let other = api_key(&org, "roles003", now() + secs(1));
+    store.insert_api_key(&other).await.unwrap();
+    store
+        .set_api_key_project_roles(&other.id, &b.id, &[ProjectRole::GroupOwner])
+        .await
+        .unwrap();
+    let listed = store
+        .list_api_keys(&org.id, page(1, 10, false))
+        .await
+        .unwrap()
+        .results;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], store.api_key(&key.id).await.unwrap().unwrap());
+    assert_eq!(
+        listed[1].project_roles,
+        [(b.id.clone(), ProjectRole::GroupOwner)]
+    );
+    assert!(store.delete_api_key(&org.id, &other.id).await.unwrap());
     // Replacing one project's roles leaves the other project's alone.
     store
         .set_api_key_project_roles(&key.id, &a.id, &[ProjectRole::GroupReadOnly])
@@ -732,11 +790,10 @@ async fn project_ca_is_insert_or_read(store: Arc<dyn Store>) {
     let org = new_org(store.as_ref()).await;
     let project = new_project(store.as_ref(), &org, "ca").await;
     assert!(store.project_ca(&project.id).await.unwrap().is_none());
-    store
-        .insert_project_ca(&project.id, &ca(1), now())
+    insert_ca(store.as_ref(), &project.id, &ca(1), now())
         .await
         .unwrap();
-    assert_conflict(store.insert_project_ca(&project.id, &ca(2), now()).await);
+    assert_conflict(insert_ca(store.as_ref(), &project.id, &ca(2), now()).await);
     let stored = store.project_ca(&project.id).await.unwrap().unwrap();
     assert_eq!(stored.cert_der, ca(1).cert_der, "the first CA stays");
     assert_eq!(stored.sealed_key, ca(1).sealed_key);
@@ -748,7 +805,7 @@ async fn concurrent_project_ca_inserts_have_one_winner(store: Arc<dyn Store>) {
     let mut tasks = tokio::task::JoinSet::new();
     for tag in 0..8u8 {
         let (store, id) = (store.clone(), project.id.clone());
-        tasks.spawn(async move { (tag, store.insert_project_ca(&id, &ca(tag), now()).await) });
+        tasks.spawn(async move { (tag, insert_ca(store.as_ref(), &id, &ca(tag), now()).await) });
     }
     let mut winners = Vec::new();
     while let Some(joined) = tasks.join_next().await {
@@ -774,23 +831,16 @@ async fn certificate_serials_are_unique_per_project(store: Arc<dyn Store>) {
         new_project(store.as_ref(), &org, "b").await,
     );
     let t = now();
-    store
-        .insert_certificate(&certificate(&a, "alice", 7, t))
+    record_with_event(store.as_ref(), &certificate(&a, "alice", 7, t))
         .await
         .unwrap();
-    assert_conflict(
-        store
-            .insert_certificate(&certificate(&a, "bob", 7, t))
-            .await,
-    );
+    assert_conflict(record_with_event(store.as_ref(), &certificate(&a, "bob", 7, t)).await);
     // Serials are per CA, so another project may use the same number.
-    store
-        .insert_certificate(&certificate(&b, "alice", 7, t))
+    record_with_event(store.as_ref(), &certificate(&b, "alice", 7, t))
         .await
         .unwrap();
     // The largest serial (63 bits) round trips.
-    store
-        .insert_certificate(&certificate(&a, "alice", i64::MAX, t))
+    record_with_event(store.as_ref(), &certificate(&a, "alice", i64::MAX, t))
         .await
         .unwrap();
     let listed = store
@@ -827,7 +877,7 @@ async fn list_certificates_only_unexpired_oldest_first(store: Arc<dyn Store>) {
         &middle_a,
         &bobs,
     ] {
-        store.insert_certificate(record).await.unwrap();
+        record_with_event(store.as_ref(), record).await.unwrap();
     }
     let listed = store
         .list_certificates(&project.id, "alice", t, page(1, 10, true))
@@ -887,7 +937,7 @@ async fn certificate_paging(store: Arc<dyn Store>) {
         .map(|i| certificate(&project, "alice", 100 + i, t - secs(50 - i)))
         .collect();
     for record in &records {
-        store.insert_certificate(record).await.unwrap();
+        record_with_event(store.as_ref(), record).await.unwrap();
     }
     let list = |num, include_count| {
         let store = store.clone();
@@ -1218,7 +1268,10 @@ async fn postgres_recovers_when_connections_are_cut() {
 
 // === batched certificate records ===
 
-async fn certificates_are_recorded_in_batches_with_their_events(store: Arc<dyn Store>) {
+async fn certificates_are_recorded_in_batches_with_their_events(
+    store: Arc<dyn Store>,
+    url: String,
+) {
     let org = new_org(store.as_ref()).await;
     let a = new_project(store.as_ref(), &org, "a").await;
     let t = now();
@@ -1284,7 +1337,7 @@ async fn certificates_are_recorded_in_batches_with_their_events(store: Arc<dyn S
 
     // Through the group-commit writer: concurrent callers, each answered for its own record
     // after the commit holding it and its event.
-    let batched: Arc<dyn Store> = Arc::new(GroupCommitStore::new(store.clone()));
+    let batched = dbcert::storage::open(&url).await.unwrap();
     let calls = (100..120).chain([2]).map(|serial| {
         let batched = batched.clone();
         let record = certificate(&a, "dave", serial, t);
@@ -1627,7 +1680,7 @@ async fn concurrent_audit_purges_delete_each_event_once(store: Arc<dyn Store>) {
     assert_eq!(left.results, [kept]);
 }
 
-async fn audit_purge_passes_through_the_decorators(store: Arc<dyn Store>) {
+async fn audit_purge_passes_through_the_decorators(store: Arc<dyn Store>, url: String) {
     let org = new_org(store.as_ref()).await;
     let cutoff = now() - secs(60);
     let old = audit_event(
@@ -1644,10 +1697,10 @@ async fn audit_purge_passes_through_the_decorators(store: Arc<dyn Store>) {
         Some(&org),
         None,
     );
-    let decorated: Arc<dyn Store> = Arc::new(CachingStore::new(
-        Arc::new(GroupCommitStore::new(store.clone())),
-        Duration::from_secs(60),
-    ));
+    // Opened as the service opens it: group commit and a read cache.
+    let decorated = dbcert::storage::open_with_cache(&url, Duration::from_secs(60))
+        .await
+        .unwrap();
     for event in [&old, &new] {
         decorated.insert_audit_event(event).await.unwrap();
     }

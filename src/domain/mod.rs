@@ -40,7 +40,10 @@ pub use self::rotation::{
     MASTER_KEY_CHECK_META, RotationError, RotationReport, check_master_key, rotate_master_key,
 };
 pub use self::secret::{KEY_ID_LEN, Keyring, MASTER_KEY_LEN, MasterKey, SealError, SecretDer};
-pub use self::store::{ApiKeyRecord, Store, StoreError, StoreResult, StoredCa};
+pub use self::store::{
+    ApiKeyRecord, ApiKeyStore, AuditStore, CertificateStore, DatabaseUserStore, MetaStore,
+    NonceStore, ProjectStore, Store, StoreError, StoreResult, StoredCa, UserSecurityStore,
+};
 pub use self::user_security::MAX_CUSTOMER_CA_LEN;
 pub use self::validity::{
     BACKDATE, DEFAULT_MONTHS, MAX_MONTHS, Months, Validity, add_calendar_months,

@@ -1,6 +1,9 @@
-//! The storage port: what the service core needs from a database. `crate::storage` implements
-//! it for SQLite and PostgreSQL; one conformance suite (`tests/storage_conformance.rs`) holds
-//! both to the same behaviour.
+//! The storage port: what the service core needs from a database, one trait per aggregate
+//! ([`MetaStore`], [`ProjectStore`], [`ApiKeyStore`], [`DatabaseUserStore`],
+//! [`UserSecurityStore`], [`CertificateStore`], [`AuditStore`], [`NonceStore`]) and [`Store`],
+//! all of them together, which the core holds. `crate::storage` implements them for SQLite and
+//! PostgreSQL, one module per aggregate; one conformance suite (`tests/storage_conformance.rs`)
+//! holds both to the same behaviour.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -88,11 +91,35 @@ pub struct StoredCa {
     pub sealed_key: Option<Vec<u8>>,
 }
 
-/// The storage port of the service core.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // --- meta ---
+/// The storage port of the service core: every aggregate's trait. Implemented for anything that
+/// implements them all.
+pub trait Store:
+    MetaStore
+    + ProjectStore
+    + ApiKeyStore
+    + DatabaseUserStore
+    + UserSecurityStore
+    + CertificateStore
+    + AuditStore
+    + NonceStore
+{
+}
 
+impl<T> Store for T where
+    T: MetaStore
+        + ProjectStore
+        + ApiKeyStore
+        + DatabaseUserStore
+        + UserSecurityStore
+        + CertificateStore
+        + AuditStore
+        + NonceStore
+{
+}
+
+/// Key-value settings of the service itself, and the health check.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
     /// Stores `value` under `key` unless a value is there; returns the value now stored.
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String>;
 
@@ -104,15 +131,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the database answers (for health).
     async fn ping(&self) -> StoreResult<()>;
+}
 
-    // --- organizations ---
-
+/// Organizations and their projects.
+#[async_trait]
+pub trait ProjectStore: Send + Sync + 'static {
     /// Inserts an organization.
     async fn insert_organization(&self, org: &Organization) -> StoreResult<()>;
     /// Returns an organization.
     async fn organization(&self, id: &OrgId) -> StoreResult<Option<Organization>>;
-
-    // --- projects ---
 
     /// Inserts a project; `Conflict` when its organization has a live project of that name.
     async fn insert_project(&self, project: &Project) -> StoreResult<()>;
@@ -129,9 +156,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a project with its users, settings and API key roles; its CA key is destroyed,
     /// its CA certificate and certificate records are kept. Returns whether it existed.
     async fn delete_project(&self, id: &ProjectId, now: OffsetDateTime) -> StoreResult<bool>;
+}
 
-    // --- API keys ---
-
+/// API keys and their project roles.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + 'static {
     /// Inserts an API key; `Conflict` when the public key is taken.
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
     /// Replaces the secrets and organization roles of a key found by public key (bootstrap).
@@ -153,9 +182,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Whether any API key exists.
     async fn any_api_key(&self) -> StoreResult<bool>;
+}
 
-    // --- database users ---
-
+/// Database users of projects.
+#[async_trait]
+pub trait DatabaseUserStore: Send + Sync + 'static {
     /// Inserts a user; `Conflict` when (project, database, username) exists.
     async fn insert_database_user(&self, user: &DatabaseUser) -> StoreResult<()>;
     /// Returns a user.
@@ -180,9 +211,11 @@ pub trait Store: Send + Sync + 'static {
         database_name: DatabaseName,
         username: &Username,
     ) -> StoreResult<bool>;
+}
 
-    // --- X.509 settings ---
-
+/// A project's X.509 settings.
+#[async_trait]
+pub trait UserSecurityStore: Send + Sync + 'static {
     /// Returns a project's X.509 settings.
     async fn user_security(&self, project_id: &ProjectId) -> StoreResult<UserSecurity>;
     /// Sets or clears the customer CA.
@@ -191,21 +224,17 @@ pub trait Store: Send + Sync + 'static {
     /// exists (or is being created with the current type) or the project is gone.
     async fn set_ca_key_type(&self, project_id: &ProjectId, key_type: KeyType)
     -> StoreResult<bool>;
+}
 
-    // --- CAs and certificates ---
-
+/// Project CAs and the records of the certificates they issued.
+#[async_trait]
+pub trait CertificateStore: Send + Sync + 'static {
     /// Returns a project's CA.
     async fn project_ca(&self, project_id: &ProjectId) -> StoreResult<Option<StoredCa>>;
-    /// Inserts a project's CA; `Conflict` when the project has one (another replica won).
-    async fn insert_project_ca(
-        &self,
-        project_id: &ProjectId,
-        ca: &StoredCa,
-        created: OffsetDateTime,
-    ) -> StoreResult<()>;
     /// Inserts a project's CA of the given key type, fixing the project's CA key type setting
     /// in the same transaction. `Ok(false)` (nothing inserted) when the setting is no longer
-    /// `key_type` (it was changed meanwhile); `Conflict` when the project has a CA.
+    /// `key_type` (it was changed meanwhile); `Conflict` when the project has a CA (another
+    /// replica won).
     async fn insert_project_ca_of_type(
         &self,
         project_id: &ProjectId,
@@ -227,21 +256,6 @@ pub trait Store: Send + Sync + 'static {
         expected: &[u8],
         sealed_key: &[u8],
     ) -> StoreResult<bool>;
-    /// Records an issued certificate durably; `Conflict` when the serial is taken for the CA.
-    async fn insert_certificate(&self, record: &CertificateRecord) -> StoreResult<()>;
-    /// Records several issued certificates durably, in one transaction where the backend can
-    /// (one commit, one fsync, for all). Each record gets its own result: `Conflict` when its
-    /// serial is taken. The outer error means nothing was recorded.
-    async fn insert_certificates(
-        &self,
-        records: &[CertificateRecord],
-    ) -> StoreResult<Vec<StoreResult<()>>> {
-        let mut results = Vec::with_capacity(records.len());
-        for record in records {
-            results.push(self.insert_certificate(record).await);
-        }
-        Ok(results)
-    }
     /// Lists a user's certificates unexpired at `now`, oldest first.
     async fn list_certificates(
         &self,
@@ -257,7 +271,6 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
-
     /// Records an issued certificate and its audit event in one transaction, so neither is
     /// stored without the other; `Conflict` when the serial is taken for the CA.
     async fn record_certificate(
@@ -272,16 +285,12 @@ pub trait Store: Send + Sync + 'static {
     async fn record_certificates(
         &self,
         items: &[(CertificateRecord, AuditEvent)],
-    ) -> StoreResult<Vec<StoreResult<()>>> {
-        let mut results = Vec::with_capacity(items.len());
-        for (record, event) in items {
-            results.push(self.record_certificate(record, event).await);
-        }
-        Ok(results)
-    }
+    ) -> StoreResult<Vec<StoreResult<()>>>;
+}
 
-    // --- audit ---
-
+/// The audit trail.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
     /// Stores an audit event.
     async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Lists the audit events of a scope that pass `filter`, oldest first.
@@ -296,9 +305,11 @@ pub trait Store: Send + Sync + 'static {
     /// lock); returns how many it deleted. Safe to run concurrently (replicas): an event is
     /// deleted once. Certificate records are untouched.
     async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+}
 
-    // --- HTTP Digest nonces ---
-
+/// Uses of HTTP Digest nonces, shared by all replicas.
+#[async_trait]
+pub trait NonceStore: Send + Sync + 'static {
     /// Records the use of a (nonce, nonce count) pair; false when it was used before (a
     /// replay). Shared by all replicas, so a nonce can be used on any of them.
     async fn record_nonce_use(

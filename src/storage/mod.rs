@@ -1,18 +1,38 @@
 //! Storage backends of the [`crate::domain::Store`] port, chosen by URL scheme.
+//!
+//! One store type, [`SqlStore`], implements the port for SQLite and PostgreSQL. It is written
+//! once per aggregate, in the module named after it (`meta.rs`, `projects.rs` with
+//! organizations, `api_keys.rs`, `database_users.rs`, `user_security.rs`, `certificates.rs`
+//! with project CAs, `audit.rs`, `nonces.rs`), over the two backends' pools (`db.rs`; connecting
+//! and error classification in `sqlite.rs` and `postgres.rs`). Two optional components sit
+//! inside it: group commit of certificate records (`batch.rs`) and a short-lived read cache
+//! (`cache.rs`); the methods they concern call them, so a new store method is written in its
+//! aggregate's module and in the port, nowhere else.
 
+mod api_keys;
+mod audit;
 mod batch;
 mod cache;
+mod certificates;
+mod convert;
+mod database_users;
+mod db;
+mod meta;
+mod nonces;
 mod postgres;
-mod sql;
+mod projects;
 mod sqlite;
+mod user_security;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::warn;
 
-pub use self::batch::{GroupCommitStore, MAX_GROUP_COMMIT, group_commit_totals};
-pub use self::cache::CachingStore;
+use self::batch::GroupCommit;
+pub use self::batch::{MAX_GROUP_COMMIT, group_commit_totals};
+use self::cache::ReadCache;
+use self::db::Db;
 pub use self::postgres::{ACQUIRE_TIMEOUT as POSTGRES_ACQUIRE_TIMEOUT, PostgresStore};
 pub use self::sqlite::SqliteStore;
 use crate::domain::{Store, StoreError, StoreResult};
@@ -27,26 +47,87 @@ const OPEN_RETRY_FIRST_DELAY: Duration = Duration::from_millis(500);
 const OPEN_RETRY_MAX_DELAY: Duration = Duration::from_secs(8);
 
 /// Opens and migrates the store at `url`: `sqlite://…` or `postgres://…`/`postgresql://…`.
-/// Certificate inserts are group-committed ([`GroupCommitStore`]).
+/// Certificate records are group-committed ([`SqlStore::with_group_commit`]); nothing is
+/// cached.
 ///
 /// An unreachable PostgreSQL server is retried with backoff for [`OPEN_RETRY_BUDGET`], each
 /// retry logged; any other failure (bad URL, authentication, a failed migration) is returned
 /// at once.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
-        Arc::new(SqliteStore::open(url).await?)
+    Ok(Arc::new(open_store(url).await?.with_group_commit()))
+}
+
+/// Opens the store at `url` as [`open`] does, with reads cached for `cache_ttl`
+/// ([`SqlStore::with_cache`]; zero caches nothing): the store the service runs on.
+pub async fn open_with_cache(url: &str, cache_ttl: Duration) -> StoreResult<Arc<dyn Store>> {
+    let store = open_store(url).await?.with_group_commit();
+    Ok(Arc::new(store.with_cache(cache_ttl)))
+}
+
+/// Opens the store at `url`, retrying an unreachable PostgreSQL server (see [`open`]).
+async fn open_store(url: &str) -> StoreResult<SqlStore> {
+    if url.starts_with("sqlite:") {
+        SqliteStore::open(url).await
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = retry_unavailable(OPEN_RETRY_BUDGET, OPEN_RETRY_FIRST_DELAY, || {
+        retry_unavailable(OPEN_RETRY_BUDGET, OPEN_RETRY_FIRST_DELAY, || {
             PostgresStore::open(url)
         })
-        .await?;
-        Arc::new(store)
+        .await
     } else {
-        return Err(StoreError::Other(
+        Err(StoreError::Other(
             "unsupported database url: expected sqlite:// or postgres://".into(),
-        ));
-    };
-    Ok(Arc::new(GroupCommitStore::new(store)))
+        ))
+    }
+}
+
+/// The store over SQLite or PostgreSQL ([`SqliteStore::open`], [`PostgresStore::open`]): it
+/// implements every trait of the port, each in its aggregate's module.
+pub struct SqlStore {
+    db: Db,
+    /// Reads cached for a short time; disabled (a TTL of zero) unless [`Self::with_cache`].
+    cache: ReadCache,
+    /// The queue of the group-commit writer, if [`Self::with_group_commit`].
+    group_commit: Option<GroupCommit>,
+}
+
+impl SqlStore {
+    /// Group-commits certificate records ([`crate::domain::CertificateStore::record_certificate`]):
+    /// concurrent calls share one transaction (see `batch.rs`). Starts the writer task on the
+    /// current Tokio runtime; it stops when the store is dropped.
+    pub fn with_group_commit(mut self) -> Self {
+        self.group_commit = Some(GroupCommit::start(Self::new(self.db.clone())));
+        self
+    }
+
+    /// Caches the lookups every request makes for `ttl` (see `cache.rs`); zero caches nothing.
+    pub fn with_cache(mut self, ttl: Duration) -> Self {
+        self.cache = ReadCache::new(ttl);
+        self
+    }
+
+    /// A store on `db` without group commit or cache.
+    fn new(db: Db) -> Self {
+        Self {
+            db,
+            cache: ReadCache::new(Duration::ZERO),
+            group_commit: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            db,
+            cache,
+            group_commit,
+        } = self;
+        f.debug_struct("SqlStore")
+            .field("db", db)
+            .field("cache", cache)
+            .field("group_commit", &group_commit.is_some())
+            .finish()
+    }
 }
 
 /// Runs `attempt` until it returns anything but `Unavailable`, or until the next attempt

@@ -8,35 +8,26 @@
 
 use std::time::Duration;
 
-use sqlx::Row as _;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 
-use super::sql::*;
-use crate::domain::{
-    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
-    CertificateRecord, DatabaseName, DatabaseUser, OrgId, Organization, Page, Paged, Project,
-    ProjectId, ProjectRole, StoreError, StoreResult, StoredCa, UserSecurity, Username,
-};
-
-type Db = sqlx::Postgres;
+use super::SqlStore;
+use super::db::{Backend, Db, Pools};
+use crate::domain::{StoreError, StoreResult};
 
 /// The most connections one replica opens.
 const MAX_CONNECTIONS: u32 = 16;
 /// How long a call waits for a working connection before failing with `Unavailable`.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The PostgreSQL backend.
-#[derive(Clone, Debug)]
-pub struct PostgresStore {
-    pool: PgPool,
-    /// Certificate records and audit events are written through the same pool: PostgreSQL
-    /// has no per-connection page cache to keep warm (see the SQLite store).
-    writer: PgPool,
-}
+/// The PostgreSQL backend: opens a [`SqlStore`] on a PostgreSQL database.
+#[derive(Debug)]
+pub enum PostgresStore {}
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://…`; `sslmode` in the URL selects TLS) and migrates.
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    /// Connects to `url` (`postgres://…`; `sslmode` in the URL selects TLS) and migrates. The
+    /// store has neither group commit nor cache ([`SqlStore::with_group_commit`],
+    /// [`SqlStore::with_cache`]).
+    pub async fn open(url: &str) -> StoreResult<SqlStore> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             // Fail fast when the database is down: callers get UNAVAILABLE, not a hang. While
@@ -47,41 +38,42 @@ impl PostgresStore {
             .test_before_acquire(true)
             .connect(url)
             .await
-            .map_err(map_err)?;
+            .map_err(sqlx::Postgres::map_err)?;
         // Holds `pg_advisory_lock` for the run: replicas starting together migrate once.
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
             .map_err(|error| match error {
-                sqlx::migrate::MigrateError::Execute(error) => map_err(error),
+                sqlx::migrate::MigrateError::Execute(error) => sqlx::Postgres::map_err(error),
                 other => StoreError::Other(other.into()),
             })?;
-        Ok(Self {
+        // Certificate records and audit events go through the same pool (see `Pools::writer`).
+        Ok(SqlStore::new(Db::Postgres(Pools {
             writer: pool.clone(),
-            pool,
-        })
+            read: pool,
+        })))
     }
 }
 
-fn map_err(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        // Class 08 (connection exception), 53 (insufficient resources, e.g. too many
-        // connections), 57P0x (the server is shutting down, restarting or not yet up).
-        sqlx::Error::Database(db)
-            if db.code().is_some_and(|c| {
-                c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
-            }) =>
-        {
-            StoreError::Unavailable(error.into())
+impl Backend for sqlx::Postgres {
+    fn map_err(error: sqlx::Error) -> StoreError {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            // Class 08 (connection exception), 53 (insufficient resources, e.g. too many
+            // connections), 57P0x (the server is shutting down, restarting or not yet up).
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
+                }) =>
+            {
+                StoreError::Unavailable(error.into())
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.into()),
+            _ => StoreError::Other(error.into()),
         }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.into()),
-        _ => StoreError::Other(error.into()),
     }
 }
-
-impl_store!(PostgresStore);

@@ -5,35 +5,21 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Row as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::sql::*;
-use crate::domain::{
-    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
-    CertificateRecord, DatabaseName, DatabaseUser, OrgId, Organization, Page, Paged, Project,
-    ProjectId, ProjectRole, StoreError, StoreResult, StoredCa, UserSecurity, Username,
-};
+use super::SqlStore;
+use super::db::{Backend, Db, Pools};
+use crate::domain::{StoreError, StoreResult};
 
-type Db = sqlx::Sqlite;
-
-/// The SQLite backend.
-#[derive(Clone, Debug)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    /// The one connection that writes certificate records and audit events (the hot writes).
-    /// In WAL mode a connection drops its whole page cache whenever another connection has
-    /// written since its last transaction; with the writes spread over a pool, every group
-    /// commit began by re-reading its index pages from the WAL (most of the writer's CPU).
-    /// One long-lived connection keeps them cached.
-    writer: SqlitePool,
-}
+/// The SQLite backend: opens a [`SqlStore`] on a SQLite file.
+#[derive(Debug)]
+pub enum SqliteStore {}
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://path`) and migrates it.
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`) and migrates it. The
+    /// store has neither group commit nor cache ([`SqlStore::with_group_commit`],
+    /// [`SqlStore::with_cache`]).
+    pub async fn open(url: &str) -> StoreResult<SqlStore> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(e.into()))?
             .create_if_missing(true)
@@ -46,15 +32,16 @@ impl SqliteStore {
             // and 4 MiB) keep those pages from being re-read and re-copied on every commit.
             .pragma("cache_size", "-16384")
             .pragma("wal_autocheckpoint", "16384");
-        let pool = SqlitePoolOptions::new()
+        let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone())
             .await
-            .map_err(map_err)?;
+            .map_err(sqlx::Sqlite::map_err)?;
         sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
+            .run(&read)
             .await
             .map_err(|e| StoreError::Other(e.into()))?;
+        // The one long-lived connection of the hot writes (see `Pools::writer`).
         let writer = SqlitePoolOptions::new()
             .min_connections(1)
             .max_connections(1)
@@ -62,8 +49,8 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await
-            .map_err(map_err)?;
-        Ok(Self { pool, writer })
+            .map_err(sqlx::Sqlite::map_err)?;
+        Ok(SqlStore::new(Db::Sqlite(Pools { read, writer })))
     }
 
     /// The URL of the default database file in a data directory.
@@ -72,14 +59,14 @@ impl SqliteStore {
     }
 }
 
-fn map_err(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(error.into())
+impl Backend for sqlx::Sqlite {
+    fn map_err(error: sqlx::Error) -> StoreError {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(error.into())
+            }
+            _ => StoreError::Other(error.into()),
         }
-        _ => StoreError::Other(error.into()),
     }
 }
-
-impl_store!(SqliteStore);

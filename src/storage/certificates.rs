@@ -1,0 +1,387 @@
+//! Project CAs (`project_cas`) and the records of the certificates they issued
+//! (`certificates`). Issued certificates are recorded with their audit events in one
+//! transaction on the writer pool; with group commit ([`super::SqlStore::with_group_commit`])
+//! concurrent records share it (`batch.rs`).
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use sqlx::{Database, Encode, QueryBuilder, Type};
+use time::OffsetDateTime;
+
+use super::SqlStore;
+use super::audit::push_audit_rows;
+use super::convert::{from_secs, limit, offset, paged, project_id, to_secs};
+use super::db::{Backend, dispatch};
+use crate::domain::{
+    AuditEvent, CertificateRecord, CertificateStore, KeyType, Page, Paged, ProjectId, StoreError,
+    StoreResult, StoredCa,
+};
+
+/// The most certificate rows in one INSERT statement (7 parameters each: far below SQLite's
+/// 32766 and PostgreSQL's 65535 parameter limits).
+const CERTIFICATE_BATCH_CHUNK: usize = 512;
+
+#[async_trait]
+impl CertificateStore for SqlStore {
+    async fn project_ca(&self, project_id: &ProjectId) -> StoreResult<Option<StoredCa>> {
+        let row: Option<(Vec<u8>, Option<Vec<u8>>)> = dispatch!(&self.db, |pools: DB| {
+            sqlx::query_as("SELECT cert_der, sealed_key FROM project_cas WHERE project_id = $1")
+                .bind(project_id.as_str())
+                .fetch_optional(&pools.read)
+                .await
+                .map_err(DB::map_err)?
+        });
+        Ok(row.map(|(cert_der, sealed_key)| StoredCa {
+            cert_der,
+            sealed_key,
+        }))
+    }
+
+    async fn insert_project_ca_of_type(
+        &self,
+        project_id: &ProjectId,
+        ca: &StoredCa,
+        key_type: KeyType,
+        created: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let inserted: StoreResult<bool> = async {
+            Ok(dispatch!(&self.db, |pools: DB| {
+                let mut tx = pools.read.begin().await.map_err(DB::map_err)?;
+                // Locks the project's row (PostgreSQL) or the database (SQLite) against a
+                // concurrent change of the setting, and fixes the setting.
+                let locked = sqlx::query(
+                    "UPDATE projects SET ca_key_type_locked = 1 WHERE id = $1 AND ca_key_type = $2",
+                )
+                .bind(project_id.as_str())
+                .bind(key_type.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(DB::map_err)?;
+                if locked.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO project_cas (project_id, cert_der, sealed_key, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(project_id.as_str())
+                .bind(&ca.cert_der)
+                .bind(&ca.sealed_key)
+                .bind(to_secs(created))
+                .execute(&mut *tx)
+                .await
+                .map_err(DB::map_err)?;
+                tx.commit().await.map_err(DB::map_err)?;
+                true
+            }))
+        }
+        .await;
+        // Also when the setting changed under us (`Ok(false)`): the next read must see it.
+        self.cache.security.remove(project_id);
+        inserted
+    }
+
+    async fn sealed_ca_keys(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>> {
+        let rows: Vec<(String, Vec<u8>)> = dispatch!(&self.db, |pools: DB| {
+            sqlx::query_as(
+                "SELECT project_id, sealed_key FROM project_cas \
+                 WHERE sealed_key IS NOT NULL AND project_id > $1 ORDER BY project_id LIMIT $2",
+            )
+            .bind(after.map_or("", |id| id.as_str()))
+            .bind(i64::from(limit))
+            .fetch_all(&pools.read)
+            .await
+            .map_err(DB::map_err)?
+        });
+        rows.into_iter()
+            .map(|(id, sealed_key)| Ok((project_id(&id)?, sealed_key)))
+            .collect()
+    }
+
+    async fn replace_sealed_ca_key(
+        &self,
+        project_id: &ProjectId,
+        expected: &[u8],
+        sealed_key: &[u8],
+    ) -> StoreResult<bool> {
+        let replaced: StoreResult<bool> = async {
+            let done = dispatch!(&self.db, |pools: DB| {
+                sqlx::query(
+                    "UPDATE project_cas SET sealed_key = $1 \
+                     WHERE project_id = $2 AND sealed_key = $3",
+                )
+                .bind(sealed_key)
+                .bind(project_id.as_str())
+                .bind(expected)
+                .execute(&pools.read)
+                .await
+                .map_err(DB::map_err)?
+                .rows_affected()
+            });
+            Ok(done > 0)
+        }
+        .await;
+        // CAs are not cached; the X.509 settings are dropped so nothing read before the
+        // re-sealing outlives it.
+        self.cache.security.remove(project_id);
+        replaced
+    }
+
+    async fn list_certificates(
+        &self,
+        project_id: &ProjectId,
+        username: &str,
+        now: OffsetDateTime,
+        page: Page,
+    ) -> StoreResult<Paged<CertificateRecord>> {
+        let rows: Vec<CertificateRow> = dispatch!(&self.db, |pools: DB| {
+            sqlx::query_as(
+                "SELECT project_id, serial, username, subject, not_before, not_after, \
+                 sha256_fingerprint FROM certificates \
+                 WHERE project_id = $1 AND username = $2 AND not_after > $3 \
+                 ORDER BY not_before, serial LIMIT $4 OFFSET $5",
+            )
+            .bind(project_id.as_str())
+            .bind(username)
+            .bind(to_secs(now))
+            .bind(limit(page))
+            .bind(offset(page))
+            .fetch_all(&pools.read)
+            .await
+            .map_err(DB::map_err)?
+        });
+        let records = rows
+            .into_iter()
+            .map(CertificateRow::into_record)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let total = if page.include_count {
+            // Counted in the database, not taken from the cache: a listing is exact.
+            Some(self.count_unexpired(project_id, username, now).await? as i64)
+        } else {
+            None
+        };
+        Ok(paged(records, page, total))
+    }
+
+    async fn count_unexpired_certificates(
+        &self,
+        project_id: &ProjectId,
+        username: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        // Certificates expiring within the TTL are still counted: the cache only overcounts.
+        if self.cache.certificate_counts.is_disabled() {
+            return self.count_unexpired(project_id, username, now).await;
+        }
+        let key = (project_id.clone(), username.to_owned());
+        self.cache
+            .certificate_counts
+            .get_or_read_value(&key, || self.count_unexpired(project_id, username, now))
+            .await
+    }
+
+    async fn record_certificate(
+        &self,
+        record: &CertificateRecord,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        match &self.group_commit {
+            Some(group_commit) => group_commit.record(record, event).await?,
+            None => self.record_one(record, event).await?,
+        }
+        self.cache.count_inserted([record]);
+        Ok(())
+    }
+
+    async fn record_certificates(
+        &self,
+        items: &[(CertificateRecord, AuditEvent)],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        // One multi-row INSERT per chunk, in one transaction: one commit for the batch, with
+        // each inserted record's audit event. ON CONFLICT DO NOTHING keeps a taken serial from
+        // failing the others; that record gets `Conflict` and its event is not stored.
+        let results = dispatch!(&self.db, |pools: DB| {
+            let mut results: Vec<StoreResult<()>> = Vec::with_capacity(items.len());
+            let mut tx = pools.writer.begin().await.map_err(DB::map_err)?;
+            for chunk in items.chunks(CERTIFICATE_BATCH_CHUNK) {
+                let records: Vec<&CertificateRecord> =
+                    chunk.iter().map(|(record, _)| record).collect();
+                let written = insert_certificate_rows::<DB>(&records)
+                    .build()
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(DB::map_err)?
+                    .rows_affected();
+                // When every row went in (all but once in 2^63 draws) the row count says so;
+                // otherwise each record is looked up by its key, user and fingerprint, which
+                // only the row it wrote has. (`RETURNING` would say it directly, but streams
+                // one message per row back from SQLite's worker thread on every batch, for a
+                // case that practically never happens.)
+                let mut inserted: HashSet<(&str, i64)> = if written == records.len() as u64 {
+                    records.iter().map(|record| key(record)).collect()
+                } else {
+                    let mut inserted = HashSet::with_capacity(records.len());
+                    for record in &records {
+                        let ours = sqlx::query(
+                            "SELECT 1 FROM certificates WHERE project_id = $1 AND serial = $2 \
+                             AND username = $3 AND sha256_fingerprint = $4",
+                        )
+                        .bind(record.project_id.as_str())
+                        .bind(record.serial)
+                        .bind(record.username.as_str())
+                        .bind(record.sha256_fingerprint.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(DB::map_err)?;
+                        if ours.is_some() {
+                            inserted.insert(key(record));
+                        }
+                    }
+                    inserted
+                };
+                // A key inserted once answers Ok once: a duplicate within the batch conflicts.
+                let mut events = Vec::with_capacity(chunk.len());
+                for (record, event) in chunk {
+                    if inserted.remove(&key(record)) {
+                        events.push(event);
+                        results.push(Ok(()));
+                    } else {
+                        results.push(Err(StoreError::Conflict));
+                    }
+                }
+                if !events.is_empty() {
+                    // Batches vary in length and would only churn the statement cache.
+                    push_audit_rows::<DB>(&events)
+                        .build()
+                        .persistent(events.len() == 1)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(DB::map_err)?;
+                }
+            }
+            tx.commit().await.map_err(DB::map_err)?;
+            results
+        });
+        self.cache.count_inserted(
+            items
+                .iter()
+                .zip(&results)
+                .filter(|(_, result)| result.is_ok())
+                .map(|((record, _), _)| record),
+        );
+        Ok(results)
+    }
+}
+
+impl SqlStore {
+    /// Counts a user's certificates unexpired at `now` in the database.
+    async fn count_unexpired(
+        &self,
+        project_id: &ProjectId,
+        username: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let count: i64 = dispatch!(&self.db, |pools: DB| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) AS n FROM certificates \
+                 WHERE project_id = $1 AND username = $2 AND not_after > $3",
+            )
+            .bind(project_id.as_str())
+            .bind(username)
+            .bind(to_secs(now))
+            .fetch_one(&pools.read)
+            .await
+            .map_err(DB::map_err)?
+        });
+        Ok(count.max(0) as u64)
+    }
+
+    /// Records one certificate and its audit event in a transaction of their own.
+    async fn record_one(&self, record: &CertificateRecord, event: &AuditEvent) -> StoreResult<()> {
+        dispatch!(&self.db, |pools: DB| {
+            let mut tx = pools.writer.begin().await.map_err(DB::map_err)?;
+            sqlx::query(
+                "INSERT INTO certificates (project_id, serial, username, subject, not_before, \
+                 not_after, sha256_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(record.project_id.as_str())
+            .bind(record.serial)
+            .bind(&record.username)
+            .bind(&record.subject)
+            .bind(to_secs(record.not_before))
+            .bind(to_secs(record.not_after))
+            .bind(&record.sha256_fingerprint)
+            .execute(&mut *tx)
+            .await
+            .map_err(DB::map_err)?;
+            push_audit_rows::<DB>(&[event])
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(DB::map_err)?;
+            tx.commit().await.map_err(DB::map_err)?;
+        });
+        Ok(())
+    }
+}
+
+/// The key a certificate record is unique by: (project, serial).
+fn key(record: &CertificateRecord) -> (&str, i64) {
+    (record.project_id.as_str(), record.serial)
+}
+
+/// One INSERT of certificate records that skips serials already taken.
+fn insert_certificate_rows<'a, DB>(records: &[&'a CertificateRecord]) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut builder = QueryBuilder::new(
+        "INSERT INTO certificates (project_id, serial, username, subject, not_before, \
+         not_after, sha256_fingerprint) ",
+    );
+    builder.push_values(records, |mut row, record| {
+        row.push_bind(record.project_id.as_str())
+            .push_bind(record.serial)
+            .push_bind(record.username.as_str())
+            .push_bind(record.subject.as_str())
+            .push_bind(to_secs(record.not_before))
+            .push_bind(to_secs(record.not_after))
+            .push_bind(record.sha256_fingerprint.as_str());
+    });
+    builder.push(" ON CONFLICT (project_id, serial) DO NOTHING");
+    builder
+}
+
+/// A row of `certificates`.
+#[derive(sqlx::FromRow)]
+struct CertificateRow {
+    project_id: String,
+    serial: i64,
+    username: String,
+    subject: String,
+    not_before: i64,
+    not_after: i64,
+    sha256_fingerprint: String,
+}
+
+impl CertificateRow {
+    fn into_record(self) -> StoreResult<CertificateRecord> {
+        Ok(CertificateRecord {
+            serial: self.serial,
+            project_id: project_id(&self.project_id)?,
+            username: self.username,
+            subject: self.subject,
+            not_before: from_secs(self.not_before)?,
+            not_after: from_secs(self.not_after)?,
+            sha256_fingerprint: self.sha256_fingerprint,
+        })
+    }
+}
