@@ -6,12 +6,29 @@
 //! Request flow: request id and trace span (no bodies, no `Authorization` logged) → the Atlas
 //! layer ([`atlas_layer`]: version from the path, `pretty`/`envelope` flags, the
 //! `Content-Length` bound) → the route (404/405 in Atlas shape when none matches) → HTTP Digest
-//! ([`digest`]) → path and body extraction ([`extract`]) → the RPC → [`response::render`].
+//! ([`digest`]) → path and body extraction ([`extract`]; bodies as serde types, `body.rs`) →
+//! the resource's handler and the RPC → [`response::render`].
+//!
+//! One file per Atlas resource holds its routes, request and response types:
+//! `organizations.rs`, `api_keys.rs`, `projects.rs`, `database_users.rs`, `certificates.rs`,
+//! `user_security.rs`, `events.rs`; `routes.rs` merges them, `resource.rs` holds what they
+//! share (the list shape, links, timestamps, path segments).
 
+mod api_keys;
+mod body;
+mod certificates;
+mod database_users;
 pub mod digest;
+mod events;
 pub mod extract;
+mod organizations;
+mod projects;
+mod resource;
 pub mod response;
 mod routes;
+#[cfg(test)]
+mod tests;
+mod user_security;
 
 use std::sync::Arc;
 
@@ -92,11 +109,12 @@ impl RenderLimitError<axum::body::Body> for RestLimitErrors {
 /// Builds the gateway's router: the Atlas routes of both versions, Atlas-shaped 404 and 405,
 /// the flags and body-size layer, request ids and tracing.
 pub fn router(gateway: Gateway) -> Router {
-    Router::new()
-        .merge(routes::routes(ApiVersion::V1))
-        .merge(routes::routes(ApiVersion::V2))
-        .fallback(not_found)
-        .with_state(gateway)
+    atlas(routes::routes().fallback(not_found).with_state(gateway))
+}
+
+/// The layers around the routes: the Atlas layer ([`atlas_layer`]), request ids and tracing.
+fn atlas(routes: Router) -> Router {
+    routes
         .layer(middleware::from_fn(atlas_layer))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(

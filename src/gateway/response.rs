@@ -718,8 +718,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn envelope_wraps_entities_and_extends_lists() {
+    async fn body_text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn envelope_wraps_entities_and_extends_lists() {
         let flags = Flags {
             pretty: false,
             envelope: true,
@@ -730,6 +737,23 @@ mod tests {
         list.insert("totalCount".into(), Value::from(0));
         let response = render(Reply::List(StatusCode::OK, list), flags, ApiVersion::V1);
         assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], JSON_CONTENT_TYPE);
+        assert_eq!(
+            body_text(response).await,
+            r#"{"links":[],"results":[],"status":200,"totalCount":0}"#
+        );
+        let entity: Value = serde_json::from_str(r#"{"id":"a","name":"n"}"#).unwrap();
+        let response = render(
+            Reply::Entity(StatusCode::CREATED, entity),
+            flags,
+            ApiVersion::V2,
+        );
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], V2_CONTENT_TYPE);
+        assert_eq!(
+            body_text(response).await,
+            r#"{"status":201,"content":{"id":"a","name":"n"}}"#
+        );
         let response = render(
             Reply::Error(ApiError::malformed_json()),
             Flags {
@@ -738,10 +762,26 @@ mod tests {
             },
             ApiVersion::V2,
         );
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(response.headers()[header::CONTENT_TYPE], JSON_CONTENT_TYPE);
         assert_eq!(response.headers()[X_ERROR_CODE], "MALFORMED_JSON");
+        assert_eq!(
+            body_text(response).await,
+            "{\n  \"detail\" : \"Received JSON is malformed.\",\n  \"error\" : 400,\n  \"errorCode\" : \"MALFORMED_JSON\",\n  \"parameters\" : [ ],\n  \"reason\" : \"Bad Request\"\n}"
+        );
         let response = render(Reply::Empty, flags, ApiVersion::V1);
         assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body_text(response).await, r#"{"status":204,"content":{}}"#);
+        let response = render(
+            Reply::Empty,
+            Flags {
+                pretty: true,
+                envelope: false,
+            },
+            ApiVersion::V1,
+        );
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(body_text(response).await, "");
     }
 
     #[test]

@@ -1,0 +1,218 @@
+//! Programmatic API keys: `GET`/`POST /orgs/{orgId}/apiKeys`, `DELETE
+//! /orgs/{orgId}/apiKeys/{id}`, and assigning a key to a project (`PATCH` or `POST
+//! /groups/{groupId}/apiKeys/{id}`).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, patch};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Gateway;
+use super::body::{self, AtlasBody, AtlasJson};
+use super::extract::{AtlasPath, Authenticated, JsonBody, Paging, RequestContext};
+use super::resource::{Handled, Link, created, entity, list, rpc, segment, self_link};
+use super::response::{ApiError, Reply};
+use crate::proto::v1;
+use crate::proto::v1::api_key_service_server::ApiKeyService;
+
+/// The routes under `prefix` (one API version's).
+pub fn routes(prefix: &str) -> Router<Gateway> {
+    Router::new()
+        .route(
+            &format!("{prefix}/orgs/{{org_id}}/apiKeys"),
+            get(list_api_keys).post(create_api_key),
+        )
+        .route(
+            &format!("{prefix}/orgs/{{org_id}}/apiKeys/{{api_user_id}}"),
+            delete(delete_api_key),
+        )
+        .route(
+            &format!("{prefix}/groups/{{group_id}}/apiKeys/{{api_user_id}}"),
+            patch(assign_api_key).post(assign_api_key),
+        )
+}
+
+/// The body of `POST /orgs/{orgId}/apiKeys`, attributes in the order they are checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    desc: Option<String>,
+    roles: Option<Vec<String>>,
+}
+
+impl AtlasBody for NewApiKey {}
+
+/// One item of an assignment body (v1 sends one object, v2 a list of them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    roles: Option<Vec<String>>,
+}
+
+/// An API key as Atlas shows it (`privateKey` is empty except in the answer to its creation).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    desc: String,
+    id: String,
+    links: Vec<Link>,
+    private_key: String,
+    public_key: String,
+    roles: Vec<ApiKeyRole>,
+}
+
+/// A role of a key: in its organization or in one project.
+#[derive(Debug, Serialize)]
+#[serde(untagged, rename_all_fields = "camelCase")]
+pub enum ApiKeyRole {
+    /// An organization role.
+    Org {
+        /// The organization.
+        org_id: String,
+        /// The role.
+        role_name: String,
+    },
+    /// A project role.
+    Group {
+        /// The project.
+        group_id: String,
+        /// The role.
+        role_name: String,
+    },
+}
+
+impl ApiKey {
+    /// The key, its `self` link at `self_path` (segments already encoded).
+    fn new(ctx: &RequestContext, key: v1::ApiKey, self_path: &str) -> Self {
+        let roles = key
+            .roles
+            .into_iter()
+            .map(|r| {
+                if r.group_id.is_empty() {
+                    ApiKeyRole::Org {
+                        org_id: r.org_id,
+                        role_name: r.role_name,
+                    }
+                } else {
+                    ApiKeyRole::Group {
+                        group_id: r.group_id,
+                        role_name: r.role_name,
+                    }
+                }
+            })
+            .collect();
+        Self {
+            desc: key.desc,
+            id: key.id,
+            links: self_link(ctx.resource_href(self_path)),
+            private_key: key.private_key,
+            public_key: key.public_key,
+            roles,
+        }
+    }
+}
+
+fn org_key_path(org_id: &str, key_id: &str) -> String {
+    format!("/orgs/{}/apiKeys/{}", segment(org_id), segment(key_id))
+}
+
+async fn create_api_key(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    AtlasPath(org_id): AtlasPath<String>,
+    AtlasJson(body): AtlasJson<NewApiKey>,
+) -> Handled {
+    let request = v1::CreateApiKeyRequest {
+        org_id: org_id.clone(),
+        desc: body.desc.unwrap_or_default(),
+        roles: body.roles.unwrap_or_default(),
+    };
+    let key = ApiKeyService::create_api_key(&*gateway.services, rpc(&auth, request))
+        .await?
+        .into_inner()
+        .api_key
+        .unwrap_or_default();
+    let self_path = org_key_path(&org_id, &key.id);
+    Ok(entity(created(&ctx), &ApiKey::new(&ctx, key, &self_path)))
+}
+
+async fn list_api_keys(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    AtlasPath(org_id): AtlasPath<String>,
+    paging: Paging,
+) -> Handled {
+    let request = v1::ListApiKeysRequest {
+        org_id: org_id.clone(),
+        page_num: paging.page_num,
+        items_per_page: paging.items_per_page,
+        include_count: paging.include_count,
+    };
+    let page = ApiKeyService::list_api_keys(&*gateway.services, rpc(&auth, request))
+        .await?
+        .into_inner();
+    let results = page
+        .results
+        .into_iter()
+        .map(|key| {
+            let self_path = org_key_path(&org_id, &key.id);
+            ApiKey::new(&ctx, key, &self_path)
+        })
+        .collect();
+    Ok(list(
+        &ctx,
+        paging,
+        results,
+        page.total_count,
+        page.has_next_page,
+    ))
+}
+
+async fn delete_api_key(
+    State(gateway): State<Gateway>,
+    auth: Authenticated,
+    AtlasPath((org_id, api_key_id)): AtlasPath<(String, String)>,
+) -> Handled {
+    let request = v1::DeleteApiKeyRequest { org_id, api_key_id };
+    ApiKeyService::delete_api_key(&*gateway.services, rpc(&auth, request)).await?;
+    Ok(Reply::Empty)
+}
+
+/// Assigns an organization key to a project. Both Atlas forms are accepted on both prefixes:
+/// v1's `PATCH` with `{"roles":[…]}` and v2's `POST` with `[{"roles":[…]}]`.
+async fn assign_api_key(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    AtlasPath((group_id, api_key_id)): AtlasPath<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Handled {
+    let items = match body {
+        Value::Array(items) => items,
+        object @ Value::Object(_) => vec![object],
+        _ => return Err(ApiError::invalid_json().into()),
+    };
+    let mut roles = Vec::new();
+    for item in items {
+        let item: Assignment = body::parse(item, &[])?;
+        roles.extend(item.roles.unwrap_or_default());
+    }
+    let request = v1::AssignApiKeyToProjectRequest {
+        group_id: group_id.clone(),
+        api_key_id,
+        roles,
+    };
+    let key = ApiKeyService::assign_api_key_to_project(&*gateway.services, rpc(&auth, request))
+        .await?
+        .into_inner();
+    let self_path = format!(
+        "/groups/{}/apiKeys/{}",
+        segment(&group_id),
+        segment(&key.id)
+    );
+    Ok(entity(StatusCode::OK, &ApiKey::new(&ctx, key, &self_path)))
+}

@@ -1,0 +1,66 @@
+//! Organizations: `GET /orgs`, the organizations the key belongs to.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde::Serialize;
+
+use super::Gateway;
+use super::extract::{Authenticated, Paging, RequestContext};
+use super::resource::{Handled, Link, list, rpc, segment, self_link};
+use crate::proto::v1;
+use crate::proto::v1::organization_service_server::OrganizationService;
+
+/// The routes under `prefix` (one API version's).
+pub fn routes(prefix: &str) -> Router<Gateway> {
+    Router::new().route(&format!("{prefix}/orgs"), get(list_orgs))
+}
+
+/// An organization as Atlas shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    id: String,
+    is_deleted: bool,
+    links: Vec<Link>,
+    name: String,
+}
+
+impl Organization {
+    fn new(ctx: &RequestContext, org: v1::Organization) -> Self {
+        Self {
+            links: self_link(ctx.resource_href(&format!("/orgs/{}", segment(&org.id)))),
+            id: org.id,
+            is_deleted: org.is_deleted,
+            name: org.name,
+        }
+    }
+}
+
+async fn list_orgs(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    paging: Paging,
+) -> Handled {
+    let request = v1::ListOrganizationsRequest {
+        page_num: paging.page_num,
+        items_per_page: paging.items_per_page,
+        include_count: paging.include_count,
+    };
+    let page = OrganizationService::list_organizations(&*gateway.services, rpc(&auth, request))
+        .await?
+        .into_inner();
+    let results = page
+        .results
+        .into_iter()
+        .map(|org| Organization::new(&ctx, org))
+        .collect();
+    Ok(list(
+        &ctx,
+        paging,
+        results,
+        page.total_count,
+        page.has_next_page,
+    ))
+}
