@@ -367,8 +367,31 @@ mod tests {
         assert!(!is_private_key("ABCDEF00-0000-0000-0000-000000000000"));
         assert!(!is_public_key("abcdefg1"));
         assert!(!format!("{key:?}").contains(key.private_key.as_str()));
-        // HA1 of RFC 7616 §3.9.1's example shape: H(user:realm:pass).
-        assert_eq!(ha1::<Md5>("a", "b").len(), 32);
-        assert_eq!(ha1::<Sha256>("a", "b").len(), 64);
+    }
+
+    #[test]
+    fn ha1_is_the_hash_of_key_realm_and_secret() {
+        // HA1 of RFC 7616 §3.4.2: H(username:realm:password), lowercase hex. The expected values
+        // were computed independently with Python's hashlib:
+        //   s = b"abcdefgh:MMS Public API:5d0e3f6a-1c2b-4d3e-9f8a-7b6c5d4e3f2a"
+        //   hashlib.md5(s).hexdigest(); hashlib.sha256(s).hexdigest()
+        const PRIVATE_KEY: &str = "5d0e3f6a-1c2b-4d3e-9f8a-7b6c5d4e3f2a";
+        const MD5: &str = "b462e5c36f12cb1dbd5cb001ff2213df";
+        const SHA256: &str = "750de03d9fd44a01bf7e725b3307b39658ebe30dc8f57d8b6c47055a31f04079";
+        assert_eq!(ha1::<Md5>("abcdefgh", PRIVATE_KEY).as_str(), MD5);
+        assert_eq!(ha1::<Sha256>("abcdefgh", PRIVATE_KEY).as_str(), SHA256);
+        // The stored record holds the same values.
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let key = NewApiKey::from_pair(
+            ApiKeyId::generate(now),
+            OrgId::generate(now),
+            "abcdefgh".into(),
+            Zeroizing::new(PRIVATE_KEY.into()),
+            "d".into(),
+            vec![],
+            now,
+        );
+        assert_eq!(key.record.ha1_md5, MD5);
+        assert_eq!(key.record.ha1_sha256, SHA256);
     }
 }
