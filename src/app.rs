@@ -19,6 +19,7 @@ use tower::ServiceBuilder;
 use tower::timeout::TimeoutLayer;
 use tracing::{debug, error, info, warn};
 
+use crate::auth::Authenticator;
 use crate::config::{Config, MasterKeySource};
 use crate::domain::{Bootstrap, Core, KeyPool, Keyring, MasterKey, Store, SystemClock};
 use crate::grpc::{GrpcLimitErrors, Services};
@@ -33,7 +34,6 @@ use crate::proto::v1::{
     user_security_service_server::UserSecurityServiceServer,
 };
 use crate::refusals::{Recorded, RefusalIo, Refusals, RequestLog};
-use crate::throttle::AuthThrottle;
 use crate::tls::{self, TlsReloader, TlsSettings};
 use crate::{gateway, metrics, proto, storage};
 
@@ -119,18 +119,19 @@ pub async fn serve(
     set_health(&health_reporter, ServingStatus::Serving).await;
 
     let limits = config.limits;
-    let throttle = Arc::new(AuthThrottle::new(config.throttle));
     // One pool of permits for both listeners: the limit is global, not per connection.
     let permits = Arc::new(Semaphore::new(limits.max_concurrent_requests));
-    let trusted_proxies = Arc::new(config.trusted_proxies.clone());
+    let trusted_proxies = config.trusted_proxies.clone();
     if !trusted_proxies.networks().is_empty() {
         info!(trusted_proxies = ?trusted_proxies.networks(), "x-forwarded-for trusted from these proxies");
     }
-    let services = Arc::new(Services::new(
+    // One authenticator (and so one throttle) for both listeners.
+    let authenticator = Arc::new(Authenticator::new(
         core.clone(),
-        throttle.clone(),
-        trusted_proxies.clone(),
+        config.throttle,
+        trusted_proxies,
     ));
+    let services = Arc::new(Services::new(core.clone(), authenticator.clone()));
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -200,9 +201,7 @@ pub async fn serve(
         .layer(TimeoutLayer::new(limits.request_timeout))
         .service(gateway::router(gateway::Gateway::new(
             services.clone(),
-            core.clone(),
-            throttle,
-            trusted_proxies,
+            authenticator,
         )));
     // `/metrics` is answered outside the admission limit: it reads counters only, and an
     // overloaded server is when its operators most need to scrape it.

@@ -2,15 +2,16 @@
 //! users, as a gRPC service with an Atlas REST gateway.
 //!
 //! Layout: [`domain`] is the core (no transport, no SQL); [`storage`] implements its store;
-//! [`grpc`] adapts it to `dbcert.v1`; [`gateway`] maps Atlas HTTP onto those RPCs; [`app`]
+//! [`grpc`] adapts it to `dbcert.v1`; [`gateway`] maps Atlas HTTP onto those RPCs; [`auth`]
+//! authenticates the requests of both; [`app`]
 //! wires everything; [`config`] and [`telemetry`] serve `main.rs`.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod domain;
-pub mod forwarded;
 pub mod gateway;
 pub mod grpc;
 pub mod healthcheck;
@@ -22,5 +23,4 @@ pub mod refusals;
 pub mod rotate;
 pub mod storage;
 pub mod telemetry;
-pub mod throttle;
 pub mod tls;

@@ -63,12 +63,24 @@ impl std::fmt::Debug for NewApiKey {
     }
 }
 
-/// The stored secrets of a key, for the gateway's HTTP Digest verification.
+/// The stored secrets of a key, for HTTP Digest verification, with the principal the key
+/// authenticates as (read in the same lookup, so a Digest request looks its key up once).
 pub struct DigestSecrets {
     /// `MD5(publicKey:realm:privateKey)`, lowercase hex.
     pub ha1_md5: Zeroizing<String>,
     /// `SHA-256(publicKey:realm:privateKey)`, lowercase hex.
     pub ha1_sha256: Zeroizing<String>,
+    principal: Principal,
+}
+
+// === impl DigestSecrets ===
+
+impl DigestSecrets {
+    /// Returns the key's principal: call it only once a Digest response has been verified
+    /// against these secrets.
+    pub fn into_principal(self) -> Principal {
+        self.principal
+    }
 }
 
 // === impl Principal ===
@@ -235,7 +247,8 @@ impl Core {
         }
     }
 
-    /// Resolves a key already verified by the HTTP gateway's Digest check.
+    /// Resolves a key whose possession was proven otherwise: the key named by a verified client
+    /// certificate (mutual TLS).
     pub async fn principal_for_verified_key(&self, public_key: &str) -> AtlasResult<Principal> {
         self.store
             .api_key_by_public_key(public_key)
@@ -278,16 +291,18 @@ impl Core {
         self.clock.now()
     }
 
-    /// Returns a key's HA1 values for HTTP Digest verification; `None` for an unknown key.
+    /// Returns a key's HA1 values for HTTP Digest verification, with its principal; `None` for
+    /// an unknown key.
     pub async fn digest_secrets(&self, public_key: &str) -> AtlasResult<Option<DigestSecrets>> {
         Ok(self
             .store
             .api_key_by_public_key(public_key)
             .await
             .map_err(store_error)?
-            .map(|r| DigestSecrets {
-                ha1_md5: Zeroizing::new(r.ha1_md5),
-                ha1_sha256: Zeroizing::new(r.ha1_sha256),
+            .map(|mut record| DigestSecrets {
+                ha1_md5: Zeroizing::new(std::mem::take(&mut record.ha1_md5)),
+                ha1_sha256: Zeroizing::new(std::mem::take(&mut record.ha1_sha256)),
+                principal: Principal::from_record(record),
             }))
     }
 }

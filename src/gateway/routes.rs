@@ -14,7 +14,6 @@ use zeroize::Zeroizing;
 use super::Gateway;
 use super::extract::{AtlasPath, Authenticated, EventFilter, JsonBody, Paging, RequestContext};
 use super::response::{ApiError, ApiVersion, Reply};
-use crate::grpc::VerifiedApiKey;
 use crate::proto::v1;
 use crate::proto::v1::api_key_service_server::ApiKeyService;
 use crate::proto::v1::audit_service_server::AuditService;
@@ -75,15 +74,10 @@ pub fn routes(version: ApiVersion) -> Router<Gateway> {
         )
 }
 
-/// A gRPC request carrying the verified key, so the core resolves its roles.
+/// A gRPC request carrying the authenticated principal, so the service looks no key up again.
 fn rpc<T>(auth: &Authenticated, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request
-        .extensions_mut()
-        .insert::<VerifiedApiKey>(auth.0.clone());
-    if let Some(client) = auth.1 {
-        request.extensions_mut().insert(client);
-    }
+    request.extensions_mut().insert(auth.0.clone());
     request
 }
 
