@@ -1,6 +1,7 @@
 //! Extractors whose rejections come back as Atlas errors: the request context (version, flags,
-//! URLs for `links`), the Digest-authenticated principal, path parameters, the bounded JSON body and the
-//! paging query.
+//! URLs for `links`), the Digest-authenticated principal (the header turned into credentials for
+//! the [`Authenticator`], its refusal into the Atlas reply), path parameters, the bounded JSON
+//! body and the paging query.
 
 use std::net::SocketAddr;
 
