@@ -25,6 +25,7 @@ use tower::layer::util::{Identity, Stack};
 use tower::timeout::TimeoutLayer;
 use tracing::{error, info, warn};
 
+use crate::auth::Authenticator;
 use crate::background::{self, Background, TlsReload};
 use crate::config::Config;
 use crate::domain::{Core, KeyPool, SystemClock};
@@ -39,7 +40,6 @@ use crate::proto::v1::{
     project_service_server::ProjectServiceServer,
     user_security_service_server::UserSecurityServiceServer,
 };
-use crate::throttle::AuthThrottle;
 use crate::tls::ListenerTls;
 use crate::{gateway, listener, metrics, proto, secrets, storage};
 
@@ -290,26 +290,23 @@ impl App {
     }
 }
 
-// === Authentication: the one place its pieces are built ===
+// === Front doors ===
 
 /// Builds the two front doors over the core: the gRPC services and the REST gateway (which calls
-/// those services in-process), with the authentication pieces they share: the
-/// failed-authentication throttle and the trusted proxies.
-///
-/// MERGE (issue 10, item 1): the authentication module replaces these constructors; nothing
-/// else in this file builds them.
+/// those services in-process), sharing one [`Authenticator`] (and so one failed-authentication
+/// throttle and one view of the trusted proxies).
 fn front_doors(config: &Config, core: &Arc<Core>) -> (Arc<Services>, gateway::Gateway) {
-    let throttle = Arc::new(AuthThrottle::new(config.throttle));
-    let trusted_proxies = Arc::new(config.trusted_proxies.clone());
+    let trusted_proxies = config.trusted_proxies.clone();
     if !trusted_proxies.networks().is_empty() {
         info!(trusted_proxies = ?trusted_proxies.networks(), "x-forwarded-for trusted from these proxies");
     }
-    let services = Arc::new(Services::new(
+    let authenticator = Arc::new(Authenticator::new(
         core.clone(),
-        throttle.clone(),
-        trusted_proxies.clone(),
+        config.throttle,
+        trusted_proxies,
     ));
-    let gateway = gateway::Gateway::new(services.clone(), core.clone(), throttle, trusted_proxies);
+    let services = Arc::new(Services::new(core.clone(), authenticator.clone()));
+    let gateway = gateway::Gateway::new(services.clone(), authenticator);
     (services, gateway)
 }
 

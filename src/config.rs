@@ -9,11 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use zeroize::Zeroizing;
 
+use crate::auth::{ThrottleSettings, TrustedProxies};
 use crate::domain::{CaSubject, CoreSettings, KeyPoolConfig, KeyType};
-use crate::forwarded::TrustedProxies;
 use crate::middleware::Limits;
 use crate::storage::redact_url;
-use crate::throttle::ThrottleSettings;
 use crate::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSettings};
 
 /// The default gRPC listen address.
@@ -391,11 +390,7 @@ impl ServeArgs {
                 max_header_bytes: self.max_header_bytes,
                 http2_max_concurrent_streams: self.http2_max_concurrent_streams,
             },
-            throttle: ThrottleSettings {
-                burst: self.auth_failure_burst,
-                refill: self.auth_failure_refill,
-                ..ThrottleSettings::default()
-            },
+            throttle: ThrottleSettings::new(self.auth_failure_burst, self.auth_failure_refill),
             trusted_proxies: TrustedProxies::new(self.trusted_proxies),
             tls: match (self.tls_cert_file, self.tls_key_file) {
                 (Some(cert), Some(key)) => Some(TlsSettings {
@@ -437,7 +432,10 @@ impl Config {
             core: CoreSettings::default(),
             shutdown_grace: Duration::from_secs(10),
             limits: Limits::default(),
-            throttle: ThrottleSettings::default(),
+            throttle: ThrottleSettings::new(
+                DEFAULT_AUTH_FAILURE_BURST,
+                default_duration(DEFAULT_AUTH_FAILURE_REFILL),
+            ),
             trusted_proxies: TrustedProxies::default(),
             tls: None,
             key_pool: KeyPoolConfig::disabled(),

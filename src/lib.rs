@@ -2,17 +2,18 @@
 //! users, as a gRPC service with an Atlas REST gateway.
 //!
 //! Layout: [`domain`] is the core (no transport, no SQL); [`storage`] implements its store;
-//! [`grpc`] adapts it to `dbcert.v1`; [`gateway`] maps Atlas HTTP onto those RPCs; [`app`]
-//! builds the application from the configuration and serves it (with `secrets`, `http_server`
-//! and `background`); [`config`] and [`telemetry`] serve `main.rs`.
+//! [`grpc`] adapts it to `dbcert.v1`; [`gateway`] maps Atlas HTTP onto those RPCs; [`auth`]
+//! authenticates the requests of both; [`app`] builds the application from the configuration
+//! and serves it (with `secrets`, `http_server` and `background`); [`config`] and
+//! [`telemetry`] serve `main.rs`.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod auth;
 mod background;
 pub mod config;
 pub mod domain;
-pub mod forwarded;
 pub mod gateway;
 pub mod grpc;
 pub mod healthcheck;
@@ -26,5 +27,4 @@ pub mod rotate;
 mod secrets;
 pub mod storage;
 pub mod telemetry;
-pub mod throttle;
 pub mod tls;

@@ -136,7 +136,7 @@ async fn stale_nonces_and_algorithms() {
         .unwrap()
         .derive_secret("dbcert/v1/digest-nonce");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let old = dbcert::gateway::digest::new_nonce(&secret, now - 360);
+    let old = dbcert::auth::digest::new_nonce(&secret, now - 360);
     let auth = atlas.authorization("GET", target, &old, 1);
     assert_challenge(
         &atlas
@@ -157,7 +157,7 @@ async fn stale_nonces_and_algorithms() {
         false,
     );
     // A fresh nonce minted by another replica with the same master key is accepted.
-    let fresh = dbcert::gateway::digest::new_nonce(&secret, now);
+    let fresh = dbcert::auth::digest::new_nonce(&secret, now);
     let auth = atlas.authorization("GET", target, &fresh, 1);
     assert_eq!(
         atlas

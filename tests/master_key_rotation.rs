@@ -192,7 +192,7 @@ async fn digest_nonces_of_either_key_are_accepted_during_a_rotation() {
         (stranger, 401),
     ] {
         let secret = key.derive_secret(dbcert::domain::DIGEST_NONCE_LABEL);
-        let nonce = dbcert::gateway::digest::new_nonce(&secret, now);
+        let nonce = dbcert::auth::digest::new_nonce(&secret, now);
         let auth = atlas.authorization("GET", target, &nonce, 1);
         let resp = atlas
             .raw("GET", target, None, &[("authorization", &auth)])

@@ -11,7 +11,7 @@ mod gateway_support;
 use std::time::Duration;
 
 use common::{Clients, Key, TestServer, error_code};
-use dbcert::forwarded::TrustedProxies;
+use dbcert::auth::TrustedProxies;
 use dbcert::proto::v1::{
     AssignApiKeyToProjectRequest, CreateApiKeyRequest, ListAuditEventsRequest,
     ListOrganizationEventsRequest, ListOrganizationsRequest,

@@ -63,12 +63,24 @@ impl std::fmt::Debug for NewApiKey {
     }
 }
 
-/// The stored secrets of a key, for the gateway's HTTP Digest verification.
+/// The stored secrets of a key, for HTTP Digest verification, with the principal the key
+/// authenticates as (read in the same lookup, so a Digest request looks its key up once).
 pub struct DigestSecrets {
     /// `MD5(publicKey:realm:privateKey)`, lowercase hex.
     pub ha1_md5: Zeroizing<String>,
     /// `SHA-256(publicKey:realm:privateKey)`, lowercase hex.
     pub ha1_sha256: Zeroizing<String>,
+    principal: Principal,
+}
+
+// === impl DigestSecrets ===
+
+impl DigestSecrets {
+    /// Returns the key's principal: call it only once a Digest response has been verified
+    /// against these secrets.
+    pub fn into_principal(self) -> Principal {
+        self.principal
+    }
 }
 
 // === impl Principal ===
@@ -235,7 +247,8 @@ impl Core {
         }
     }
 
-    /// Resolves a key already verified by the HTTP gateway's Digest check.
+    /// Resolves a key whose possession was proven otherwise: the key named by a verified client
+    /// certificate (mutual TLS).
     pub async fn principal_for_verified_key(&self, public_key: &str) -> AtlasResult<Principal> {
         self.store
             .api_key_by_public_key(public_key)
@@ -278,16 +291,18 @@ impl Core {
         self.clock.now()
     }
 
-    /// Returns a key's HA1 values for HTTP Digest verification; `None` for an unknown key.
+    /// Returns a key's HA1 values for HTTP Digest verification, with its principal; `None` for
+    /// an unknown key.
     pub async fn digest_secrets(&self, public_key: &str) -> AtlasResult<Option<DigestSecrets>> {
         Ok(self
             .store
             .api_key_by_public_key(public_key)
             .await
             .map_err(store_error)?
-            .map(|r| DigestSecrets {
-                ha1_md5: Zeroizing::new(r.ha1_md5),
-                ha1_sha256: Zeroizing::new(r.ha1_sha256),
+            .map(|mut record| DigestSecrets {
+                ha1_md5: Zeroizing::new(std::mem::take(&mut record.ha1_md5)),
+                ha1_sha256: Zeroizing::new(std::mem::take(&mut record.ha1_sha256)),
+                principal: Principal::from_record(record),
             }))
     }
 }
@@ -367,8 +382,31 @@ mod tests {
         assert!(!is_private_key("ABCDEF00-0000-0000-0000-000000000000"));
         assert!(!is_public_key("abcdefg1"));
         assert!(!format!("{key:?}").contains(key.private_key.as_str()));
-        // HA1 of RFC 7616 §3.9.1's example shape: H(user:realm:pass).
-        assert_eq!(ha1::<Md5>("a", "b").len(), 32);
-        assert_eq!(ha1::<Sha256>("a", "b").len(), 64);
+    }
+
+    #[test]
+    fn ha1_is_the_hash_of_key_realm_and_secret() {
+        // HA1 of RFC 7616 §3.4.2: H(username:realm:password), lowercase hex. The expected values
+        // were computed independently with Python's hashlib:
+        //   s = b"abcdefgh:MMS Public API:5d0e3f6a-1c2b-4d3e-9f8a-7b6c5d4e3f2a"
+        //   hashlib.md5(s).hexdigest(); hashlib.sha256(s).hexdigest()
+        const PRIVATE_KEY: &str = "5d0e3f6a-1c2b-4d3e-9f8a-7b6c5d4e3f2a";
+        const MD5: &str = "b462e5c36f12cb1dbd5cb001ff2213df";
+        const SHA256: &str = "750de03d9fd44a01bf7e725b3307b39658ebe30dc8f57d8b6c47055a31f04079";
+        assert_eq!(ha1::<Md5>("abcdefgh", PRIVATE_KEY).as_str(), MD5);
+        assert_eq!(ha1::<Sha256>("abcdefgh", PRIVATE_KEY).as_str(), SHA256);
+        // The stored record holds the same values.
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let key = NewApiKey::from_pair(
+            ApiKeyId::generate(now),
+            OrgId::generate(now),
+            "abcdefgh".into(),
+            Zeroizing::new(PRIVATE_KEY.into()),
+            "d".into(),
+            vec![],
+            now,
+        );
+        assert_eq!(key.record.ha1_md5, MD5);
+        assert_eq!(key.record.ha1_sha256, SHA256);
     }
 }

@@ -1,21 +1,23 @@
 //! Extractors whose rejections come back as Atlas errors: the request context (version, flags,
-//! URLs for `links`), the Digest-verified key, path parameters, the bounded JSON body and the
-//! paging query.
+//! URLs for `links`), the Digest-authenticated principal (the header turned into credentials for
+//! the [`Authenticator`], its refusal into the Atlas reply), path parameters, the bounded JSON
+//! body and the paging query.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio_stream::StreamExt as _;
 
 use super::response::{ApiError, ApiVersion, Flags, Reply};
-use super::{Gateway, MAX_BODY_BYTES, digest};
-use crate::grpc::{ClientAddress, VerifiedApiKey};
+use super::{Gateway, MAX_BODY_BYTES};
+use crate::auth::{
+    AuthError, Authenticator, Credentials, DigestRequest, VerifiedPrincipal, digest,
+};
 use crate::listener::PeerInfo;
-use crate::throttle::Attempt;
 
 /// What the gateway's middleware learned about a request, for handlers and rendering.
 #[derive(Clone, Debug)]
@@ -148,10 +150,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
-/// The API key that signed the request with HTTP Digest, and the client's address (from
-/// axum's `ConnectInfo`, absent when the router is served without it, as in unit tests).
+/// The principal whose API key signed the request with HTTP Digest (with the client's address),
+/// ready to be passed into the extensions of the in-process RPC request.
 #[derive(Clone, Debug)]
-pub struct Authenticated(pub VerifiedApiKey, pub Option<ClientAddress>);
+pub struct Authenticated(pub VerifiedPrincipal);
 
 impl FromRequestParts<Gateway> for Authenticated {
     type Rejection = Reply;
@@ -180,50 +182,41 @@ impl FromRequestParts<Gateway> for Authenticated {
                     .iter()
                     .map(|value| value.as_bytes())
                     .collect();
-                gateway.trusted_proxies.client_address(peer, forwarded)
+                gateway.authenticator.client_address(peer, forwarded)
             });
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        let credentials = match parts.headers.get(header::AUTHORIZATION) {
             // The first step of the handshake: a challenge, not a failure.
-            return digest::verify(
-                &gateway.core,
-                &parts.headers,
-                &parts.method,
-                &parts.uri,
-                client,
-            )
+            None => Credentials::None,
+            Some(value) => Credentials::Digest(DigestRequest {
+                response: value.to_str().ok().and_then(digest::parse_authorization),
+                method: parts.method.as_str(),
+                target: &parts.uri,
+            }),
+        };
+        match gateway
+            .authenticator
+            .authenticate(credentials, client)
             .await
-            .map(|key| Self(key, client.map(ClientAddress)))
-            .map_err(|refusal| refusal.reply);
-        };
-        let claimed = value
-            .to_str()
-            .ok()
-            .and_then(digest::parse_authorization)
-            .map(|credentials| credentials.username);
-        let attempt = Attempt {
-            address: client.map(|addr| addr.ip()),
-            public_key: claimed.as_deref(),
-        };
-        if let Some(wait) = gateway.throttle.check(&attempt) {
-            return Err(ApiError::rate_limited(wait).into());
-        }
-        match digest::verify(
-            &gateway.core,
-            &parts.headers,
-            &parts.method,
-            &parts.uri,
-            client,
-        )
-        .await
         {
-            Ok(key) => Ok(Self(key, client.map(ClientAddress))),
-            Err(refusal) => {
-                if refusal.is_failure {
-                    gateway.throttle.record_failure(&attempt);
-                }
-                Err(refusal.reply)
-            }
+            Ok(principal) => Ok(Self(VerifiedPrincipal(principal))),
+            Err(error) => Err(refusal(&gateway.authenticator, error)),
         }
+    }
+}
+
+/// The reply to a refused request: a fresh Digest challenge (`stale=true` for a stale nonce),
+/// 429 `RATE_LIMITED` with `Retry-After`, or the store's error.
+fn refusal(authenticator: &Authenticator, error: AuthError) -> Reply {
+    let challenge = |stale| {
+        let value = HeaderValue::from_str(&authenticator.digest_challenge(stale))
+            .expect("a challenge must be a valid header value");
+        Reply::Challenge(vec![value])
+    };
+    match error {
+        AuthError::RateLimited(wait) => ApiError::rate_limited(wait).into(),
+        AuthError::StaleNonce => challenge(true),
+        AuthError::Store(error) => ApiError::from_atlas(&error).into(),
+        AuthError::Unauthenticated => challenge(false),
     }
 }
 

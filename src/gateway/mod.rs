@@ -6,8 +6,14 @@
 //! Request flow: request id and trace span (no bodies, no `Authorization` logged) → the Atlas
 //! layer ([`atlas_layer`]: version from the path, `pretty`/`envelope` flags, the
 //! `Content-Length` bound) → the route (404/405 in Atlas shape when none matches) → HTTP Digest
-//! ([`digest`]) → path and body extraction ([`extract`]; bodies as serde types, `body.rs`) →
-//! the resource's handler and the RPC → [`response::render`].
+//! (the [`Authenticated`](extract::Authenticated) extractor asks the shared
+//! [`Authenticator`]) → path and body extraction ([`extract`]; bodies as serde types, `body.rs`)
+//! → the resource's handler and the RPC, carrying the verified principal →
+//! [`response::render`].
+//!
+//! The gateway holds the gRPC services and the authenticator, not the core: every operation is
+//! an RPC, and authentication is done before it because Digest signs the HTTP method and target,
+//! which the RPC does not carry.
 //!
 //! One file per Atlas resource holds its routes, request and response types:
 //! `organizations.rs`, `api_keys.rs`, `projects.rs`, `database_users.rs`, `certificates.rs`,
@@ -18,7 +24,6 @@ mod api_keys;
 mod body;
 mod certificates;
 mod database_users;
-pub mod digest;
 mod events;
 pub mod extract;
 mod organizations;
@@ -42,39 +47,28 @@ use tower_http::trace::TraceLayer;
 
 use self::extract::RequestContext;
 use self::response::{ApiError, ApiVersion, Reply, render};
-use crate::domain::Core;
-use crate::forwarded::TrustedProxies;
+use crate::auth::Authenticator;
 use crate::grpc::Services;
 use crate::middleware::{LimitError, RenderLimitError};
-use crate::throttle::AuthThrottle;
 
 /// The largest request body accepted (bytes); larger ones get 413 `REQUEST_TOO_LARGE`, refused
 /// by `Content-Length` before reading or as soon as a streamed body passes the bound.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What the gateway calls: the gRPC services, and the core's key store for Digest checks.
+/// What the gateway calls: the gRPC services, and the authenticator for HTTP Digest.
 #[derive(Clone, Debug)]
 pub struct Gateway {
     services: Arc<Services>,
-    core: Arc<Core>,
-    throttle: Arc<AuthThrottle>,
-    trusted_proxies: Arc<TrustedProxies>,
+    authenticator: Arc<Authenticator>,
 }
 
 impl Gateway {
-    /// Creates the gateway; failed Digest authentications are throttled by `throttle`, per
-    /// client address (behind `trusted_proxies`, the one their `X-Forwarded-For` names).
-    pub fn new(
-        services: Arc<Services>,
-        core: Arc<Core>,
-        throttle: Arc<AuthThrottle>,
-        trusted_proxies: Arc<TrustedProxies>,
-    ) -> Self {
+    /// Creates the gateway; requests are authenticated by `authenticator` (shared with the
+    /// gRPC services: one throttle of failed authentications for both listeners).
+    pub fn new(services: Arc<Services>, authenticator: Arc<Authenticator>) -> Self {
         Self {
             services,
-            core,
-            throttle,
-            trusted_proxies,
+            authenticator,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! What every resource file of the gateway shares: the gRPC request carrying the verified key,
+//! What every resource file of the gateway shares: the gRPC request carrying the authenticated principal,
 //! the status of a create, `links`, Atlas timestamps, percent-encoded path segments, and the
 //! one list shape (`links` with self/previous/next, `results`, `totalCount`).
 
@@ -11,20 +11,14 @@ use time::format_description::well_known::Rfc3339;
 
 use super::extract::{Authenticated, Paging, RequestContext};
 use super::response::{ApiVersion, Reply};
-use crate::grpc::VerifiedApiKey;
 
 /// What a handler returns: the reply, or the refusal (also a reply).
 pub type Handled = Result<Reply, Reply>;
 
-/// A gRPC request carrying the verified key, so the core resolves its roles.
+/// A gRPC request carrying the authenticated principal, so the service looks no key up again.
 pub fn rpc<T>(auth: &Authenticated, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request
-        .extensions_mut()
-        .insert::<VerifiedApiKey>(auth.0.clone());
-    if let Some(client) = auth.1 {
-        request.extensions_mut().insert(client);
-    }
+    request.extensions_mut().insert(auth.0.clone());
     request
 }
 

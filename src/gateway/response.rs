@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
+use crate::domain::AtlasError;
 use crate::grpc::{METADATA_HTTP_STATUS, METADATA_PARAMETERS};
 
 /// The header naming the Atlas errorCode of an error response.
@@ -283,6 +284,22 @@ impl ApiError {
         )
     }
 
+    /// Translates a core error decided outside an RPC (a store failure while authenticating):
+    /// the same error a service would give as a status, read by [`Self::from_status`]. Internal
+    /// and unavailable errors are logged, as `grpc/status.rs` logs them for RPCs.
+    pub fn from_atlas(error: &AtlasError) -> Self {
+        crate::grpc::log_server_error(error);
+        let code = error.code();
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::new(
+            status,
+            code.as_str(),
+            error.detail(),
+            error.parameters().to_vec(),
+        )
+    }
+
     /// Translates a gRPC status from the services: the Atlas errorCode, HTTP status and
     /// parameters come from its `google.rpc.ErrorInfo`; without one, from [`http_status`].
     pub fn from_status(status: &tonic::Status) -> Self {
@@ -347,7 +364,7 @@ impl From<tonic::Status> for ApiError {
 fn retry_after(wait: std::time::Duration) -> (HeaderName, HeaderValue) {
     (
         header::RETRY_AFTER,
-        HeaderValue::from(crate::throttle::retry_after_secs(wait)),
+        HeaderValue::from(crate::auth::throttle::retry_after_secs(wait)),
     )
 }
 
@@ -677,6 +694,20 @@ mod tests {
             assert_eq!(error.error_code, code.as_str());
             assert_eq!(error.parameters, vec![Value::from("p")]);
         }
+    }
+
+    #[test]
+    fn core_errors_render_as_they_would_through_a_status() {
+        for &code in crate::domain::ErrorCode::ALL {
+            let error = || AtlasError::new(code, "d", vec!["p".into()]);
+            let through_status = ApiError::from_status(&crate::grpc::to_status(error()));
+            assert_eq!(ApiError::from_atlas(&error()), through_status, "{code:?}");
+        }
+        let outage = || AtlasError::unavailable("store down");
+        assert_eq!(
+            ApiError::from_atlas(&outage()),
+            ApiError::from_status(&crate::grpc::to_status(outage()))
+        );
     }
 
     #[test]

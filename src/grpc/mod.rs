@@ -15,35 +15,27 @@ mod user_security;
 
 use std::sync::Arc;
 
-pub use self::auth::{ClientAddress, VerifiedApiKey};
 pub use self::status::{
     ERROR_DOMAIN, GrpcLimitErrors, METADATA_HTTP_STATUS, METADATA_PARAMETERS, METADATA_RETRY_AFTER,
-    grpc_code, network_status, rate_limited, to_status,
+    grpc_code, log_server_error, network_status, rate_limited, to_status,
 };
+use crate::auth::Authenticator;
 use crate::domain::Core;
-use crate::forwarded::TrustedProxies;
-use crate::throttle::AuthThrottle;
 
 /// The gRPC adapter: one value implements every `dbcert.v1` service over a shared core.
 #[derive(Clone, Debug)]
 pub struct Services {
     core: Arc<Core>,
-    throttle: Arc<AuthThrottle>,
-    trusted_proxies: Arc<TrustedProxies>,
+    authenticator: Arc<Authenticator>,
 }
 
 impl Services {
-    /// Wraps the core; failed authentications are throttled by `throttle`, per client address
-    /// (behind `trusted_proxies`, the one their `x-forwarded-for` names).
-    pub fn new(
-        core: Arc<Core>,
-        throttle: Arc<AuthThrottle>,
-        trusted_proxies: Arc<TrustedProxies>,
-    ) -> Self {
+    /// Wraps the core; calls are authenticated by `authenticator` (shared with the REST
+    /// gateway, so both listeners count failures in one throttle).
+    pub fn new(core: Arc<Core>, authenticator: Arc<Authenticator>) -> Self {
         Self {
             core,
-            throttle,
-            trusted_proxies,
+            authenticator,
         }
     }
 
@@ -52,6 +44,6 @@ impl Services {
         &self,
         request: &tonic::Request<T>,
     ) -> Result<crate::domain::Principal, tonic::Status> {
-        auth::authenticate(&self.core, &self.throttle, &self.trusted_proxies, request).await
+        auth::authenticate(&self.authenticator, request).await
     }
 }

@@ -36,13 +36,7 @@ pub fn grpc_code(kind: ErrorKind) -> Code {
 /// Converts a core error into a status. Internal and unavailable errors are logged here, once.
 pub fn to_status(error: AtlasError) -> Status {
     let code = error.code();
-    match code {
-        ErrorCode::UnexpectedError => error!(error = %display_chain(&error), "request failed"),
-        ErrorCode::ServiceUnavailable => {
-            tracing::warn!(error = %display_chain(&error), "store unavailable")
-        }
-        _ => {}
-    }
+    log_server_error(&error);
     let parameters = serde_json::to_string(error.parameters()).expect("strings serialize");
     let metadata = HashMap::from([
         (
@@ -56,6 +50,19 @@ pub fn to_status(error: AtlasError) -> Status {
         details.add_bad_request_violation(field, error.detail());
     }
     Status::with_error_details(grpc_code(code.kind()), error.detail(), details)
+}
+
+/// Logs an internal or unavailable error, with its causes, where it is mapped for a client
+/// (here, and in the REST gateway for an error met while authenticating); other errors are the
+/// client's and are not logged.
+pub fn log_server_error(error: &AtlasError) {
+    match error.code() {
+        ErrorCode::UnexpectedError => error!(error = %display_chain(error), "request failed"),
+        ErrorCode::ServiceUnavailable => {
+            tracing::warn!(error = %display_chain(error), "store unavailable")
+        }
+        _ => {}
+    }
 }
 
 /// The `retry-after` metadata key of throttled and shed calls (seconds), beside the
@@ -79,7 +86,7 @@ pub fn network_status(
     let mut details = ErrorDetails::with_error_info(error_code, ERROR_DOMAIN, metadata);
     let mut headers = tonic::metadata::MetadataMap::new();
     if let Some(wait) = retry_after {
-        let secs = crate::throttle::retry_after_secs(wait);
+        let secs = crate::auth::throttle::retry_after_secs(wait);
         details.set_retry_info(Some(std::time::Duration::from_secs(secs)));
         headers.insert(
             METADATA_RETRY_AFTER,

@@ -32,7 +32,7 @@ pub struct ThrottleSettings {
 /// Who failed, or who is asking: the client address and the public key it claimed, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt<'a> {
-    /// The client address (the TCP peer; behind a proxy, the proxy).
+    /// The client address (the TCP peer; behind a trusted proxy, the client it names).
     pub address: Option<IpAddr>,
     /// The public key claimed, if the request got that far.
     pub public_key: Option<&'a str>,
@@ -59,12 +59,17 @@ struct Bucket {
 
 // === impl ThrottleSettings ===
 
-impl Default for ThrottleSettings {
-    fn default() -> Self {
+impl ThrottleSettings {
+    /// The most buckets kept in memory unless told otherwise. The defaults of `burst` and
+    /// `refill` are the flags' (`config::DEFAULT_AUTH_FAILURE_BURST` and `_REFILL`).
+    pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+
+    /// Settings with this burst and refill, and [`Self::DEFAULT_MAX_ENTRIES`] buckets.
+    pub fn new(burst: u32, refill: Duration) -> Self {
         Self {
-            burst: 10,
-            refill: Duration::from_secs(6),
-            max_entries: 100_000,
+            burst,
+            refill,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
         }
     }
 }

@@ -10,14 +10,17 @@
 //! `WWW-Authenticate` headers into one and would mix two challenges' parameters. Responses with
 //! `algorithm=SHA-256` (and the `-sess` variants) are verified all the same.
 //!
+//! Everything of the scheme is here: parsing the `Authorization` header, nonces, the challenge
+//! and verifying a response. Throttling and recording failures are the [`Authenticator`]'s.
+//!
+//! [`Authenticator`]: super::Authenticator
 //! [RFC 7616]: https://www.rfc-editor.org/rfc/rfc7616
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use base64::Engine as _;
+use http::Uri;
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -25,9 +28,9 @@ use time::OffsetDateTime;
 use tracing::debug;
 use zeroize::Zeroizing;
 
-use super::response::{ApiError, Reply};
-use crate::domain::{Core, DIGEST_REALM};
-use crate::grpc::{VerifiedApiKey, to_status};
+use super::Refusal;
+use super::credentials::DigestRequest;
+use crate::domain::{Core, DIGEST_REALM, Principal};
 
 /// How long a nonce is fresh.
 pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
@@ -293,56 +296,16 @@ fn uri_matches(digest_uri: &str, target: &Uri) -> bool {
         .unwrap_or(false)
 }
 
-/// A fresh 401 challenge.
-pub fn challenge_reply(core: &Core, stale: bool) -> Reply {
-    let nonce = new_nonce(core.digest_nonce_secret(), core.now().unix_timestamp());
-    let value = HeaderValue::from_str(&challenge(&nonce, stale))
-        .expect("a challenge must be a valid header value");
-    Reply::Challenge(vec![value])
-}
-
-/// Why [`verify`] did not accept a request: the reply to send, and whether it counts as a
-/// failed authentication for throttling (not the first, credential-less step of the handshake,
-/// not a stale nonce, not a store outage).
-#[derive(Debug)]
-pub struct Refusal {
-    /// The reply: a fresh challenge, or 503 when the store cannot be asked.
-    pub reply: Reply,
-    /// Whether wrong or malformed credentials were presented.
-    pub is_failure: bool,
-}
-
-impl Refusal {
-    fn not_counted(reply: Reply) -> Self {
-        Self {
-            reply,
-            is_failure: false,
-        }
-    }
-}
-
-/// Verifies a request's Digest credentials: the key on success, else the [`Refusal`]. A wrong
-/// response or an unknown key is recorded in the audit trail with the client's address; a
-/// request without credentials (the first leg of every Digest exchange) and a stale nonce are
-/// not.
-pub async fn verify(
-    core: &Core,
-    headers: &HeaderMap,
-    method: &Method,
-    target: &Uri,
-    client: Option<SocketAddr>,
-) -> Result<VerifiedApiKey, Refusal> {
+/// Verifies a request's Digest response: the key's principal on success, else the
+/// [`Refusal`]. A wrong response or an unknown key is a failure the audit trail records; other
+/// malformed or unacceptable responses are failures it does not; a stale nonce and a store
+/// outage are no failures at all.
+pub(crate) async fn verify(core: &Core, request: &DigestRequest<'_>) -> Result<Principal, Refusal> {
     let refuse = |why: &'static str| {
         debug!(why, "digest authentication refused");
-        Refusal {
-            reply: challenge_reply(core, false),
-            is_failure: true,
-        }
+        Refusal::Failed { audit: false }
     };
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(Refusal::not_counted(challenge_reply(core, false)));
-    };
-    let Some(credentials) = value.to_str().ok().and_then(parse_authorization) else {
+    let Some(credentials) = &request.response else {
         return Err(refuse("unparsable authorization header"));
     };
     let Some(algorithm) = Algorithm::parse(credentials.algorithm.as_deref()) else {
@@ -369,7 +332,7 @@ pub async fn verify(
     if credentials.cnonce.as_deref().is_none_or(str::is_empty) {
         return Err(refuse("missing cnonce"));
     }
-    if !uri_matches(&credentials.uri, target) {
+    if !uri_matches(&credentials.uri, request.target) {
         return Err(refuse("uri does not match the request"));
     }
     let now = core.now().unix_timestamp();
@@ -383,12 +346,11 @@ pub async fn verify(
     if nonce_state == NonceState::Invalid {
         return Err(refuse("invalid nonce"));
     }
+    // The one key lookup of a Digest request: the HA1 values and the principal come together.
     let secrets = core
         .digest_secrets(&credentials.username)
         .await
-        .map_err(|error| {
-            Refusal::not_counted(Reply::Error(ApiError::from_status(&to_status(error))))
-        })?;
+        .map_err(Refusal::Store)?;
     // Against an unknown key, compare with a dummy so the time taken does not tell.
     let dummy = Zeroizing::new("0".repeat(if algorithm.is_sha256() { 64 } else { 32 }));
     let ha1 = match &secrets {
@@ -396,19 +358,18 @@ pub async fn verify(
         Some(s) => &s.ha1_md5,
         None => &dummy,
     };
-    let expected = expected_response(ha1, algorithm, &credentials, method.as_str());
+    let expected = expected_response(ha1, algorithm, credentials, request.method);
     let presented = credentials.response.to_ascii_lowercase();
     let matches: bool = expected.as_bytes().ct_eq(presented.as_bytes()).into();
-    if !matches || secrets.is_none() {
-        core.record_failed_authentication(Some(&credentials.username), client, "digest")
-            .await;
-        return Err(refuse("wrong credentials"));
-    }
+    let Some(secrets) = secrets.filter(|_| matches) else {
+        debug!(why = "wrong credentials", "digest authentication refused");
+        return Err(Refusal::Failed { audit: true });
+    };
     let expires_at = match nonce_state {
         NonceState::Fresh(expires_at) => expires_at,
         NonceState::Stale | NonceState::Invalid => {
             debug!("stale digest nonce");
-            return Err(Refusal::not_counted(challenge_reply(core, true)));
+            return Err(Refusal::Stale);
         }
     };
     let expires_at = OffsetDateTime::from_unix_timestamp(expires_at)
@@ -416,15 +377,11 @@ pub async fn verify(
     let first_use = core
         .record_digest_nonce_use(&credentials.nonce, &format!("{nc:08x}"), expires_at)
         .await
-        .map_err(|error| {
-            Refusal::not_counted(Reply::Error(ApiError::from_status(&to_status(error))))
-        })?;
+        .map_err(Refusal::Store)?;
     if !first_use {
         return Err(refuse("replayed nonce count"));
     }
-    Ok(VerifiedApiKey {
-        public_key: credentials.username,
-    })
+    Ok(secrets.into_principal())
 }
 
 #[cfg(test)]
