@@ -5,8 +5,9 @@
 # No Docker engine runs in this project's CI, so this file is kept correct by construction:
 # the builder runs the same cargo commands as `.ci/run` (`--locked`, the committed Cargo.lock,
 # the pinned toolchain of Cargo.toml's rust-version), nothing here needs protoc (protox compiles
-# the protos in build.rs), and tests/dockerfile.rs checks the invariants below (toolchain pin,
-# exposed ports = the listen addresses, volume = the data dir, the healthcheck command).
+# the protos in build.rs), and tests/integration/dockerfile.rs checks the invariants below
+# (toolchain pin, exposed ports = the listen addresses, volume = the data dir, the healthcheck
+# command).
 
 ARG RUST_VERSION=1.95.0
 

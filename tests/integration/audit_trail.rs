@@ -5,10 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
-mod common;
-mod gateway_support;
-
-use common::{Clients, Key, TestServer, assert_error};
 use dbcert::domain::{Actor, AuditAction, AuditFilter, AuditScope, OrgId, Page};
 use dbcert::proto::v1::{
     AssignApiKeyToProjectRequest, AuditEvent, CreateApiKeyRequest, CreateOrganizationRequest,
@@ -18,8 +14,10 @@ use dbcert::proto::v1::{
     UpdateDatabaseUserRequest, UpdateUserSecurityRequest, X509Type,
     audit_service_client::AuditServiceClient,
 };
-use gateway_support::Atlas;
 use tonic::Code;
+
+use crate::harness::atlas::Atlas;
+use crate::harness::{self, Clients, Key, TestServer, assert_error};
 
 type AuditClient = AuditServiceClient<
     tonic::service::interceptor::InterceptedService<
@@ -542,7 +540,7 @@ async fn organization_events_are_listed_to_organization_owners_only() {
     let status = org_events(&clients, request("not-an-org"))
         .await
         .unwrap_err();
-    assert_eq!(common::error_code(&status), "INVALID_ORG_ID");
+    assert_eq!(harness::error_code(&status), "INVALID_ORG_ID");
 
     // Paging as elsewhere.
     let page = org_events(
@@ -620,7 +618,7 @@ async fn organization_events_are_listed_to_organization_owners_only() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(common::error_code(&status), "INVALID_QUERY_PARAMETER");
+    assert_eq!(harness::error_code(&status), "INVALID_QUERY_PARAMETER");
     let status = org_events(
         &clients,
         ListOrganizationEventsRequest {
@@ -634,7 +632,7 @@ async fn organization_events_are_listed_to_organization_owners_only() {
     )
     .await
     .unwrap_err();
-    assert_eq!(common::error_code(&status), "INVALID_QUERY_PARAMETER");
+    assert_eq!(harness::error_code(&status), "INVALID_QUERY_PARAMETER");
     server.stop().await;
 }
 

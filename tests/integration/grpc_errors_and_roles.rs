@@ -3,9 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
 
-mod common;
-
-use common::{Clients, Key, TestServer, assert_error, error_code};
 use dbcert::proto::v1::{
     AssignApiKeyToProjectRequest, CreateApiKeyRequest, CreateOrganizationRequest,
     CreateProjectRequest, CustomerX509, DeleteApiKeyRequest, GetProjectRequest, ListApiKeysRequest,
@@ -14,6 +11,8 @@ use dbcert::proto::v1::{
 };
 use tonic::Code;
 use tonic_types::StatusExt as _;
+
+use crate::harness::{Clients, Key, TestServer, assert_error, error_code};
 
 fn key_of(api_key: &dbcert::proto::v1::ApiKey) -> Key {
     Key {

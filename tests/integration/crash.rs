@@ -4,72 +4,24 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Clients, Key};
 use dbcert::proto::v1::ListUserCertificatesRequest;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use nix::sys::signal::Signal;
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+use crate::harness::Key;
+use crate::harness::binary::{Spawned, serve_command};
 
-fn spawn(data: &Path, key: &Key, grpc: SocketAddr, http: SocketAddr) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dbcert"))
-        .args(["serve", "--data-dir"])
-        .arg(data)
-        .args(["--grpc-listen", &grpc.to_string()])
-        .args(["--http-listen", &http.to_string()])
-        .env(
-            "DBCERT_BOOTSTRAP_API_KEY",
-            format!("{}:{}", key.public, key.private),
-        )
-        .env_remove("DBCERT_MASTER_KEY")
-        .env_remove("DBCERT_DATABASE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn dbcert")
-}
-
-async fn connect_serving(grpc: SocketAddr, key: &Key) -> Clients {
-    let endpoint = format!("http://{grpc}");
-    for _ in 0..400 {
-        if let Ok(channel) = tonic::transport::Endpoint::from_shared(endpoint.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            let status = HealthClient::new(channel.clone())
-                .check(HealthCheckRequest::default())
-                .await;
-            if status.is_ok_and(|s| s.into_inner().status == 1) {
-                return Clients::new(channel, key.clone());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("dbcert did not become SERVING");
-}
-
-async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    for _ in 0..400 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().unwrap();
-    panic!("dbcert did not exit");
+/// `dbcert serve` on `data` with `key` as its bootstrap key.
+async fn spawn(data: &Path, key: &Key) -> Spawned {
+    let mut command = serve_command(data);
+    command.env(
+        "DBCERT_BOOTSTRAP_API_KEY",
+        format!("{}:{}", key.public, key.private),
+    );
+    Spawned::start(command).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,9 +29,8 @@ async fn sigkill_during_concurrent_issuance_loses_no_delivered_certificate() {
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().join("data");
     let key = Key::random();
-    let (grpc, http) = (free_addr(), free_addr());
-    let mut child = spawn(&data, &key, grpc, http);
-    let clients = connect_serving(grpc, &key).await;
+    let mut child = spawn(&data, &key).await;
+    let clients = child.clients(&key).await;
     let group_id = clients.create_project("crash").await;
     clients.create_managed_user(&group_id, "victim").await;
     // The CA exists before the race, so the kill lands among leaf issues.
@@ -106,12 +57,8 @@ async fn sigkill_during_concurrent_issuance_loses_no_delivered_certificate() {
             Err(_) => panic!("no certificate delivered within the bound"),
         }
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let status = wait_exit(&mut child).await;
+    child.signal(Signal::SIGKILL);
+    let status = child.wait_exit().await;
     assert!(!status.success(), "SIGKILL: {status:?}");
     for task in tasks {
         task.await.unwrap();
@@ -122,8 +69,8 @@ async fn sigkill_during_concurrent_issuance_loses_no_delivered_certificate() {
     }
 
     // Restart on the same directory: everything delivered is there.
-    let mut child = spawn(&data, &key, grpc, http);
-    let clients = connect_serving(grpc, &key).await;
+    let mut child = spawn(&data, &key).await;
+    let clients = child.clients(&key).await;
     let listed = clients
         .certificates()
         .list_user_certificates(ListUserCertificatesRequest {
@@ -145,12 +92,8 @@ async fn sigkill_during_concurrent_issuance_loses_no_delivered_certificate() {
     assert_eq!(clients.project_ca_pem(&group_id).await, ca_before);
     clients.issue(&group_id, "victim", Some(1)).await.unwrap();
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert!(wait_exit(&mut child).await.success());
+    child.signal(Signal::SIGTERM);
+    assert!(child.wait_exit().await.success());
 
     let url = format!("sqlite://{}?mode=ro", data.join("dbcert.sqlite3").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();

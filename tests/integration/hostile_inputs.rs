@@ -7,17 +7,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod gateway_support;
-
 use std::time::Duration;
 
-use common::{TestServer, error_code};
 use dbcert::proto::v1::{CreateUserCertificateRequest, ListOrganizationsRequest};
-use gateway_support::{Alg, Atlas, authorization};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::harness::atlas::{self, Alg, Atlas, authorization};
+use crate::harness::{TestServer, error_code};
 
 /// A raw HTTP/1.1 response.
 #[derive(Debug)]
@@ -892,7 +890,7 @@ async fn a_refusal_after_pipelined_requests_leaves_their_responses_intact() {
         .await
         .expect("the server closes the connection after the refusal")
         .unwrap();
-    let responses = gateway_support::parse_responses(&bytes, &[false, true, false, false, false]);
+    let responses = atlas::parse_responses(&bytes, &[false, true, false, false, false]);
     let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [401, 401, 404, 405, 400], "{responses:?}");
     assert_eq!(

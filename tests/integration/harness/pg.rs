@@ -7,10 +7,10 @@ use std::io::Write as _;
 
 use sqlx::{Connection as _, Executor as _, PgConnection};
 
+use super::tools::{REQUIRE_VAR, tools_required};
+
 /// The variable naming the administrative PostgreSQL URL (CI exports it).
 pub const URL_VAR: &str = "DBCERT_TEST_DATABASE_URL";
-/// Set to `1` (CI does) to make a missing [`URL_VAR`] a failure rather than a skip.
-pub const REQUIRE_VAR: &str = "DBCERT_REQUIRE_TOOLS";
 
 /// A database created for one test, dropped when this is dropped.
 pub struct TestDatabase {
@@ -27,7 +27,7 @@ pub fn admin_url(test: &str) -> Option<String> {
     match std::env::var(URL_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1") {
+            if tools_required() {
                 panic!("{URL_VAR} must be set when {REQUIRE_VAR}=1 ({test})");
             }
             // Written to the real stderr, not the test's captured output, so it is seen.

@@ -1,12 +1,10 @@
 //! A small HTTP Digest client (RFC 7616, qop=auth) over reqwest for the gateway tests, and
 //! helpers to compare Atlas responses.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
-use crate::common::{Key, TestServer};
+use super::{Key, TestServer};
 
 /// A response, read whole.
 #[derive(Debug)]
@@ -236,16 +234,6 @@ pub fn authorization(
         r#"Digest username="{}", realm="{realm}", nonce="{nonce}", uri="{uri}", algorithm={algorithm}, response="{response}", qop=auth, nc={nc}, cnonce="{cnonce}""#,
         key.public
     )
-}
-
-/// Whether a required external tool is missing: prints a skip line, or panics when
-/// `DBCERT_REQUIRE_TOOLS=1`.
-pub fn skip_missing_tool(tool: &str, why: &str) -> bool {
-    if std::env::var("DBCERT_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-        panic!("{tool} is required (DBCERT_REQUIRE_TOOLS=1) but unavailable: {why}");
-    }
-    println!("skipped: {tool} unavailable ({why})");
-    true
 }
 
 /// One HTTP/1.1 response cut out of a raw byte stream.

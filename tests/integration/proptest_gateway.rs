@@ -5,15 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod gateway_support;
-
 use std::time::Duration;
 
-use common::TestServer;
-use gateway_support::Atlas;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+
+use crate::harness::TestServer;
+use crate::harness::atlas::Atlas;
 
 /// Percent-encodes every byte outside the unreserved set, so any string travels as one segment.
 fn encode_segment(segment: &str) -> String {

@@ -5,12 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::pg::TestDatabase;
-use common::{Clients, Key, TestServer};
 use dbcert::domain::{
     Actor, AuditAction, AuditEvent, AuditOutcome, CertificateRecord, OrgId, ProjectId,
 };
@@ -19,6 +15,9 @@ use dbcert::proto::v1::{
     audit_service_client::AuditServiceClient,
 };
 use time::OffsetDateTime;
+
+use crate::harness::pg::TestDatabase;
+use crate::harness::{Clients, Key, TestServer};
 
 /// More old events than one purge batch (1,000) holds, so the purge must go on batch after
 /// batch.

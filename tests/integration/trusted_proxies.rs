@@ -5,20 +5,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod gateway_support;
-
 use std::time::Duration;
 
-use common::{Clients, Key, TestServer, error_code};
 use dbcert::auth::TrustedProxies;
 use dbcert::proto::v1::{
     AssignApiKeyToProjectRequest, CreateApiKeyRequest, ListAuditEventsRequest,
     ListOrganizationEventsRequest, ListOrganizationsRequest,
     organization_service_client::OrganizationServiceClient,
 };
-use gateway_support::{Alg, Atlas, authorization};
 use tonic::Code;
+
+use crate::harness::atlas::{Alg, Atlas, authorization};
+use crate::harness::{Clients, Key, TestServer, error_code};
 
 /// A server allowing 2 failed authentications per address (or key) before 429, trusting
 /// `trusted` (comma-separated) as proxies.

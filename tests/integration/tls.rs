@@ -7,20 +7,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod gateway_support;
-
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Key, TestServer, tls_connect};
 use dbcert::proto::v1::ListOrganizationsRequest;
 use dbcert::proto::v1::organization_service_client::OrganizationServiceClient;
 use dbcert::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSettings};
-use gateway_support::{authorization, nonce_of, skip_missing_tool};
+use nix::sys::signal::Signal;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
@@ -28,6 +24,10 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::harness::atlas::{self, authorization, nonce_of};
+use crate::harness::binary::{self, Spawned, serve_command};
+use crate::harness::{self, Key, TestServer, skip_missing_tool, tls_connect};
 
 /// A CA generated at test time.
 struct Ca {
@@ -120,7 +120,7 @@ fn client_config(ca: &Ca, client: Option<&Leaf>) -> rustls::ClientConfig {
 async fn tls_channel(addr: SocketAddr, config: rustls::ClientConfig) -> Channel {
     Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
-        .connect_with_connector(common::tls_connector(addr, config))
+        .connect_with_connector(harness::tls_connector(addr, config))
         .await
         .unwrap()
 }
@@ -209,7 +209,7 @@ async fn grpc_over_tls_with_basic_credentials_or_a_client_certificate() {
     let me = fx.client_ca.client_leaf(&server.key.public);
     let channel = tls_channel(addr, client_config(&fx.server_ca, Some(&me))).await;
     assert_eq!(list_orgs(channel.clone(), None).await.unwrap(), 1);
-    let clients = common::Clients::new(channel.clone(), server.key.clone());
+    let clients = harness::Clients::new(channel.clone(), server.key.clone());
     let group_id = clients.create_project("mtls").await;
     let mut request = tonic::Request::new(dbcert::proto::v1::GetProjectRequest {
         group_id: group_id.clone(),
@@ -286,7 +286,7 @@ async fn rest_over_https_with_reqwest_and_curl() {
     let nonce = nonce_of(challenge.headers()["www-authenticate"].to_str().unwrap());
     let auth = authorization(
         &server.key,
-        gateway_support::Alg::Md5,
+        atlas::Alg::Md5,
         "GET",
         target,
         &nonce,
@@ -309,7 +309,7 @@ async fn rest_over_https_with_reqwest_and_curl() {
     assert!(plain.is_err() || plain.unwrap().status() != 200);
 
     let dir = tempfile::tempdir().unwrap();
-    let ca_file = common::write(dir.path(), "ca.pem", &fx.server_ca.cert_pem);
+    let ca_file = harness::write(dir.path(), "ca.pem", &fx.server_ca.cert_pem);
     let user = format!("{}:{}", server.key.public, server.key.private);
     let url = format!("{base}{target}");
     let output = Command::new("curl")
@@ -335,14 +335,6 @@ async fn rest_over_https_with_reqwest_and_curl() {
     server.stop().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -350,28 +342,14 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let ca = Ca::new("reload ca");
     let first = ca.server_leaf();
     let files = write_leaf(dir.path(), &first);
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let grpc_addr: SocketAddr = format!("127.0.0.1:{grpc_port}").parse().unwrap();
-    let http_addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
-    let log_path = dir.path().join("server.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dbcert"))
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .args(["--grpc-listen", &grpc_addr.to_string()])
-        .args(["--http-listen", &http_addr.to_string()])
+    let mut command = serve_command(&data);
+    command
         .arg("--tls-cert-file")
         .arg(&files.cert)
         .arg("--tls-key-file")
-        .arg(&files.key)
-        .env_remove("DBCERT_BOOTSTRAP_API_KEY")
-        .env_remove("DBCERT_MASTER_KEY")
-        .env_remove("DBCERT_DATABASE")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        .arg(&files.key);
+    let mut child = Spawned::start(command).await;
+    let (grpc_addr, http_addr) = (child.grpc_addr, child.http_addr);
 
     let mut old_channel = None;
     for _ in 0..200 {
@@ -394,7 +372,7 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     // New files, SIGHUP: new connections get the new certificate.
     let second = ca.server_leaf();
     write_leaf(dir.path(), &second);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    child.signal(Signal::SIGHUP);
     let mut reloaded = false;
     for _ in 0..200 {
         if served_certificate(grpc_addr, &ca).await == second.cert_der {
@@ -410,34 +388,18 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
 
     // A broken file: the reload fails, is logged, and the last good certificate stays.
     std::fs::write(&files.cert, "not a certificate").unwrap();
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-    let mut logged = false;
-    for _ in 0..200 {
-        let log = std::fs::read_to_string(&log_path).unwrap();
-        if log.contains("tls reload failed") {
-            logged = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(logged, "{}", std::fs::read_to_string(&log_path).unwrap());
+    child.signal(Signal::SIGHUP);
+    assert!(
+        child.wait_for_log("tls reload failed").await,
+        "{}",
+        child.log()
+    );
     assert_eq!(served_certificate(grpc_addr, &ca).await, second.cert_der);
     assert_eq!(health(old_channel).await.unwrap(), 1);
 
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let mut status = None;
-    for _ in 0..200 {
-        if let Some(s) = child.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let Some(status) = status else {
-        child.kill().unwrap();
-        panic!("dbcert did not exit after SIGTERM");
-    };
-    let log = std::fs::read_to_string(&log_path).unwrap();
+    child.signal(Signal::SIGTERM);
+    let status = child.wait_exit().await;
+    let log = child.log();
     assert!(status.success(), "{status:?}\n{log}");
     assert!(!log.contains("PRIVATE KEY"), "{log}");
 }
@@ -450,7 +412,7 @@ async fn healthcheck(addr: SocketAddr, env: &[(&str, &Path)]) -> (bool, String, 
         .map(|(name, value)| ((*name).to_owned(), value.to_path_buf()))
         .collect();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_dbcert"))
+        Command::new(binary::BIN)
             .arg("healthcheck")
             .env_clear()
             .env("DBCERT_GRPC_LISTEN", addr.to_string())
@@ -641,7 +603,7 @@ async fn over_https_requests_hyper_refuses_get_atlas_errors() {
           GET /api/\xff HTTP/1.1\r\nHost: localhost\r\n\r\n",
     )
     .await;
-    let responses = gateway_support::parse_responses(&bytes, &[]);
+    let responses = atlas::parse_responses(&bytes, &[]);
     assert_eq!(responses.len(), 2, "{responses:?}");
     assert_eq!(responses[0].status, 401);
     assert!(responses[0].head.contains("www-authenticate: digest"));
@@ -652,7 +614,7 @@ async fn over_https_requests_hyper_refuses_get_atlas_errors() {
         "a".repeat(64 * 1024)
     );
     let bytes = https_raw(addr, &fx.server_ca, request.as_bytes()).await;
-    let responses = gateway_support::parse_responses(&bytes, &[]);
+    let responses = atlas::parse_responses(&bytes, &[]);
     assert_eq!(responses.len(), 1, "{responses:?}");
     responses[0].assert_error(431, "REQUEST_HEADERS_TOO_LARGE");
     assert!(responses[0].head.contains("connection: close"));

@@ -2,17 +2,15 @@
 //! changed), the README quick start, and a Python `requests` script with `HTTPDigestAuth`.
 //!
 //! A missing tool (curl; a Python with `requests`, named by `DBCERT_TEST_PYTHON` or found as
-//! `python3`) skips the test with a "skipped: …" line, unless `DBCERT_REQUIRE_TOOLS=1`.
+//! `python3`) skips the test with a "<test>: skipped: …" line on stderr, unless
+//! `DBCERT_REQUIRE_TOOLS=1`.
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod gateway_support;
-
 use std::process::Command;
 
-use common::TestServer;
-use gateway_support::{Atlas, skip_missing_tool};
+use crate::harness::atlas::Atlas;
+use crate::harness::{self, TestServer, skip_missing_tool};
 
 fn curl_available() -> bool {
     Command::new("curl")
@@ -62,19 +60,19 @@ async fn the_source_pages_curl_command() {
 
     // Independent checks with openssl: subject, chain to the project CA, key matches.
     let dir = tempfile::tempdir().unwrap();
-    let pem_path = common::write(dir.path(), "user.pem", &pem);
-    let ca_path = common::write(
+    let pem_path = harness::write(dir.path(), "user.pem", &pem);
+    let ca_path = harness::write(
         dir.path(),
         "ca.pem",
         &server.clients().await.project_ca_pem(&group).await,
     );
-    let (ok, text) = common::openssl(&["x509", "-in", &pem_path, "-noout", "-subject"]);
+    let (ok, text) = harness::openssl(&["x509", "-in", &pem_path, "-noout", "-subject"]);
     assert!(ok, "{text}");
     assert!(
         text.contains("CN = curl.user") || text.contains("CN=curl.user"),
         "{text}"
     );
-    let (ok, text) = common::openssl(&[
+    let (ok, text) = harness::openssl(&[
         "verify",
         "-purpose",
         "sslclient",
@@ -83,8 +81,8 @@ async fn the_source_pages_curl_command() {
         &pem_path,
     ]);
     assert!(ok, "{text}");
-    let (_, cert_key) = common::openssl(&["x509", "-in", &pem_path, "-noout", "-pubkey"]);
-    let (_, private_key) = common::openssl(&["pkey", "-in", &pem_path, "-pubout"]);
+    let (_, cert_key) = harness::openssl(&["x509", "-in", &pem_path, "-noout", "-pubkey"]);
+    let (_, private_key) = harness::openssl(&["pkey", "-in", &pem_path, "-pubout"]);
     assert_eq!(cert_key, private_key);
 }
 

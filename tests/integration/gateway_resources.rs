@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod gateway_support;
-
-use common::TestServer;
-use gateway_support::Atlas;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::harness::TestServer;
+use crate::harness::atlas::Atlas;
 
 fn ca_pem(expired: bool) -> String {
     let key = rcgen::KeyPair::generate().unwrap();

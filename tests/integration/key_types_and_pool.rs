@@ -4,16 +4,13 @@
 //! disables it). No timing assertions.
 //!
 //! The Atlas REST routes keep issuing RSA-4096 only; that test belongs with the gateway's tests
-//! (`tests/gateway_atlas_certs.rs`) once the gateway branch is merged.
+//! (`tests/integration/gateway_atlas_certs.rs`) once the gateway branch is merged.
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
-
-mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{TestServer, assert_error, openssl, write};
 use dbcert::domain::{KeyPoolConfig, KeyType as DomainKeyType};
 use dbcert::proto::v1::{
     CreateUserCertificateRequest, CreateUserCertificateResponse, GetUserSecurityRequest, KeyType,
@@ -29,12 +26,14 @@ use x509_parser::oid_registry::{
 use x509_parser::pem::Pem;
 use x509_parser::public_key::PublicKey;
 
+use crate::harness::{self, TestServer, assert_error, openssl, write};
+
 /// The algorithm OIDs of the named curves (RFC 5480).
 const SECP256R1: &str = "1.2.840.10045.3.1.7";
 const SECP384R1: &str = "1.3.132.0.34";
 
 async fn issue(
-    clients: &common::Clients,
+    clients: &harness::Clients,
     group_id: &str,
     username: &str,
     key_type: KeyType,
@@ -52,7 +51,7 @@ async fn issue(
 }
 
 async fn set_ca_key_type(
-    clients: &common::Clients,
+    clients: &harness::Clients,
     group_id: &str,
     key_type: i32,
 ) -> Result<dbcert::proto::v1::UserSecurity, tonic::Status> {
@@ -144,7 +143,9 @@ async fn leaf_key_types_keep_the_atlas_profile_under_rsa_and_ecdsa_cas() {
     let dir = tempfile::tempdir().unwrap();
 
     // An RSA-4096 CA (the default) signs every leaf type with sha256WithRSAEncryption.
-    let rsa_group = clients.create_project("rsa-ca").await;
+    let rsa_group = clients
+        .create_project_with_ca("rsa-ca", KeyType::Unspecified)
+        .await;
     clients.create_managed_user(&rsa_group, "rsa-user").await;
     let ca_pem = clients.project_ca_pem(&rsa_group).await;
     with_cert(&ca_pem, |ca| {
@@ -172,7 +173,10 @@ async fn leaf_key_types_keep_the_atlas_profile_under_rsa_and_ecdsa_cas() {
         (KeyType::EcdsaP384, SECP384R1, OID_SIG_ECDSA_WITH_SHA384),
     ] {
         let group = clients
-            .create_project(&format!("ca-{}", ca_type.as_str_name()))
+            .create_project_with_ca(
+                &format!("ca-{}", ca_type.as_str_name()),
+                KeyType::Unspecified,
+            )
             .await;
         clients.create_managed_user(&group, "ec-user").await;
         let security = set_ca_key_type(&clients, &group, ca_type as i32)
@@ -211,7 +215,9 @@ async fn leaf_key_types_keep_the_atlas_profile_under_rsa_and_ecdsa_cas() {
 async fn ca_key_type_is_settable_until_the_ca_exists() {
     let server = TestServer::start().await;
     let clients = server.clients().await;
-    let group = clients.create_project("settings").await;
+    let group = clients
+        .create_project_with_ca("settings", KeyType::Unspecified)
+        .await;
     let get = || async {
         clients
             .security()

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +18,8 @@ use dbcert::domain::{
 use dbcert::storage::{POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
 use time::OffsetDateTime;
 
-use common::pg::{TestDatabase, with_database};
+use crate::harness;
+use crate::harness::pg::{TestDatabase, with_database};
 
 // === backends ===
 
@@ -1165,7 +1164,7 @@ async fn postgres_audit_time_index_may_be_built_beforehand() {
 /// collation is linguistic (ICU en-US would put `_x` and `alice` before `Bob`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_lists_users_bytewise_whatever_the_locale() {
-    let Some(admin) = common::pg::admin_url("postgres_lists_users_bytewise_whatever_the_locale")
+    let Some(admin) = harness::pg::admin_url("postgres_lists_users_bytewise_whatever_the_locale")
     else {
         return;
     };
@@ -1197,7 +1196,7 @@ async fn postgres_lists_users_bytewise_whatever_the_locale() {
 /// A server that refuses connections is `Unavailable` within the acquire timeout, not a hang.
 #[tokio::test]
 async fn postgres_unreachable_is_unavailable_fast() {
-    if common::pg::admin_url("postgres_unreachable_is_unavailable_fast").is_none() {
+    if harness::pg::admin_url("postgres_unreachable_is_unavailable_fast").is_none() {
         return;
     }
     // A port nothing listens on: bound, then released.
@@ -1222,7 +1221,7 @@ async fn postgres_unreachable_is_unavailable_fast() {
 /// Errors other than unreachability are not retried at start: a missing database fails at once.
 #[tokio::test]
 async fn postgres_missing_database_fails_without_retrying() {
-    let Some(admin) = common::pg::admin_url("postgres_missing_database_fails_without_retrying")
+    let Some(admin) = harness::pg::admin_url("postgres_missing_database_fails_without_retrying")
     else {
         return;
     };

@@ -3,16 +3,15 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
 
-mod common;
-
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use common::{Key, TestServer, openssl, write};
 use dbcert::proto::v1::ListUserCertificatesRequest;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use nix::sys::signal::Signal;
+
+use crate::harness::binary::{self, Spawned, serve_command};
+use crate::harness::{Key, TestServer, openssl, write};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_first_issues_share_one_ca_and_serials_are_unique() {
@@ -141,56 +140,16 @@ async fn a_restart_keeps_the_ca_and_the_records_and_the_same_ca_signs() {
     assert!(error.contains("master key does not match"), "{error}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_bootstraps_a_key_and_exits_zero_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dbcert"))
-        .args(["serve", "--data-dir"])
-        .arg(data.path())
-        .args(["--grpc-listen", &format!("127.0.0.1:{grpc_port}")])
-        .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
-        .env_remove("DBCERT_BOOTSTRAP_API_KEY")
-        .env_remove("DBCERT_MASTER_KEY")
-        .env_remove("DBCERT_DATABASE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dbcert");
-
-    // Wait (bounded) for SERVING.
-    let endpoint = format!("http://127.0.0.1:{grpc_port}");
-    let mut serving = false;
-    for _ in 0..200 {
-        if let Ok(channel) = tonic::transport::Endpoint::from_shared(endpoint.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            let status = HealthClient::new(channel)
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
-            if status.is_ok_and(|s| s.into_inner().status == 1) {
-                serving = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(serving, "dbcert did not become SERVING");
+    // No bootstrap key and no master key given: both are generated into the data directory.
+    let mut child = Spawned::start(serve_command(data.path())).await;
+    child.wait_serving().await;
+    let grpc_port = child.grpc_addr.port();
 
     // The healthcheck subcommand agrees.
-    let check = Command::new(env!("CARGO_BIN_EXE_dbcert"))
+    let check = Command::new(binary::BIN)
         .args([
             "healthcheck",
             "--grpc-listen",
@@ -217,40 +176,18 @@ async fn the_binary_bootstraps_a_key_and_exits_zero_on_sigterm() {
     let line = std::fs::read_to_string(&key_file).unwrap();
     let (public, private) = line.trim().split_once(':').unwrap();
     assert!(dbcert::domain::is_public_key(public) && dbcert::domain::is_private_key(private));
-    let channel = tonic::transport::Endpoint::from_shared(endpoint)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let clients = common::Clients::new(
-        channel,
-        Key {
+    let clients = child
+        .clients(&Key {
             public: public.into(),
             private: private.into(),
-        },
-    );
+        })
+        .await;
     clients.create_project("bootstrapped").await;
 
     // SIGTERM: exit 0.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut status = None;
-    for _ in 0..200 {
-        if let Some(s) = child.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let Some(status) = status else {
-        child.kill().unwrap();
-        panic!("dbcert did not exit after SIGTERM");
-    };
-    let mut log = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    child.signal(Signal::SIGTERM);
+    let status = child.wait_exit().await;
+    let log = child.log();
     assert!(status.success(), "exit status {status:?}; log:\n{log}");
     assert!(
         log.contains("received SIGTERM") && log.contains("shut down cleanly"),

@@ -5,16 +5,15 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
-mod common;
-mod gateway_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::pg::TestDatabase;
-use common::{Key, TestServer, openssl, write};
 use dbcert::config::{Config, MasterKeySource};
 use dbcert::domain::MasterKey;
+
+use crate::harness::atlas;
+use crate::harness::pg::TestDatabase;
+use crate::harness::{Key, TestServer, openssl, write};
 
 /// Writes a fresh master key file.
 fn key_file(dir: &Path, name: &str) -> PathBuf {
@@ -182,7 +181,7 @@ async fn digest_nonces_of_either_key_are_accepted_during_a_rotation() {
     let (old, new) = (key_file(keys.path(), "old"), key_file(keys.path(), "new"));
     let server =
         TestServer::start_in(temp.path(), Key::random(), keyring(&url, &new, &[&old])).await;
-    let atlas = gateway_support::Atlas::new(&server);
+    let atlas = atlas::Atlas::new(&server);
     let target = "/api/atlas/v1.0/orgs";
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let stranger = MasterKey::generate();

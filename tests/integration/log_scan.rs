@@ -6,81 +6,15 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
-mod common;
-mod gateway_support;
-
-use std::fs::File;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use base64::Engine as _;
-use common::{Clients, Key};
 use dbcert::proto::v1::{CreateApiKeyRequest, ListApiKeysRequest, ListOrganizationsRequest};
 use md5::{Digest as _, Md5};
+use nix::sys::signal::Signal;
 use sha2::Sha256;
 
-/// How long the server may take to start.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn output(&self) -> Vec<u8> {
-        let mut bytes = std::fs::read(self.dir.path().join("stdout")).unwrap();
-        bytes.extend(std::fs::read(self.dir.path().join("stderr")).unwrap());
-        bytes
-    }
-
-    /// Waits (bounded) for the "dbcert serving" line and returns (grpc, http).
-    async fn addresses(&self) -> (SocketAddr, SocketAddr) {
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        loop {
-            let text = strip_ansi(&String::from_utf8_lossy(&self.output()));
-            if let Some(line) = text.lines().find(|l| l.contains("dbcert serving")) {
-                let addr = |name: &str| -> SocketAddr {
-                    let start = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
-                    let end = line[start..].find(' ').map_or(line.len(), |e| start + e);
-                    line[start..end].parse().unwrap()
-                };
-                return (addr("grpc_addr"), addr("http_addr"));
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "server did not start:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// Removes ANSI escape sequences (plain log lines colour field names).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+use crate::harness::Key;
+use crate::harness::atlas;
+use crate::harness::binary::{Spawned, serve_command, strip_ansi};
 
 fn ha1s(key: &Key) -> [String; 2] {
     let input = format!("{}:MMS Public API:{}", key.public, key.private);
@@ -117,32 +51,17 @@ async fn no_key_material_in_trace_logs() {
     let dir = tempfile::tempdir().unwrap();
     let master_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     let bootstrap = Key::random();
-    let child = Command::new(env!("CARGO_BIN_EXE_dbcert"))
-        .arg("serve")
-        .env_clear()
+    let mut command = serve_command(&dir.path().join("data"));
+    command
         .env("RUST_LOG", "trace")
-        .env("DBCERT_DATA_DIR", dir.path().join("data"))
         .env("DBCERT_MASTER_KEY", &master_key)
         .env(
             "DBCERT_BOOTSTRAP_API_KEY",
             format!("{}:{}", bootstrap.public, bootstrap.private),
-        )
-        .env("DBCERT_GRPC_LISTEN", "127.0.0.1:0")
-        .env("DBCERT_HTTP_LISTEN", "127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(File::create(dir.path().join("stdout")).unwrap())
-        .stderr(File::create(dir.path().join("stderr")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut server = Server { child, dir };
-    let (grpc_addr, http_addr) = server.addresses().await;
-
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let clients = Clients::new(channel, bootstrap.clone());
+        );
+    let mut server = Spawned::start(command).await;
+    let http_addr = server.http_addr;
+    let clients = server.clients(&bootstrap).await;
     let mut secrets = vec![master_key.clone()];
     secrets.extend(key_secrets(&bootstrap));
 
@@ -162,11 +81,11 @@ async fn no_key_material_in_trace_logs() {
     clients.project_ca_pem(&group_id).await;
 
     // REST: a user and two certificates.
-    let atlas = gateway_support::Atlas {
+    let atlas = atlas::Atlas {
         http: reqwest::Client::new(),
         base: format!("http://{http_addr}"),
         key: bootstrap.clone(),
-        alg: gateway_support::Alg::Md5,
+        alg: atlas::Alg::Md5,
     };
     atlas.create_managed_user(&group_id, "rest-user").await;
     for _ in 0..2 {
@@ -232,7 +151,7 @@ async fn no_key_material_in_trace_logs() {
             })
             .await
             .unwrap();
-        let resp = gateway_support::Atlas {
+        let resp = atlas::Atlas {
             key: key.clone(),
             ..atlas.clone()
         }
@@ -257,19 +176,8 @@ async fn no_key_material_in_trace_logs() {
     }
 
     // Stop, so everything is flushed, then scan.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.signal(Signal::SIGTERM);
+    server.wait_exit().await;
     let output = server.output();
     let raw = String::from_utf8_lossy(&output);
     let text = strip_ansi(&raw);

@@ -3,32 +3,25 @@
 //! certificate a client received is listed exactly once through either replica, and racing
 //! creations of one database user give one success and one USER_ALREADY_EXISTS.
 //!
-//! Needs `DBCERT_TEST_DATABASE_URL` (see `tests/common/pg.rs`); skipped without it.
+//! Needs `DBCERT_TEST_DATABASE_URL` (see `harness/pg.rs`); skipped without it.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
-mod common;
-mod gateway_support;
-
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use dbcert::domain::{Core, CoreSettings, MasterKey, SystemClock};
 use dbcert::proto::v1::{ListUserCertificatesRequest, X509Type};
 use dbcert::storage::PostgresStore;
 use tonic::Code;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use common::pg::TestDatabase;
-use common::{Clients, Key, assert_error, openssl, write};
+use crate::harness::atlas;
+use crate::harness::binary::{Spawned, serve_command};
+use crate::harness::pg::TestDatabase;
+use crate::harness::{Clients, Key, assert_error, openssl, write};
 
-/// How long a replica may take to start (migrations included) and become SERVING.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Certificates issued through each replica.
 const PER_REPLICA: usize = 3;
 
@@ -37,10 +30,8 @@ const PER_REPLICA: usize = 3;
 /// A `dbcert serve` child process, killed on drop.
 struct Replica {
     name: &'static str,
-    child: Child,
-    grpc_addr: SocketAddr,
+    process: Spawned,
     http_addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -52,124 +43,39 @@ struct Shared {
 }
 
 impl Replica {
-    /// Starts a replica on ephemeral ports and returns once it logged its gRPC address.
+    /// Starts a replica on ephemeral ports and returns once it logged its addresses.
     async fn start(name: &'static str, shared: &Shared) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dbcert"))
-            .arg("serve")
-            .env_clear()
-            .env("RUST_LOG", "info")
+        let mut command = serve_command(data_dir.path());
+        command
             .env("DBCERT_LOG_FORMAT", "json")
-            .env("DBCERT_DATA_DIR", data_dir.path())
             .env("DBCERT_DATABASE", &shared.database_url)
             .env("DBCERT_MASTER_KEY", &shared.master_key)
             .env(
                 "DBCERT_BOOTSTRAP_API_KEY",
                 format!("{}:{}", shared.key.public, shared.key.private),
-            )
-            // Port 0: the kernel picks free ports; the "dbcert serving" line reports them.
-            .env("DBCERT_GRPC_LISTEN", "127.0.0.1:0")
-            .env("DBCERT_HTTP_LISTEN", "127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn dbcert serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        let lines = log.clone();
-        // Keeps draining stderr after the address is known, so the child never blocks on it.
-        std::thread::spawn(move || {
-            let mut addr_tx = Some(addr_tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = serving_addr(&line)
-                    && let Some(tx) = addr_tx.take()
-                {
-                    let _ = tx.send(addr);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut replica = Self {
+            );
+        let process = Spawned::start(command).await;
+        Self {
             name,
-            child,
-            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
+            http_addr: process.http_addr,
+            process,
             _data_dir: data_dir,
-        };
-        match tokio::time::timeout(START_TIMEOUT, addr_rx).await {
-            Ok(Ok((grpc, http))) => (replica.grpc_addr, replica.http_addr) = (grpc, http),
-            Ok(Err(_)) => panic!(
-                "replica {name} exited before serving:\n{}",
-                replica.log_text()
-            ),
-            Err(_) => panic!(
-                "replica {name} did not report its address:\n{}",
-                replica.log_text()
-            ),
         }
-        replica
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.process.log()
     }
 
     async fn channel(&self) -> tonic::transport::Channel {
-        tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("connect to replica {}: {e}", self.name))
+        self.process.channel().await
     }
 
     /// Polls gRPC health until SERVING (bounded).
     async fn wait_serving(&self) {
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        let mut health = HealthClient::new(self.channel().await);
-        loop {
-            let status = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
-            if status.is_ok_and(|s| s.into_inner().status == 1) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "replica {} not SERVING:\n{}",
-                self.name,
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.process.wait_serving().await;
     }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The gRPC and HTTP addresses in a JSON "dbcert serving" log line.
-fn serving_addr(line: &str) -> Option<(SocketAddr, SocketAddr)> {
-    let event: serde_json::Value = serde_json::from_str(line).ok()?;
-    let fields = event.get("fields").unwrap_or(&event);
-    if fields.get("message")?.as_str()? != "dbcert serving" {
-        return None;
-    }
-    Some((
-        fields.get("grpc_addr")?.as_str()?.parse().ok()?,
-        fields.get("http_addr")?.as_str()?.parse().ok()?,
-    ))
 }
 
 async fn shared() -> Option<(TestDatabase, Shared)> {
@@ -312,10 +218,8 @@ async fn two_replicas_act_as_one_service() {
     let created = [&a, &b]
         .iter()
         .map(|r| {
-            r.log
-                .lock()
-                .unwrap()
-                .iter()
+            r.log_text()
+                .lines()
                 .filter(|l| l.contains("created project ca"))
                 .count()
         })
@@ -408,15 +312,8 @@ async fn digest_call(
     nonce: &str,
     nc: u32,
 ) -> (u16, String) {
-    let authorization = gateway_support::authorization(
-        key,
-        gateway_support::Alg::Md5,
-        method,
-        path,
-        nonce,
-        nc,
-        "0a4f113b",
-    );
+    let authorization =
+        atlas::authorization(key, atlas::Alg::Md5, method, path, nonce, nc, "0a4f113b");
     let client = reqwest::Client::new();
     let mut request = client
         .request(method.parse().unwrap(), format!("http://{addr}{path}"))
@@ -449,7 +346,7 @@ async fn http_digest_nonces_and_conflicts_across_replicas() {
         .await
         .unwrap();
     assert_eq!(challenge.status().as_u16(), 401);
-    let nonce = gateway_support::nonce_of(
+    let nonce = atlas::nonce_of(
         challenge
             .headers()
             .get("www-authenticate")

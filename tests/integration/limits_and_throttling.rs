@@ -5,19 +5,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod gateway_support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Key, TestServer, assert_error};
 use dbcert::proto::v1::ListOrganizationsRequest;
-use gateway_support::{Alg, Atlas, authorization};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_types::StatusExt as _;
+
+use crate::harness::atlas::{Alg, Atlas, authorization};
+use crate::harness::{self, Key, TestServer, assert_error};
 
 fn throttled(burst: u32) -> impl FnOnce(&mut dbcert::config::Config) {
     move |config| {
@@ -108,7 +106,7 @@ async fn failed_basic_logins_are_throttled_with_retry_info() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-    assert_eq!(common::error_code(&status), "RATE_LIMITED");
+    assert_eq!(harness::error_code(&status), "RATE_LIMITED");
     let details = status.get_error_details();
     assert_eq!(details.error_info().unwrap().metadata["httpStatus"], "429");
     let delay = details.retry_info().unwrap().retry_delay.unwrap();
@@ -195,7 +193,7 @@ async fn beyond_the_global_limit_requests_are_shed_with_retry_after() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);
-    assert_eq!(common::error_code(&status), "SERVICE_UNAVAILABLE");
+    assert_eq!(harness::error_code(&status), "SERVICE_UNAVAILABLE");
     assert_eq!(status.metadata().get("retry-after").unwrap(), "1");
     assert_eq!(
         status.get_error_details().retry_info().unwrap().retry_delay,

@@ -2,22 +2,21 @@
 //! the server's own `--request-timeout`, both end in `DEADLINE_EXCEEDED` with the Atlas
 //! `TIMEOUT` error (HTTP status 504 in its `ErrorInfo`), not tonic's bare `CANCELLED`; the
 //! server stays healthy and serves the next call. (REST's 504 `TIMEOUT` on a slow body is in
-//! tests/limits_and_throttling.rs and tests/hostile_inputs.rs.)
+//! tests/integration/limits_and_throttling.rs and tests/integration/hostile_inputs.rs.)
 
 #![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::{TestServer, error_code};
 use dbcert::proto::v1::{CreateUserCertificateRequest, KeyType, ListOrganizationsRequest};
 use hyper::body::{Bytes, Frame};
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_types::StatusExt as _;
+
+use crate::harness::{TestServer, error_code};
 
 /// Asserts the Atlas timeout: `DEADLINE_EXCEEDED`, `ErrorInfo` reason `TIMEOUT`, HTTP 504.
 #[track_caller]

@@ -4,10 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
 
-mod common;
-
-use common::{TestServer, openssl, write};
-use dbcert::proto::v1::ListUserCertificatesRequest;
+use dbcert::proto::v1::{KeyType, ListUserCertificatesRequest};
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::oid_registry::{
@@ -15,6 +12,8 @@ use x509_parser::oid_registry::{
 };
 use x509_parser::pem::parse_x509_pem;
 use x509_parser::public_key::PublicKey;
+
+use crate::harness::{TestServer, openssl, write};
 
 /// Adds calendar months the way a person counts them (independent of the server's code).
 fn plus_months(t: OffsetDateTime, months: u8) -> OffsetDateTime {
@@ -29,7 +28,10 @@ fn plus_months(t: OffsetDateTime, months: u8) -> OffsetDateTime {
 async fn issues_an_atlas_profile_certificate_that_verifies_independently() {
     let server = TestServer::start().await;
     let clients = server.clients().await;
-    let group_id = clients.create_project("flow").await;
+    // The product's default CA (RSA-4096, as Atlas): its profile is what this test checks.
+    let group_id = clients
+        .create_project_with_ca("flow", KeyType::Unspecified)
+        .await;
     clients.create_managed_user(&group_id, "user389").await;
 
     let before = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();

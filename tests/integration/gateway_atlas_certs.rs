@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod gateway_support;
-
-use common::TestServer;
-use gateway_support::Atlas;
 use x509_parser::prelude::*;
+
+use crate::harness::TestServer;
+use crate::harness::atlas::Atlas;
 
 const CERT_BEGIN: &str = "-----BEGIN CERTIFICATE-----\n";
 const CERT_END: &str = "-----END CERTIFICATE-----\n";

@@ -4,16 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod gateway_support;
-
-use common::{Key, TestServer};
-use gateway_support::{Alg, Atlas, authorization, nonce_of};
+use crate::harness::atlas::{self, Alg, Atlas, authorization, nonce_of};
+use crate::harness::{Key, TestServer};
 
 const CHALLENGE_BODY: &str = r#"{"error":401,"reason":"Unauthorized","detail":"You are not authorized for this resource.","errorCode":"UNEXPECTED_ERROR"}"#;
 
 #[track_caller]
-fn assert_challenge(resp: &gateway_support::Resp, stale: bool) -> String {
+fn assert_challenge(resp: &atlas::Resp, stale: bool) -> String {
     assert_eq!(resp.status, 401, "{}", resp.body);
     let challenges: Vec<_> = resp.headers.get_all("www-authenticate").iter().collect();
     assert_eq!(challenges.len(), 1);
@@ -39,7 +36,7 @@ fn assert_challenge(resp: &gateway_support::Resp, stale: bool) -> String {
 #[tokio::test]
 async fn challenge_and_refusals() {
     // More refusals than the failed-auth throttle allows in a burst: throttling is off here
-    // (tests/limits_and_throttling.rs covers it).
+    // (tests/integration/limits_and_throttling.rs covers it).
     let server = TestServer::start_with(|config| config.throttle.burst = 0).await;
     let atlas = Atlas::new(&server);
     let target = "/api/atlas/v1.0/orgs";

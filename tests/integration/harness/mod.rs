@@ -1,0 +1,15 @@
+//! The harness every integration test uses: the server in-process ([`server`]) or as the real
+//! binary ([`binary`]), gRPC clients with API keys ([`clients`]), an HTTP Digest client for
+//! the Atlas gateway ([`atlas`]), fresh PostgreSQL databases ([`pg`]), and external tools with
+//! the rule for skipping a test when one is missing ([`tools`]).
+
+pub mod atlas;
+pub mod binary;
+pub mod clients;
+pub mod pg;
+pub mod server;
+pub mod tools;
+
+pub use clients::{Clients, Key, assert_error, error_code};
+pub use server::{TestServer, tls_connect, tls_connector};
+pub use tools::{openssl, skip_missing_tool, write};

@@ -1,0 +1,45 @@
+//! The integration tests: one test crate, so the harness and the server's dependencies (tonic,
+//! axum, sqlx, aws-lc) are compiled and linked once, with one module per topic.
+//!
+//! The modules run the real server, in-process on pre-bound `127.0.0.1:0` listeners
+//! ([`harness::server`]) or as the real binary reporting the addresses it bound
+//! ([`harness::binary`]); `storage_conformance` runs the stores alone and `dockerfile` reads
+//! the Dockerfile. `cargo test --locked` runs them all; `cargo test --locked --test
+//! integration <module>::` runs one topic.
+
+// Tests and their harness unwrap: a panic is the test failing.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+// Over gRPC (and both protocols where a limit or the audit trail spans them).
+mod audit_retention;
+mod audit_trail;
+mod deadlines;
+mod grpc_create_user_certificate;
+mod grpc_errors_and_roles;
+mod health_and_reflection;
+mod key_types_and_pool;
+mod limits_and_throttling;
+mod readme_quick_start;
+mod trusted_proxies;
+
+// The Atlas REST gateway.
+mod gateway_atlas_certs;
+mod gateway_digest;
+mod gateway_real_clients;
+mod gateway_resources;
+mod hostile_inputs;
+mod proptest_gateway;
+
+// TLS, the server's life, master keys, and the real binary.
+mod crash;
+mod lifecycle;
+mod log_scan;
+mod master_key_rotation;
+mod replicas;
+mod tls;
+
+// Storage and the repository.
+mod dockerfile;
+mod storage_conformance;
