@@ -57,7 +57,7 @@ pub(super) enum Db {
 /// `QueryBuilder::<$DB>`). The body is compiled once per backend, against that backend's
 /// concrete types, so it needs no generic bounds and its compiler errors point at it.
 ///
-/// ```ignore
+/// ```text
 /// dispatch!(&self.db, |pools: DB| {
 ///     sqlx::query("SELECT 1").execute(&pools.read).await.map_err(DB::map_err)
 /// })
