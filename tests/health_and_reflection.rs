@@ -150,7 +150,10 @@ async fn in_flight_calls_finish_during_shutdown() {
     assert_eq!(next.unwrap().unwrap().status, 2, "NOT_SERVING");
     drop(watch);
     drop(health);
-    assert!(!call.is_finished(), "the call finished before shutdown began");
+    assert!(
+        !call.is_finished(),
+        "the call finished before shutdown began"
+    );
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
     lock.close().await.unwrap();
     let issued = call.await.unwrap().expect("the in-flight call completes");

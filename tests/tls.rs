@@ -457,7 +457,11 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     // The connection opened before the reload still works: the same connection, not a new
     // one tonic dialled.
     assert_eq!(health(old_channel.clone()).await.unwrap(), 1);
-    assert_eq!(old_dials.load(Ordering::SeqCst), 1, "the old connection was lost");
+    assert_eq!(
+        old_dials.load(Ordering::SeqCst),
+        1,
+        "the old connection was lost"
+    );
 
     // A broken file: the reload fails, is logged, and the last good certificate stays.
     std::fs::write(&files.cert, "not a certificate").unwrap();
@@ -474,7 +478,11 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     assert!(logged, "{}", std::fs::read_to_string(&log_path).unwrap());
     assert_eq!(served_certificate(grpc_addr, &ca).await, second.cert_der);
     assert_eq!(health(old_channel).await.unwrap(), 1);
-    assert_eq!(old_dials.load(Ordering::SeqCst), 1, "the old connection was lost");
+    assert_eq!(
+        old_dials.load(Ordering::SeqCst),
+        1,
+        "the old connection was lost"
+    );
 
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let mut status = None;
