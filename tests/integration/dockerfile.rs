@@ -74,6 +74,10 @@ fn ports_volume_user_and_healthcheck_agree_with_the_configuration() {
             .args([command, "--help"])
             .output()
             .unwrap();
+        assert!(
+            output.status.success(),
+            "dbcert {command} --help: {output:?}"
+        );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let (check, serve) = (help("healthcheck"), help("serve"));

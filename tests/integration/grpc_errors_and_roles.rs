@@ -3,16 +3,19 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a panic fails the test
 
+use std::net::SocketAddr;
+
 use dbcert::proto::v1::{
     AssignApiKeyToProjectRequest, CreateApiKeyRequest, CreateOrganizationRequest,
     CreateProjectRequest, CustomerX509, DeleteApiKeyRequest, GetProjectRequest, ListApiKeysRequest,
-    ListOrganizationsRequest, ListProjectsRequest, ListUserCertificatesRequest,
-    UpdateDatabaseUserRequest, UpdateUserSecurityRequest, X509Type,
+    ListDatabaseUsersRequest, ListOrganizationsRequest, ListProjectsRequest,
+    ListUserCertificatesRequest, UpdateDatabaseUserRequest, UpdateUserSecurityRequest, X509Type,
 };
+use sqlx::Connection as _;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::harness::{Clients, Key, TestServer, assert_error, error_code};
+use crate::harness::{self, Clients, Key, TestServer, assert_error, error_code};
 
 fn key_of(api_key: &dbcert::proto::v1::ApiKey) -> Key {
     Key {
@@ -288,6 +291,193 @@ async fn every_core_error_code_over_grpc() {
         Code::InvalidArgument,
         "DATABASE_NAME_INVALID_EXTERNAL",
     );
+
+    // INVALID_API_KEY_ID for a well-formed id that names no key.
+    let unknown_key_id = "0123456789abcdef01234567";
+    assert_error(
+        clients
+            .api_keys()
+            .delete_api_key(DeleteApiKeyRequest {
+                org_id: org_id.clone(),
+                api_key_id: unknown_key_id.into(),
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_API_KEY_ID",
+    );
+    assert_error(
+        clients
+            .api_keys()
+            .assign_api_key_to_project(AssignApiKeyToProjectRequest {
+                group_id: group_id.clone(),
+                api_key_id: unknown_key_id.into(),
+                roles: vec!["GROUP_OWNER".into()],
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_API_KEY_ID",
+    );
+
+    // The store as left by an outside hand (a partial restore, a manual edit), written here
+    // through SQLite behind the server's back: no RPC deletes an organization or writes a
+    // malformed row.
+    let mut db = sqlx::SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(server.data_dir.join("dbcert.sqlite3"))
+            .foreign_keys(false),
+    )
+    .await
+    .unwrap();
+    // ORG_NOT_FOUND: a key whose organization is gone. A key's organization always exists
+    // otherwise, and a key reaches no other organization.
+    let created = clients
+        .orgs()
+        .create_organization(CreateOrganizationRequest {
+            name: "vanishing".into(),
+            api_key_desc: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let orphan = clients.as_key(&key_of(&created.api_key.unwrap()));
+    let vanished = created.organization.unwrap().id;
+    let deleted = sqlx::query("DELETE FROM organizations WHERE id = ?")
+        .bind(&vanished)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 1);
+    assert_error(
+        orphan
+            .orgs()
+            .list_organizations(ListOrganizationsRequest::default())
+            .await,
+        Code::NotFound,
+        "ORG_NOT_FOUND",
+    );
+    assert_error(
+        orphan
+            .api_keys()
+            .list_api_keys(ListApiKeysRequest {
+                org_id: vanished,
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+        "ORG_NOT_FOUND",
+    );
+    // UNEXPECTED_ERROR: a stored row the server cannot read (roles that are not JSON).
+    let corrupted = sqlx::query("UPDATE database_users SET roles = 'not json' WHERE username = ?")
+        .bind("second")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(corrupted.rows_affected(), 1);
+    db.close().await.unwrap();
+    let status = clients
+        .users()
+        .list_database_users(ListDatabaseUsersRequest {
+            group_id: group_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert_eq!(error_code(&status), "UNEXPECTED_ERROR");
+    assert!(
+        !status.message().contains("roles"),
+        "the cause stays in the log: {status:?}"
+    );
+}
+
+/// A TCP relay to PostgreSQL that the test can cut: while cut, it closes the connections it
+/// carries and every new one at once, as a database behind a failed network path is.
+struct Relay {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    continue;
+                }
+                let (upstream, mut cut_rx) = (upstream.clone(), cut_rx.clone());
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+/// The `host:port` of a PostgreSQL URL, and the URL with `addr` in its place.
+fn through(url: &str, addr: SocketAddr) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (format!("{userinfo}@"), host),
+        None => (String::new(), authority),
+    };
+    let upstream = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    };
+    (upstream, format!("{scheme}://{userinfo}{addr}/{path}"))
+}
+
+/// SERVICE_UNAVAILABLE: the store cannot be reached (PostgreSQL behind a cut relay); calls
+/// work again once it can.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_store_is_service_unavailable() {
+    let Some(db) =
+        harness::pg::TestDatabase::create("an_unreachable_store_is_service_unavailable").await
+    else {
+        return;
+    };
+    let relay_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (upstream, _) = through(&db.url, relay_addr);
+    let relay = Relay::start(upstream).await;
+    let (_, url) = through(&db.url, relay.addr);
+    let server = TestServer::start_with(|config| config.database_url = url).await;
+    let clients = server.clients().await;
+    let list = || async {
+        clients
+            .projects()
+            .list_projects(ListProjectsRequest::default())
+            .await
+    };
+    list().await.unwrap();
+
+    relay.set_cut(true);
+    let status = list().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(error_code(&status), "SERVICE_UNAVAILABLE");
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().metadata["httpStatus"],
+        "503"
+    );
+
+    relay.set_cut(false);
+    list().await.expect("the store is reachable again");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

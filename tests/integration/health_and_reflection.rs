@@ -57,19 +57,104 @@ async fn health_reports_serving_then_not_serving_on_shutdown() {
     server.stop().await;
 }
 
+/// The keys the pool of `in_flight_calls_finish_during_shutdown` has handed out or failed to
+/// (`GET /metrics`): a certificate call takes its key after its checks, before its record.
+async fn keys_taken(server: &TestServer) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", server.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    ["hits", "misses"]
+        .iter()
+        .map(|counter| {
+            let series = format!("dbcert_key_pool_{counter}_total{{key_type=\"ECDSA_P256\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .unwrap_or_else(|| panic!("no {series}in {text}"))
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn in_flight_calls_finish_during_shutdown() {
-    let server = TestServer::start().await;
+    use sqlx::Connection as _;
+    let server = TestServer::start_with(|config| {
+        config.key_pool = dbcert::domain::KeyPoolConfig {
+            size: 1,
+            workers: 1,
+            types: vec![dbcert::domain::KeyType::EcdsaP256],
+        };
+    })
+    .await;
     let clients = server.clients().await;
     let group_id = clients.create_project("draining").await;
     clients.create_managed_user(&group_id, "drain").await;
-    // The first issue of a project creates its CA: it takes a second or more of CPU.
+    // The CA exists: the call's only write is its certificate record.
+    clients.project_ca_pem(&group_id).await;
+    let mut health = HealthClient::new(server.channel().await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.next().await.unwrap().unwrap().status, 1);
+
+    // Hold SQLite's write lock: the call cannot record its certificate, so it stays in flight
+    // until the lock is released (well within the store's 10 s busy timeout).
+    let database = server.data_dir.join("dbcert.sqlite3");
+    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
     let call = tokio::spawn({
         let clients = clients.clone();
-        async move { clients.issue(&group_id, "drain", None).await }
+        async move {
+            clients
+                .certificates()
+                .create_user_certificate(dbcert::proto::v1::CreateUserCertificateRequest {
+                    group_id,
+                    username: "drain".into(),
+                    months_until_expiration: None,
+                    key_type: dbcert::proto::v1::KeyType::EcdsaP256 as i32,
+                })
+                .await
+                .map(|r| r.into_inner())
+        }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Wait (bounded) until the call has taken its key: it is in flight, blocked on the lock.
+    let mut in_flight = false;
+    for _ in 0..1000 {
+        if keys_taken(&server).await == 1 {
+            in_flight = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(in_flight, "the call did not reach the server");
+    // Shutdown begins (the server says NOT_SERVING) with the call in flight; then the call may
+    // finish.
     server.begin_shutdown();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
+        .await
+        .expect("a health update");
+    assert_eq!(next.unwrap().unwrap().status, 2, "NOT_SERVING");
+    drop(watch);
+    drop(health);
+    assert!(
+        !call.is_finished(),
+        "the call finished before shutdown began"
+    );
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
     let issued = call.await.unwrap().expect("the in-flight call completes");
     assert!(issued.certificate_pem.contains("BEGIN CERTIFICATE"));
     server.stop().await;
@@ -230,5 +315,8 @@ async fn real_grpcurl_lists_describes_and_calls_without_proto_files() {
     ]);
     assert!(!ok && out.contains("Unauthenticated"), "{out}");
     let (ok, out) = grpcurl(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
-    assert!(ok && out.contains("SERVING"), "{out}");
+    assert!(ok, "{out}");
+    let health: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(health["status"], "SERVING", "{out}");
 }

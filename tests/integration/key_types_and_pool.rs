@@ -338,40 +338,53 @@ async fn the_pool_serves_each_key_once_and_shows_its_depth() {
         None
     );
 
-    // Three from the pool (hits), then more than it held: every key is different.
+    // Three from the pool (hits), then more than it held while its only worker is busy: every
+    // key is different, and of the type asked for.
+    const MISSES: &str = "dbcert_key_pool_misses_total{key_type=\"ECDSA_P256\"}";
+    const RSA_HITS: &str = "dbcert_key_pool_hits_total{key_type=\"RSA_2048\"}";
     let mut public_keys = HashSet::new();
-    for n in 0..8 {
-        let issued = issue(&clients, &group, "pooled", KeyType::EcdsaP256)
+    let mut issued_p256 = 0;
+    // Each round takes an RSA-2048 key first: the one worker replaces it (an RSA key generation,
+    // tens of milliseconds or more) before it can replace an ECDSA key, so the ECDSA keys
+    // taken meanwhile empty the pool and the next is generated inline (a miss). Rounds go on
+    // until the miss counter shows the inline path ran.
+    for round in 0..20 {
+        issue(&clients, &group, "pooled", KeyType::Rsa2048)
             .await
             .unwrap();
-        with_cert(&issued.certificate_pem, |cert| {
-            assert!(
-                public_keys.insert(cert.public_key().raw.to_vec()),
-                "key reused at {n}"
-            );
-        });
+        for n in 0..4 {
+            let issued = issue(&clients, &group, "pooled", KeyType::EcdsaP256)
+                .await
+                .unwrap();
+            issued_p256 += 1;
+            with_cert(&issued.certificate_pem, |cert| {
+                assert_eq!(key_of(cert), ("EC".into(), SECP256R1.into()));
+                assert!(
+                    public_keys.insert(cert.public_key().raw.to_vec()),
+                    "key reused at {round}/{n}"
+                );
+            });
+        }
+        if metric(&server, MISSES).await.unwrap() > 0 {
+            break;
+        }
     }
     let hits = metric(&server, HITS).await.unwrap();
-    let misses = metric(
-        &server,
-        "dbcert_key_pool_misses_total{key_type=\"ECDSA_P256\"}",
-    )
-    .await
-    .unwrap();
-    assert_eq!(hits + misses, 8);
+    let misses = metric(&server, MISSES).await.unwrap();
+    assert_eq!(hits + misses, issued_p256);
     assert!(hits >= 3, "the three ready keys were used: {hits} hits");
+    assert!(misses >= 1, "no certificate was issued with an inline key");
     // It refills.
     wait_for_depth(&server, P256, 3).await;
+    wait_for_depth(&server, RSA2048, 3).await;
+    let rsa_hits = metric(&server, RSA_HITS).await.unwrap();
     let issued = issue(&clients, &group, "pooled", KeyType::Rsa2048)
         .await
         .unwrap();
     with_cert(&issued.certificate_pem, |cert| {
         assert_eq!(key_of(cert), ("RSA".into(), "2048".into()))
     });
-    assert_eq!(
-        metric(&server, "dbcert_key_pool_hits_total{key_type=\"RSA_2048\"}").await,
-        Some(1)
-    );
+    assert_eq!(metric(&server, RSA_HITS).await, Some(rsa_hits + 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

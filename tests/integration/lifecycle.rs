@@ -117,9 +117,30 @@ async fn a_restart_keeps_the_ca_and_the_records_and_the_same_ca_signs() {
     }
     server.stop().await;
 
-    // The CA key is sealed: the database holds no PEM or DER private key in the clear.
-    let db = std::fs::read(temp.path().join("dbcert.sqlite3")).unwrap();
-    assert!(!db.windows(11).any(|w| w == b"PRIVATE KEY"));
+    // The CA key is sealed: no file of the data directory (the database, its journal) holds it
+    // in the clear, as DER, hex or base64 (PEM), nor any PEM private key. The key's bytes are
+    // known here by opening the stored value with the master key.
+    let ca_key = unsealed_ca_key(temp.path(), &group_id).await;
+    let clear = clear_forms(&ca_key);
+    for entry in std::fs::read_dir(temp.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !contains(&bytes, b"PRIVATE KEY"),
+            "{} holds a PEM private key",
+            path.display()
+        );
+        for form in &clear {
+            assert!(
+                !contains(&bytes, form),
+                "{} holds the CA key in the clear",
+                path.display()
+            );
+        }
+    }
     // A different master key cannot open this store.
     let other_key = dbcert::domain::MasterKey::generate();
     let result = {
@@ -138,6 +159,59 @@ async fn a_restart_keeps_the_ca_and_the_records_and_the_same_ca_signs() {
         result.expect_err("a wrong master key must be refused")
     );
     assert!(error.contains("master key does not match"), "{error}");
+}
+
+/// The project CA's private key (PKCS#8 DER), read from the stopped server's SQLite file and
+/// opened with the master key of its data directory; checked against the CA certificate.
+async fn unsealed_ca_key(data_dir: &std::path::Path, group_id: &str) -> Vec<u8> {
+    use sqlx::Connection as _;
+    let master = std::fs::read_to_string(data_dir.join("master-key")).unwrap();
+    let master = dbcert::domain::MasterKey::from_base64(master.trim()).unwrap();
+    let url = format!("sqlite://{}", data_dir.join("dbcert.sqlite3").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let (cert_der, sealed): (Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT cert_der, sealed_key FROM project_cas WHERE project_id = ?")
+            .bind(group_id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    db.close().await.unwrap();
+    let key = master
+        .open(&format!("dbcert/v1/project-ca-key/{group_id}"), &sealed)
+        .expect("the stored CA key opens with the master key");
+    let der = key.secret_der().to_vec();
+    let pair = rcgen::KeyPair::try_from(der.as_slice()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
+    assert_eq!(
+        rcgen::PublicKeyData::der_bytes(&pair),
+        &*cert.public_key().subject_public_key.data,
+        "the sealed key is the CA's"
+    );
+    der
+}
+
+/// How a PKCS#8 key would look in a file in the clear: the DER and the key it wraps (PKCS#1
+/// or SEC1), each raw, in lowercase hex, and as every full line of its base64 (a PEM body).
+fn clear_forms(pkcs8: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    use x509_parser::der_parser::parse_der;
+    let (_, info) = parse_der(pkcs8).unwrap();
+    let fields = info.as_sequence().unwrap();
+    let inner = fields[2].as_slice().unwrap().to_vec();
+    let mut forms = Vec::new();
+    for der in [pkcs8.to_vec(), inner] {
+        let base64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        for line in base64.as_bytes().chunks_exact(64) {
+            forms.push(line.to_vec());
+        }
+        forms.push(hex::encode(&der).into_bytes());
+        forms.push(der);
+    }
+    forms
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dbcert::proto::v1::ListOrganizationsRequest;
@@ -301,12 +302,15 @@ async fn rest_over_https_with_reqwest_and_curl() {
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    // Plain HTTP to the TLS listener gets no HTTP answer.
-    let plain = reqwest::Client::new()
-        .get(format!("http://{}{target}", server.http_addr))
-        .send()
-        .await;
-    assert!(plain.is_err() || plain.unwrap().status() != 200);
+    // Plain HTTP to the TLS listener gets no HTTP answer: the connection is closed, at most
+    // after a TLS alert record (content type 21), where a plaintext server answers
+    // `HTTP/1.1 401` to the same bytes.
+    let answer = plain_http_answer(server.http_addr, target).await;
+    assert!(
+        answer.is_empty() || answer[0] == 0x15,
+        "a TLS listener must not answer plain HTTP: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let ca_file = harness::write(dir.path(), "ca.pem", &fx.server_ca.cert_pem);
@@ -335,6 +339,49 @@ async fn rest_over_https_with_reqwest_and_curl() {
     server.stop().await;
 }
 
+/// Sends a plain HTTP/1.1 request and returns every byte the server sends back until it
+/// closes the connection.
+async fn plain_http_answer(addr: SocketAddr, target: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    // The server may close before reading it all: a failed write is no answer either.
+    let _ = tcp.write_all(request.as_bytes()).await;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server must close the connection");
+    bytes
+}
+
+/// A gRPC channel over TLS whose connector counts its dials: tonic re-dials a lost
+/// connection by itself, so only a count of one shows that calls kept using the first.
+async fn counted_tls_channel(
+    addr: SocketAddr,
+    config: rustls::ClientConfig,
+    dials: Arc<AtomicUsize>,
+) -> Channel {
+    use tower::ServiceExt as _;
+    let connector = harness::tls_connector(addr, config);
+    let counted = tower::service_fn(move |uri: http::Uri| {
+        dials.fetch_add(1, Ordering::SeqCst);
+        connector.clone().oneshot(uri)
+    });
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(counted)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -357,15 +404,17 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
             .await
             .is_ok()
         {
-            let channel = tls_channel(grpc_addr, client_config(&ca, None)).await;
+            let dials = Arc::new(AtomicUsize::new(0));
+            let channel =
+                counted_tls_channel(grpc_addr, client_config(&ca, None), dials.clone()).await;
             if health(channel.clone()).await.is_ok_and(|s| s == 1) {
-                old_channel = Some(channel);
+                old_channel = Some((channel, dials));
                 break;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let old_channel = old_channel.expect("dbcert did not become SERVING over TLS");
+    let (old_channel, old_dials) = old_channel.expect("dbcert did not become SERVING over TLS");
     assert_eq!(served_certificate(grpc_addr, &ca).await, first.cert_der);
     assert_eq!(served_certificate(http_addr, &ca).await, first.cert_der);
 
@@ -383,8 +432,14 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     }
     assert!(reloaded, "the gRPC listener must serve the new certificate");
     assert_eq!(served_certificate(http_addr, &ca).await, second.cert_der);
-    // The connection opened before the reload still works.
+    // The connection opened before the reload still works: the same connection, not a new
+    // one tonic dialled.
     assert_eq!(health(old_channel.clone()).await.unwrap(), 1);
+    assert_eq!(
+        old_dials.load(Ordering::SeqCst),
+        1,
+        "the old connection was lost"
+    );
 
     // A broken file: the reload fails, is logged, and the last good certificate stays.
     std::fs::write(&files.cert, "not a certificate").unwrap();
@@ -396,6 +451,11 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     );
     assert_eq!(served_certificate(grpc_addr, &ca).await, second.cert_der);
     assert_eq!(health(old_channel).await.unwrap(), 1);
+    assert_eq!(
+        old_dials.load(Ordering::SeqCst),
+        1,
+        "the old connection was lost"
+    );
 
     child.signal(Signal::SIGTERM);
     let status = child.wait_exit().await;
