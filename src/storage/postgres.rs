@@ -68,9 +68,14 @@ impl Backend for sqlx::Postgres {
             {
                 StoreError::Unavailable(error.into())
             }
+            // A connection the server (or a proxy in front of it) closes while sqlx opens it
+            // shows as a protocol error, not an I/O error: sqlx reads the missing answer to its
+            // SSLRequest as byte 0x00 ("unexpected response from SSLRequest"). It is an outage
+            // like any refused connection.
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.into()),
             _ => StoreError::Other(error.into()),
