@@ -2,7 +2,7 @@
 //! ([`MetaStore`], [`ProjectStore`], [`ApiKeyStore`], [`DatabaseUserStore`],
 //! [`UserSecurityStore`], [`CertificateStore`], [`AuditStore`], [`NonceStore`]) and [`Store`],
 //! all of them together, which the core holds. `crate::storage` implements them for SQLite and
-//! PostgreSQL, one module per aggregate; one conformance suite (`tests/storage_conformance.rs`)
+//! PostgreSQL, one module per aggregate; one conformance suite (`tests/integration/storage_conformance.rs`)
 //! holds both to the same behaviour.
 
 use async_trait::async_trait;

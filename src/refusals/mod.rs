@@ -10,7 +10,7 @@
 //! (no setting, no callback: the service never sees the request), and the limits are hyper's
 //! protections, which we keep. Every other error of the gateway carries the Atlas body
 //! (`error`, `errorCode`, `detail`, …) and `X-Error-Code`; this module gives these three the
-//! same (`tests/hostile_inputs.rs` pins them down).
+//! same (`tests/integration/hostile_inputs.rs` pins them down).
 //!
 //! # What would let it go
 //!
@@ -18,7 +18,7 @@
 //! hyper pull request #3911, "feat(http1): customizable error messages" (for hyper issue
 //! #3844), open when this was written. Once hyper has it, configure the three responses on the
 //! HTTP/1 builder in `src/http_server.rs`, delete this module, and run
-//! `tests/hostile_inputs.rs`.
+//! `tests/integration/hostile_inputs.rs`.
 //!
 //! # How
 //!

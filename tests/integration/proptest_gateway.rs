@@ -1,7 +1,7 @@
 //! Property tests of the gateway's path and body parsing against the real server: whatever the
 //! path segments and the body, an authenticated request gets an Atlas-shaped answer below 500,
 //! never a panic, a 500 or a hang. (The Digest parser's properties are unit tests in
-//! `src/gateway/digest.rs`, the query's in `src/gateway/extract.rs`.)
+//! `src/auth/digest.rs`, the query's in `src/gateway/extract.rs`.)
 
 #![allow(clippy::unwrap_used)]
 
