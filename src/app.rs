@@ -215,6 +215,12 @@ impl App {
         })
     }
 
+    /// The HTTP listener's router (`/metrics` and the REST gateway in its layers), for serving it
+    /// elsewhere or calling it without a socket (`tower::ServiceExt::oneshot` in tests).
+    pub fn http_router(&self) -> axum::Router {
+        self.http.clone()
+    }
+
     /// Serves on `listeners`, with the background tasks, until `shutdown` resolves; then
     /// reports NOT_SERVING, stops accepting, and waits up to the grace period for in-flight
     /// calls.

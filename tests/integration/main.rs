@@ -29,6 +29,7 @@ mod gateway_atlas_certs;
 mod gateway_digest;
 mod gateway_real_clients;
 mod gateway_resources;
+mod gateway_router;
 mod hostile_inputs;
 mod proptest_gateway;
 
