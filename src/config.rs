@@ -698,6 +698,29 @@ mod tests {
     }
 
     #[test]
+    fn parses_public_url() {
+        let config = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["dbcert", "serve"], args].concat())?;
+            let Command::Serve(args) = cli.command else {
+                panic!("serve")
+            };
+            Ok::<_, clap::Error>(args.into_config().unwrap().public_url)
+        };
+        assert_eq!(config(&[]).unwrap(), None);
+        assert_eq!(
+            config(&["--public-url", "https://dbcert.example.com/"])
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "https://dbcert.example.com"
+        );
+        for bad in ["dbcert.example.com", "ftp://x", "https://x/api", "https://x?a=1"] {
+            let error = config(&["--public-url", bad]).unwrap_err().to_string();
+            assert!(error.contains("--public-url"), "{error}");
+        }
+    }
+
+    #[test]
     fn parses_trusted_proxies() {
         let cli = Cli::try_parse_from([
             "dbcert",
