@@ -714,7 +714,12 @@ mod tests {
                 .as_str(),
             "https://dbcert.example.com"
         );
-        for bad in ["dbcert.example.com", "ftp://x", "https://x/api", "https://x?a=1"] {
+        for bad in [
+            "dbcert.example.com",
+            "ftp://x",
+            "https://x/api",
+            "https://x?a=1",
+        ] {
             let error = config(&["--public-url", bad]).unwrap_err().to_string();
             assert!(error.contains("--public-url"), "{error}");
         }

@@ -1,11 +1,18 @@
 //! The scheme and host of `links`: forwarded headers (`X-Forwarded-Proto`, `X-Forwarded-Host`)
 //! count only from a peer in `--trusted-proxies`, and `--public-url` overrides everything. A
-//! direct client's own `Host` is echoed back to it (it names what that client used to reach us).
+//! direct client's own `Host` is echoed back to it (it names what that client used to reach us),
+//! with `https` when the HTTP listener itself serves TLS.
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
+
 use dbcert::auth::TrustedProxies;
 use dbcert::gateway::PublicUrl;
+use dbcert::tls::{TlsFiles, TlsSettings};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
 
 use crate::harness::TestServer;
 use crate::harness::atlas::{Alg, Atlas, authorization};
@@ -99,5 +106,75 @@ async fn public_url_overrides_host_and_forwarded_headers() {
             "https://dbcert.example.com/api/atlas/v1.0/orgs"
         );
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_listener_gives_https_links() {
+    // A CA and a server certificate for localhost, generated here.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "links test ca");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let files = TlsFiles {
+        cert: dir.path().join("server.pem"),
+        key: dir.path().join("server-key.pem"),
+    };
+    std::fs::write(&files.cert, leaf.pem()).unwrap();
+    std::fs::write(&files.key, leaf_key.serialize_pem()).unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let harness = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let settings = TlsSettings {
+        files,
+        mutual: None,
+    };
+    let server = TestServer::start_tls(settings, harness, crate::harness::Key::random()).await;
+
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .resolve("localhost", server.http_addr)
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", server.http_addr.port());
+    let target = "/api/atlas/v1.0/orgs";
+    let challenge = http.get(format!("{base}{target}")).send().await.unwrap();
+    assert_eq!(challenge.status(), 401);
+    let nonce =
+        crate::harness::atlas::nonce_of(challenge.headers()["www-authenticate"].to_str().unwrap());
+    let auth = authorization(&server.key, Alg::Md5, "GET", target, &nonce, 1, "0a4f113b");
+    // A forwarded protocol from an untrusted peer does not turn the links into http either.
+    let response = http
+        .get(format!("{base}{target}"))
+        .header("authorization", auth)
+        .header("x-forwarded-proto", "http")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(
+        json["links"][0]["href"],
+        format!(
+            "https://localhost:{}/api/atlas/v1.0/orgs",
+            server.http_addr.port()
+        )
+    );
     server.stop().await;
 }
