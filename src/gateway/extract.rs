@@ -1,7 +1,8 @@
 //! Extractors whose rejections come back as Atlas errors: the request context (version, flags,
-//! URLs for `links`), the Digest-authenticated principal (the header turned into credentials for
-//! the [`Authenticator`], its refusal into the Atlas reply), path parameters, the bounded JSON
-//! body and the paging query.
+//! the scheme and host of `links`, see [`Links`]: forwarded headers only from trusted proxies),
+//! the Digest-authenticated principal (the header turned into credentials for the
+//! [`Authenticator`], its refusal into the Atlas reply), path parameters, the bounded JSON body
+//! and the paging query.
 
 use std::net::{IpAddr, SocketAddr};
 
