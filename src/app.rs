@@ -306,13 +306,24 @@ fn front_doors(config: &Config, core: &Arc<Core>) -> (Arc<Services>, gateway::Ga
     if !trusted_proxies.networks().is_empty() {
         info!(trusted_proxies = ?trusted_proxies.networks(), "x-forwarded-for trusted from these proxies");
     }
+    if let Some(public_url) = &config.public_url {
+        info!(
+            public_url = public_url.as_str(),
+            "links name this public URL"
+        );
+    }
+    let links = gateway::Links {
+        public_url: config.public_url.clone(),
+        tls: config.tls.is_some(),
+        trusted_proxies: trusted_proxies.clone(),
+    };
     let authenticator = Arc::new(Authenticator::new(
         core.clone(),
         config.throttle,
         trusted_proxies,
     ));
     let services = Arc::new(Services::new(core.clone(), authenticator.clone()));
-    let gateway = gateway::Gateway::new(services.clone(), authenticator);
+    let gateway = gateway::Gateway::new(services.clone(), authenticator).with_links(links);
     (services, gateway)
 }
 

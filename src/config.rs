@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{ThrottleSettings, TrustedProxies};
 use crate::domain::{CaSubject, CoreSettings, KeyPoolConfig, KeyType};
+use crate::gateway::PublicUrl;
 use crate::middleware::Limits;
 use crate::storage::redact_url;
 use crate::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSettings};
@@ -165,6 +166,10 @@ pub struct ServeArgs {
         value_parser = TrustedProxies::parse_network
     )]
     pub trusted_proxies: Vec<IpNet>,
+    /// The URL clients reach dbcert at (`https://dbcert.example.com`: scheme and host, no path),
+    /// used in `links` instead of the request's Host and forwarded headers.
+    #[arg(long, env = "DBCERT_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    pub public_url: Option<PublicUrl>,
     /// PEM certificate chain served by both listeners; with --tls-key-file, turns TLS on.
     #[arg(long, env = "DBCERT_TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<PathBuf>,
@@ -327,6 +332,8 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// The proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// `--public-url`: the scheme and host of `links`, whatever the request says.
+    pub public_url: Option<PublicUrl>,
     /// TLS on both listeners (and mutual TLS on gRPC); `None` serves plaintext.
     pub tls: Option<TlsSettings>,
     /// The leaf key pool.
@@ -392,6 +399,7 @@ impl ServeArgs {
             },
             throttle: ThrottleSettings::new(self.auth_failure_burst, self.auth_failure_refill),
             trusted_proxies: TrustedProxies::new(self.trusted_proxies),
+            public_url: self.public_url,
             tls: match (self.tls_cert_file, self.tls_key_file) {
                 (Some(cert), Some(key)) => Some(TlsSettings {
                     files: TlsFiles { cert, key },
@@ -437,6 +445,7 @@ impl Config {
                 default_duration(DEFAULT_AUTH_FAILURE_REFILL),
             ),
             trusted_proxies: TrustedProxies::default(),
+            public_url: None,
             tls: None,
             key_pool: KeyPoolConfig::disabled(),
             cache_ttl: default_duration(DEFAULT_CACHE_TTL),
@@ -511,6 +520,7 @@ impl fmt::Debug for ServeArgs {
             auth_failure_burst,
             auth_failure_refill,
             trusted_proxies,
+            public_url,
             tls_cert_file,
             tls_key_file,
             grpc_client_ca_file,
@@ -542,6 +552,7 @@ impl fmt::Debug for ServeArgs {
             .field("auth_failure_burst", auth_failure_burst)
             .field("auth_failure_refill", auth_failure_refill)
             .field("trusted_proxies", trusted_proxies)
+            .field("public_url", public_url)
             .field("tls_cert_file", tls_cert_file)
             .field("tls_key_file", tls_key_file)
             .field("grpc_client_ca_file", grpc_client_ca_file)
@@ -569,6 +580,7 @@ impl fmt::Debug for Config {
             limits,
             throttle,
             trusted_proxies,
+            public_url,
             tls,
             key_pool,
             cache_ttl,
@@ -587,6 +599,7 @@ impl fmt::Debug for Config {
             .field("limits", limits)
             .field("throttle", throttle)
             .field("trusted_proxies", trusted_proxies)
+            .field("public_url", public_url)
             .field("tls", tls)
             .field("key_pool", key_pool)
             .field("cache_ttl", cache_ttl)
@@ -682,6 +695,34 @@ mod tests {
         assert!(config(&["--audit-retention-days", "-1"]).is_err());
         assert!(config(&["--audit-retention-days", "36501"]).is_err());
         assert!(config(&["--audit-retention-days", "x"]).is_err());
+    }
+
+    #[test]
+    fn parses_public_url() {
+        let config = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["dbcert", "serve"], args].concat())?;
+            let Command::Serve(args) = cli.command else {
+                panic!("serve")
+            };
+            Ok::<_, clap::Error>(args.into_config().unwrap().public_url)
+        };
+        assert_eq!(config(&[]).unwrap(), None);
+        assert_eq!(
+            config(&["--public-url", "https://dbcert.example.com/"])
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "https://dbcert.example.com"
+        );
+        for bad in [
+            "dbcert.example.com",
+            "ftp://x",
+            "https://x/api",
+            "https://x?a=1",
+        ] {
+            let error = config(&["--public-url", bad]).unwrap_err().to_string();
+            assert!(error.contains("--public-url"), "{error}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Extractors whose rejections come back as Atlas errors: the request context (version, flags,
-//! URLs for `links`), the Digest-authenticated principal (the header turned into credentials for
-//! the [`Authenticator`], its refusal into the Atlas reply), path parameters, the bounded JSON
-//! body and the paging query.
+//! the scheme and host of `links`, see [`Links`]: forwarded headers only from trusted proxies),
+//! the Digest-authenticated principal (the header turned into credentials for the
+//! [`Authenticator`], its refusal into the Atlas reply), path parameters, the bounded JSON body
+//! and the paging query.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
@@ -15,7 +16,7 @@ use tokio_stream::StreamExt as _;
 use super::response::{ApiError, ApiVersion, Flags, Reply};
 use super::{Gateway, MAX_BODY_BYTES};
 use crate::auth::{
-    AuthError, Authenticator, Credentials, DigestRequest, VerifiedPrincipal, digest,
+    AuthError, Authenticator, Credentials, DigestRequest, TrustedProxies, VerifiedPrincipal, digest,
 };
 use crate::listener::PeerInfo;
 
@@ -38,30 +39,30 @@ impl RequestContext {
     /// Builds the context of a request: its version from the path, its flags from the query,
     /// with the error of a flag that is neither `true` nor `false` (the flags read so far stay,
     /// so the error is rendered with them).
+    /// The `links` name the server as a direct plaintext client reached it ([`Links::default`]).
     pub fn of(parts_uri: &axum::http::Uri, headers: &HeaderMap) -> (Self, Option<ApiError>) {
+        Self::with_base_url(
+            parts_uri,
+            Links::default().base_url(parts_uri, headers, None),
+        )
+    }
+
+    /// Builds the context of a request whose `links` start with `base_url` (`scheme://host`,
+    /// from [`Links::base_url`]).
+    pub fn with_base_url(
+        parts_uri: &axum::http::Uri,
+        base_url: String,
+    ) -> (Self, Option<ApiError>) {
         let path = parts_uri.path().to_owned();
         let version = if path.starts_with("/api/atlas/v2/") || path == "/api/atlas/v2" {
             ApiVersion::V2
         } else {
             ApiVersion::V1
         };
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-            .or_else(|| parts_uri.authority().map(|a| a.as_str()))
-            .unwrap_or("localhost");
-        let scheme = match headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-        {
-            Some(p) if p.eq_ignore_ascii_case("https") => "https",
-            _ => "http",
-        };
         let mut context = Self {
             version,
             flags: Flags::default(),
-            base_url: format!("{scheme}://{host}"),
+            base_url,
             path,
             query: parts_uri.query().map(str::to_owned),
         };
@@ -108,6 +109,111 @@ impl RequestContext {
     /// The URL of a resource under this version's prefix (segments already encoded).
     pub fn resource_href(&self, path: &str) -> String {
         format!("{}{}{path}", self.base_url, self.version.prefix())
+    }
+}
+
+/// How `links` name this server: `--public-url` if set; otherwise the scheme is `https` when
+/// the HTTP listener serves TLS, and from a peer in `--trusted-proxies` the rightmost
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` count (the values the nearest, trusted proxy
+/// wrote). From any other peer forwarded headers are ignored and the host is the request's own
+/// `Host`: what that client used to reach us, echoed back only to it. RFC 7239 `Forwarded` is
+/// not read.
+#[derive(Clone, Debug, Default)]
+pub struct Links {
+    /// `--public-url`: overrides scheme and host.
+    pub public_url: Option<PublicUrl>,
+    /// Whether the HTTP listener itself serves TLS.
+    pub tls: bool,
+    /// The proxies whose forwarded headers are believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl Links {
+    /// The `scheme://host` of a request from `peer` (unknown: not a trusted proxy).
+    pub fn base_url(
+        &self,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> String {
+        if let Some(public) = &self.public_url {
+            return public.0.clone();
+        }
+        let trusted = peer.is_some_and(|ip| self.trusted_proxies.trusts(ip));
+        let mut scheme = if self.tls { "https" } else { "http" };
+        let mut forwarded_host = None;
+        if trusted {
+            match last_value(headers, "x-forwarded-proto") {
+                Some(p) if p.eq_ignore_ascii_case("https") => scheme = "https",
+                Some(p) if p.eq_ignore_ascii_case("http") => scheme = "http",
+                _ => {}
+            }
+            forwarded_host = last_value(headers, "x-forwarded-host").filter(|h| is_host(h));
+        }
+        let host = forwarded_host
+            .or_else(|| {
+                headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            })
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}")
+    }
+}
+
+/// The rightmost comma-separated entry of a header (its last occurrence), trimmed.
+fn last_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+    value.rsplit(',').next().map(str::trim)
+}
+
+/// A host with an optional port: letters, digits, `-`, `.`, `_`, `:` and IPv6 brackets.
+fn is_host(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 255
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+}
+
+/// `--public-url`: `scheme://host[:port]` with scheme `http` or `https` and no path, query or
+/// credentials; kept without a trailing slash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// Parses and checks a public URL (`https://dbcert.example.com`, `http://10.0.0.1:8080/`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let error = |why: &str| format!("{text:?} is not a public URL ({why})");
+        let uri: axum::http::Uri = text
+            .parse()
+            .map_err(|_| error("expected scheme://host[:port]"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(error("the scheme must be http or https")),
+        }
+        let authority = uri.authority().ok_or_else(|| error("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(error("no user information allowed"));
+        }
+        if authority.host().is_empty() || !is_host(authority.as_str()) {
+            return Err(error("not a host"));
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() || text.contains('#') {
+            return Err(error("no path, query or fragment allowed"));
+        }
+        Ok(Self(format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("http"),
+            authority.as_str()
+        )))
+    }
+
+    /// `scheme://host[:port]`.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -433,6 +539,100 @@ mod tests {
             "1786327595",
         ] {
             assert_eq!(at(bad), None, "{bad}");
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn links_trust_forwarded_headers_only_from_trusted_proxies() {
+        let uri: axum::http::Uri = "/api/atlas/v2/groups".parse().unwrap();
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "192.0.2.9".parse().unwrap();
+        let trusting = Links {
+            trusted_proxies: TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]),
+            ..Links::default()
+        };
+        let forwarded = headers(&[
+            ("host", "in:80"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-proto", "evil, https"),
+            ("x-forwarded-host", "evil.example, public.example"),
+        ]);
+        assert_eq!(
+            trusting.base_url(&uri, &forwarded, Some(proxy)),
+            "https://public.example"
+        );
+        assert_eq!(
+            trusting.base_url(&uri, &forwarded, Some(stranger)),
+            "http://in:80"
+        );
+        assert_eq!(trusting.base_url(&uri, &forwarded, None), "http://in:80");
+        // The listener's TLS: https, unless a trusted proxy says the client used http.
+        let tls = Links {
+            tls: true,
+            ..trusting.clone()
+        };
+        assert_eq!(
+            tls.base_url(&uri, &forwarded, Some(stranger)),
+            "https://in:80"
+        );
+        let plain_behind_proxy = headers(&[("host", "in:80"), ("x-forwarded-proto", "http")]);
+        assert_eq!(
+            tls.base_url(&uri, &plain_behind_proxy, Some(proxy)),
+            "http://in:80"
+        );
+        // --public-url wins over everything.
+        let public = Links {
+            public_url: Some(PublicUrl::parse("https://db.example.com/").unwrap()),
+            ..trusting
+        };
+        assert_eq!(
+            public.base_url(&uri, &forwarded, Some(proxy)),
+            "https://db.example.com"
+        );
+        // No Host: the target's authority, then localhost.
+        assert_eq!(
+            Links::default().base_url(
+                &"http://a.example:1/x".parse().unwrap(),
+                &HeaderMap::new(),
+                None
+            ),
+            "http://a.example:1"
+        );
+        assert_eq!(
+            Links::default().base_url(&uri, &HeaderMap::new(), None),
+            "http://localhost"
+        );
+    }
+
+    #[test]
+    fn public_urls() {
+        for ok in [
+            "https://dbcert.example.com",
+            "http://10.0.0.1:8080/",
+            "https://[2001:db8::1]:8443",
+        ] {
+            let url = PublicUrl::parse(ok).unwrap();
+            assert_eq!(url.as_str(), ok.trim_end_matches('/'));
+        }
+        for bad in [
+            "",
+            "dbcert.example.com",
+            "ftp://dbcert.example.com",
+            "https://",
+            "https://user@dbcert.example.com",
+            "https://dbcert.example.com/api",
+            "https://dbcert.example.com?x=1",
+            "https://dbcert.example.com/#top",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad:?}");
         }
     }
 

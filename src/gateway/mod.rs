@@ -46,6 +46,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use self::extract::RequestContext;
+pub use self::extract::{Links, PublicUrl};
 use self::response::{ApiError, ApiVersion, Reply, render};
 use crate::auth::Authenticator;
 use crate::grpc::Services;
@@ -60,6 +61,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Gateway {
     services: Arc<Services>,
     authenticator: Arc<Authenticator>,
+    links: Arc<Links>,
 }
 
 impl Gateway {
@@ -69,7 +71,14 @@ impl Gateway {
         Self {
             services,
             authenticator,
+            links: Arc::new(Links::default()),
         }
+    }
+
+    /// Sets how `links` name this server (default: plaintext, no trusted proxy, no public URL).
+    pub fn with_links(mut self, links: Links) -> Self {
+        self.links = Arc::new(links);
+        self
     }
 }
 
@@ -103,7 +112,8 @@ impl RenderLimitError<axum::body::Body> for RestLimitErrors {
 /// Builds the gateway's router: the Atlas routes of both versions, Atlas-shaped 404 and 405,
 /// the flags and body-size layer, request ids and tracing.
 pub fn router(gateway: Gateway) -> Router {
-    atlas(routes::routes().fallback(not_found).with_state(gateway))
+    let links = gateway.links.clone();
+    atlas(routes::routes().fallback(not_found).with_state(gateway)).layer(axum::Extension(links))
 }
 
 /// The layers around the routes: the Atlas layer ([`atlas_layer`]), request ids and tracing.
@@ -138,7 +148,24 @@ async fn not_found() -> StatusCode {
 /// not `true`/`false`), refuses bodies declared over [`MAX_BODY_BYTES`], and renders whatever the
 /// route answered with those flags.
 async fn atlas_layer(mut request: Request, next: Next) -> Response {
-    let (context, flag_error) = RequestContext::of(request.uri(), request.headers());
+    // The TCP peer, as recorded by the listener (or axum's `ConnectInfo`): only a trusted proxy's
+    // forwarded headers name the scheme and host of `links`.
+    let peer = request
+        .extensions()
+        .get::<crate::listener::PeerInfo>()
+        .and_then(|peer| peer.remote_addr)
+        .or_else(|| {
+            request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0)
+        })
+        .map(|addr| addr.ip());
+    let base_url = match request.extensions().get::<Arc<Links>>() {
+        Some(links) => links.base_url(request.uri(), request.headers(), peer),
+        None => Links::default().base_url(request.uri(), request.headers(), peer),
+    };
+    let (context, flag_error) = RequestContext::with_base_url(request.uri(), base_url);
     if let Some(error) = flag_error {
         return render(error.into(), context.flags, context.version);
     }
