@@ -452,7 +452,8 @@ fn authed<T>(server: &Server, message: T) -> tonic::Request<T> {
     request
 }
 
-/// Creates a project whose CA has `ca_type`, `USERS` MANAGED users, and the CA itself.
+/// Creates a project whose CA has `ca_type`, `USERS` MANAGED users, and the CA itself (with a
+/// first certificate).
 async fn setup_project(server: &Server, name: &str, ca_type: v1::KeyType) -> String {
     let channel = server.channel().await;
     let group_id = ProjectServiceClient::new(channel.clone())
@@ -498,7 +499,21 @@ async fn setup_project(server: &Server, name: &str, ca_type: v1::KeyType) -> Str
             .await
             .unwrap();
     }
-    CertificateServiceClient::new(channel)
+    // The CA is created with the project's first certificate (a read does not create it).
+    let mut certificates = CertificateServiceClient::new(channel);
+    certificates
+        .create_user_certificate(authed(
+            server,
+            v1::CreateUserCertificateRequest {
+                group_id: group_id.clone(),
+                username: user(0),
+                months_until_expiration: Some(1),
+                key_type: v1::KeyType::EcdsaP256 as i32,
+            },
+        ))
+        .await
+        .unwrap();
+    certificates
         .get_project_ca_certificate(authed(
             server,
             v1::GetProjectCaCertificateRequest {

@@ -43,6 +43,8 @@ pub enum ErrorCode {
     InvalidX509CaCertificate,
     /// A required attribute is missing.
     MissingAttribute,
+    /// The project has no CA yet (it is created with the first certificate).
+    ProjectCaNotFound,
     /// The key is not a member of the project's organization.
     NotInGroup,
     /// No such organization.
@@ -107,6 +109,7 @@ impl ErrorCode {
             Self::InvalidQueryParameter => "INVALID_QUERY_PARAMETER",
             Self::InvalidX509CaCertificate => "INVALID_X509_CA_CERTIFICATE",
             Self::MissingAttribute => "MISSING_ATTRIBUTE",
+            Self::ProjectCaNotFound => "PROJECT_CA_NOT_FOUND",
             Self::NotInGroup => "NOT_IN_GROUP",
             Self::OrgNotFound => "ORG_NOT_FOUND",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -140,6 +143,7 @@ impl ErrorCode {
             | Self::InvalidGroupId
             | Self::InvalidOrgId
             | Self::OrgNotFound
+            | Self::ProjectCaNotFound
             | Self::UsernameNotFound => 404,
             Self::GroupAlreadyExists | Self::UserAlreadyExists => 409,
             Self::UnexpectedError => 500,
@@ -167,7 +171,10 @@ impl ErrorCode {
             | Self::InvalidX509CaCertificate
             | Self::MissingAttribute => ErrorKind::InvalidArgument,
             Self::GroupAlreadyExists | Self::UserAlreadyExists => ErrorKind::AlreadyExists,
-            Self::GroupNotFound | Self::OrgNotFound | Self::UsernameNotFound => ErrorKind::NotFound,
+            Self::GroupNotFound
+            | Self::OrgNotFound
+            | Self::ProjectCaNotFound
+            | Self::UsernameNotFound => ErrorKind::NotFound,
             Self::NotInGroup | Self::UserUnauthorized => ErrorKind::PermissionDenied,
             Self::ServiceUnavailable => ErrorKind::Unavailable,
             Self::Unauthenticated => ErrorKind::Unauthenticated,
@@ -196,6 +203,7 @@ impl ErrorCode {
         Self::MissingAttribute,
         Self::NotInGroup,
         Self::OrgNotFound,
+        Self::ProjectCaNotFound,
         Self::ServiceUnavailable,
         Self::Unauthenticated,
         Self::UnexpectedError,

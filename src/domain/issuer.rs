@@ -196,7 +196,15 @@ impl Core {
             .map_err(store_error)
     }
 
-    /// Returns the project's CA, creating it on first use.
+    /// Returns the project's CA if it exists; `PROJECT_CA_NOT_FOUND` (404) before the first
+    /// certificate.
+    ///
+    /// A read never creates the CA: creating it fixes the project's CA key type for good, and
+    /// a read-only key must not be able to change what the owner may still decide (a GET is
+    /// safe, RFC 9110 section 9.2.1; a CA authority such as AWS Private CA answers a CA that
+    /// is not yet issued with an error rather than making one on read). The answer is the same
+    /// for every caller that may read the project, whatever its write access, so REST and
+    /// gRPC, readers and owners see one rule: the CA is created with the first certificate.
     pub async fn project_ca_certificate(
         &self,
         principal: &Principal,
@@ -205,7 +213,25 @@ impl Core {
         let project = self
             .authorized_project(principal, group_id, Access::Read)
             .await?;
-        self.project_ca(&project).await
+        if let Some(ca) = self.cached_ca(&project.id) {
+            return Ok(ca);
+        }
+        let Some(ca) = self.load_ca(&project.id).await? else {
+            return Err(AtlasError::new(
+                ErrorCode::ProjectCaNotFound,
+                format!(
+                    "Project {} has no CA yet: it is created with the project's first certificate.",
+                    project.id
+                ),
+                vec![project.id.to_string()],
+            ));
+        };
+        let ca = Arc::new(ca);
+        self.ca_cache
+            .lock()
+            .expect("ca cache lock must not be poisoned")
+            .insert(project.id.clone(), ca.clone());
+        Ok(ca)
     }
 
     /// Loads the project's CA (cached), or creates it: insert-or-read, so concurrent first

@@ -53,7 +53,13 @@ impl Core {
         })
     }
 
-    /// Creates an organization with a first ORG_OWNER key. Needs ORG_OWNER somewhere.
+    /// Creates an organization with a first ORG_OWNER key. Needs ORG_OWNER of the operator's
+    /// organization (the default organization, whose first key is the bootstrap key).
+    ///
+    /// Other organizations are tenants: their owners cannot list or reach an organization
+    /// they create, and the operator cannot see it either, so letting them create any would
+    /// let a tenant grow the service without bound and out of the operator's sight. They get
+    /// `USER_UNAUTHORIZED`, the code (and status) Atlas answers a key without the permission.
     pub async fn create_organization(
         &self,
         principal: &Principal,
@@ -62,6 +68,19 @@ impl Core {
     ) -> AtlasResult<(Organization, NewApiKey)> {
         if !principal.has_org_role(OrgRole::OrgOwner) {
             return Err(AtlasError::user_unauthorized());
+        }
+        let operator = self
+            .store
+            .meta(DEFAULT_ORG_META)
+            .await
+            .map_err(store_error)?;
+        if operator.as_deref() != Some(principal.org_id.as_str()) {
+            return Err(AtlasError::new(
+                ErrorCode::UserUnauthorized,
+                "Current user is not authorized to perform this action: only the operator's \
+                 organization may create organizations.",
+                Vec::new(),
+            ));
         }
         let name = parse_name("name", "name", name)?;
         let desc = if api_key_desc.trim().is_empty() {

@@ -69,8 +69,9 @@ impl Core {
     }
 
     /// Sets the key type of the project's CA (RSA-4096, ECDSA P-256 or P-384). Allowed until
-    /// the CA exists (it is created on the first certificate or CA request); afterwards only
-    /// the CA's own type is accepted (a no-op), anything else is `CA_KEY_TYPE_IMMUTABLE`.
+    /// the CA exists (it is created with the first certificate; a CA read does not create it);
+    /// afterwards only the CA's own type is accepted (a no-op), anything else is
+    /// `CA_KEY_TYPE_IMMUTABLE`.
     pub async fn set_ca_key_type(
         &self,
         principal: &Principal,

@@ -93,8 +93,10 @@ async fn in_flight_calls_finish_during_shutdown() {
     let clients = server.clients().await;
     let group_id = clients.create_project("draining").await;
     clients.create_managed_user(&group_id, "drain").await;
-    // The CA exists: the call's only write is its certificate record.
-    clients.project_ca_pem(&group_id).await;
+    // The CA exists (it is created with the first certificate): the call's only write is
+    // its certificate record.
+    clients.issue(&group_id, "drain", None).await.unwrap();
+    let taken = keys_taken(&server).await;
     let mut health = HealthClient::new(server.channel().await);
     let mut watch = health
         .watch(HealthCheckRequest {
@@ -133,7 +135,7 @@ async fn in_flight_calls_finish_during_shutdown() {
     // Wait (bounded) until the call has taken its key: it is in flight, blocked on the lock.
     let mut in_flight = false;
     for _ in 0..1000 {
-        if keys_taken(&server).await == 1 {
+        if keys_taken(&server).await == taken + 1 {
             in_flight = true;
             break;
         }

@@ -147,6 +147,10 @@ async fn leaf_key_types_keep_the_atlas_profile_under_rsa_and_ecdsa_cas() {
         .create_project_with_ca("rsa-ca", KeyType::Unspecified)
         .await;
     clients.create_managed_user(&rsa_group, "rsa-user").await;
+    // The CA is created with the project's first certificate (a read does not create it).
+    issue(&clients, &rsa_group, "rsa-user", KeyType::EcdsaP256)
+        .await
+        .unwrap();
     let ca_pem = clients.project_ca_pem(&rsa_group).await;
     with_cert(&ca_pem, |ca| {
         assert_eq!(key_of(ca), ("RSA".into(), "4096".into()))
@@ -256,7 +260,12 @@ async fn ca_key_type_is_settable_until_the_ca_exists() {
     // Setting only the key type leaves the customer CA alone (none here) and is readable back.
     assert_eq!(get().await.customer_x509.unwrap().cas, "");
 
-    // The CA is created with the setting; from then on the setting is fixed.
+    // The CA is created with the setting on the first certificate; from then on the setting
+    // is fixed.
+    clients.create_managed_user(&group, "first").await;
+    issue(&clients, &group, "first", KeyType::EcdsaP256)
+        .await
+        .unwrap();
     let ca_pem = clients.project_ca_pem(&group).await;
     with_cert(&ca_pem, |ca| {
         assert_eq!(key_of(ca), ("EC".into(), SECP384R1.into()));
@@ -326,7 +335,6 @@ async fn the_pool_serves_each_key_once_and_shows_its_depth() {
     let clients = server.clients().await;
     let group = clients.create_project("pool").await;
     clients.create_managed_user(&group, "pooled").await;
-    clients.project_ca_pem(&group).await;
     wait_for_depth(&server, P256, 3).await;
     wait_for_depth(&server, RSA2048, 3).await;
     assert_eq!(
