@@ -6,7 +6,10 @@ use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
-use super::model::{DatabaseName, DatabaseUser, DatabaseUserRole, Page, Paged, Username, X509Type};
+use super::model::{
+    DatabaseName, DatabaseUser, DatabaseUserRole, MAX_MANAGED_USERNAME_CHARS, Page, Paged,
+    Username, X509Type,
+};
 use super::store::StoreError;
 
 /// A request to create a database user, as received (validated here).
@@ -45,6 +48,7 @@ impl Core {
             roles: check_roles(new.roles)?,
         };
         check_database_name(&user)?;
+        check_managed_username(&user)?;
         match self.store.insert_database_user(&user).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
@@ -209,6 +213,27 @@ fn check_database_name(user: &DatabaseUser) -> AtlasResult<()> {
         .with_field("database_name")),
         _ => Ok(()),
     }
+}
+
+/// A MANAGED user's username becomes its certificates' subject CN, which X.520 bounds at
+/// [`MAX_MANAGED_USERNAME_CHARS`] characters (`ub-common-name`); other users keep the general
+/// bound of [`Username`].
+fn check_managed_username(user: &DatabaseUser) -> AtlasResult<()> {
+    if user.x509_type == X509Type::Managed
+        && user.username.as_str().chars().count() > MAX_MANAGED_USERNAME_CHARS
+    {
+        return Err(AtlasError::new(
+            ErrorCode::InvalidAttribute,
+            format!(
+                "Invalid attribute username specified: the username of a MANAGED X.509 user \
+                 becomes its certificates' common name, at most {MAX_MANAGED_USERNAME_CHARS} \
+                 characters."
+            ),
+            vec!["username".to_owned()],
+        )
+        .with_field("username"));
+    }
+    Ok(())
 }
 
 fn check_roles(roles: Vec<DatabaseUserRole>) -> AtlasResult<Vec<DatabaseUserRole>> {
