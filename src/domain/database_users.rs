@@ -131,6 +131,7 @@ impl Core {
             .await
             .map_err(store_error)?
             .ok_or_else(|| AtlasError::username_not_found(username.as_str()))?;
+        let was_managed = user.x509_type == X509Type::Managed;
         if let Some(x509_type) = x509_type {
             user.x509_type = x509_type;
         }
@@ -138,6 +139,10 @@ impl Core {
             user.roles = check_roles(roles)?;
         }
         check_database_name(&user)?;
+        if !was_managed {
+            // A user made MANAGED gets the CN bound; one that already was keeps its name.
+            check_managed_username(&user)?;
+        }
         if !self
             .store
             .update_database_user(&user)

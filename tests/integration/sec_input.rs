@@ -59,6 +59,17 @@ async fn managed_usernames_are_at_most_64_characters() {
     // 64 characters, counted as characters (not bytes), still fit a CN.
     atlas.create_managed_user(&group, &"é".repeat(64)).await;
     assert_eq!(user_count(&atlas, &group).await, 1);
+    // A CUSTOMER user keeps the general bound, but cannot be made MANAGED with a longer name.
+    let long = "c".repeat(65);
+    let customer = managed_user(&group, &long).replace("MANAGED", "CUSTOMER");
+    let resp = atlas.post(&path, &customer).await;
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    let user_path = format!("{path}/%24external/{long}");
+    atlas
+        .patch(&user_path, r#"{"x509Type":"MANAGED"}"#)
+        .await
+        .assert_error(400, "INVALID_ATTRIBUTE");
+    assert_eq!(atlas.get(&user_path).await.json()["x509Type"], "CUSTOMER");
 }
 
 #[tokio::test]
