@@ -1,11 +1,15 @@
 //! Input hygiene over REST (issue 13 item 10): usernames with invisible characters, MANAGED
 //! usernames longer than a certificate's common name may be, and bodies with a repeated key
-//! are refused with Atlas errors, and nothing is created.
+//! are refused with Atlas errors, and nothing is created; the real binary warns when it
+//! listens in plaintext on a non-loopback address.
+
+use std::process::Command;
 
 use serde_json::json;
 
 use crate::harness::TestServer;
 use crate::harness::atlas::Atlas;
+use crate::harness::binary::{self, Spawned};
 
 fn managed_user(group: &str, username: &str) -> String {
     json!({
@@ -104,4 +108,32 @@ async fn repeated_keys_are_refused_at_any_depth() {
         .await
         .assert_error(400, "INVALID_JSON");
     assert_eq!(user_count(&atlas, &group).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plaintext_listener_off_loopback_is_warned_about() {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = Command::new(binary::BIN);
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "0.0.0.0:0"])
+        .env_clear()
+        .env("RUST_LOG", "info");
+    let child = Spawned::start(command).await;
+    child.wait_serving().await;
+    let log = child.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("listening in plaintext"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("WARN")
+            && warnings[0].contains("HTTP")
+            && warnings[0].contains("--tls-cert-file")
+            && warnings[0].contains("--tls-key-file"),
+        "{log}"
+    );
 }
