@@ -88,6 +88,19 @@ pub async fn serve(
     App::build(config).await?.serve(listeners, shutdown).await
 }
 
+/// Logs a warning when a listener reachable from other hosts (not loopback) serves plaintext:
+/// API keys, private keys and certificates would then cross the network unencrypted.
+fn warn_if_plaintext(listener: &str, addr: SocketAddr, tls: bool) {
+    if !tls && !addr.ip().is_loopback() {
+        warn!(
+            listener,
+            %addr,
+            "listening in plaintext on a non-loopback address: set --tls-cert-file and --tls-key-file \
+             (DBCERT_TLS_CERT_FILE, DBCERT_TLS_KEY_FILE) to serve TLS, or bind to 127.0.0.1 behind a TLS proxy"
+        );
+    }
+}
+
 /// Binds the two listeners.
 pub async fn bind(grpc: SocketAddr, http: SocketAddr) -> anyhow::Result<Listeners> {
     Ok(Listeners {
@@ -243,6 +256,8 @@ impl App {
         } = self;
         let grpc_addr = listeners.grpc.local_addr()?;
         let http_addr = listeners.http.local_addr()?;
+        warn_if_plaintext("gRPC", grpc_addr, tls.grpc.is_some());
+        warn_if_plaintext("HTTP", http_addr, tls.http.is_some());
         let (stop_tx, stop_rx) = watch::channel(false);
 
         let grpc_server = Server::builder()

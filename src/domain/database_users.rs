@@ -6,7 +6,10 @@ use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
-use super::model::{DatabaseName, DatabaseUser, DatabaseUserRole, Page, Paged, Username, X509Type};
+use super::model::{
+    DatabaseName, DatabaseUser, DatabaseUserRole, MAX_MANAGED_USERNAME_CHARS, Page, Paged,
+    Username, X509Type,
+};
 use super::store::StoreError;
 
 /// A request to create a database user, as received (validated here).
@@ -45,6 +48,7 @@ impl Core {
             roles: check_roles(new.roles)?,
         };
         check_database_name(&user)?;
+        check_managed_username(&user)?;
         match self.store.insert_database_user(&user).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
@@ -127,6 +131,7 @@ impl Core {
             .await
             .map_err(store_error)?
             .ok_or_else(|| AtlasError::username_not_found(username.as_str()))?;
+        let was_managed = user.x509_type == X509Type::Managed;
         if let Some(x509_type) = x509_type {
             user.x509_type = x509_type;
         }
@@ -134,6 +139,10 @@ impl Core {
             user.roles = check_roles(roles)?;
         }
         check_database_name(&user)?;
+        if !was_managed {
+            // A user made MANAGED gets the CN bound; one that already was keeps its name.
+            check_managed_username(&user)?;
+        }
         if !self
             .store
             .update_database_user(&user)
@@ -209,6 +218,27 @@ fn check_database_name(user: &DatabaseUser) -> AtlasResult<()> {
         .with_field("database_name")),
         _ => Ok(()),
     }
+}
+
+/// A MANAGED user's username becomes its certificates' subject CN, which X.520 bounds at
+/// [`MAX_MANAGED_USERNAME_CHARS`] characters (`ub-common-name`); other users keep the general
+/// bound of [`Username`].
+fn check_managed_username(user: &DatabaseUser) -> AtlasResult<()> {
+    if user.x509_type == X509Type::Managed
+        && user.username.as_str().chars().count() > MAX_MANAGED_USERNAME_CHARS
+    {
+        return Err(AtlasError::new(
+            ErrorCode::InvalidAttribute,
+            format!(
+                "Invalid attribute username specified: the username of a MANAGED X.509 user \
+                 becomes its certificates' common name, at most {MAX_MANAGED_USERNAME_CHARS} \
+                 characters."
+            ),
+            vec!["username".to_owned()],
+        )
+        .with_field("username"));
+    }
+    Ok(())
 }
 
 fn check_roles(roles: Vec<DatabaseUserRole>) -> AtlasResult<Vec<DatabaseUserRole>> {

@@ -91,7 +91,47 @@ pub const MAX_USERNAME_LEN: usize = 1024;
 /// The longest project, organization or API key description accepted (characters).
 pub const MAX_NAME_LEN: usize = 256;
 
-/// A database username: non-empty, at most [`MAX_USERNAME_LEN`] bytes, no control characters.
+/// The longest username of a MANAGED X.509 user (characters): it becomes the certificate's
+/// subject CN, which X.520 bounds at `ub-common-name` = 64 (OpenSSL refuses a longer CN).
+pub const MAX_MANAGED_USERNAME_CHARS: usize = 64;
+
+/// Unicode format characters (general category Cf, Unicode 15.1): invisible characters that
+/// change how text around them is shown (bidi overrides and isolates, zero-width characters,
+/// the byte order mark, ...), so a username holding one could pass for another.
+const FORMAT_CHARS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// Whether `c` is a control (Cc) or format (Cf) character.
+fn is_control_or_format(c: char) -> bool {
+    c.is_control()
+        || FORMAT_CHARS
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&c))
+}
+
+/// A database username: non-empty, not only whitespace, at most [`MAX_USERNAME_LEN`] bytes, no
+/// control (Cc) or format (Cf) characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Username(String);
 
@@ -101,7 +141,8 @@ impl Username {
         if s.is_empty() {
             return Err(AtlasError::missing_attribute("username", "username"));
         }
-        if s.len() > MAX_USERNAME_LEN || s.chars().any(char::is_control) {
+        if s.trim().is_empty() || s.len() > MAX_USERNAME_LEN || s.chars().any(is_control_or_format)
+        {
             return Err(AtlasError::invalid_attribute("username", "username"));
         }
         Ok(Self(s.to_owned()))
@@ -441,4 +482,44 @@ pub struct CertificateRecord {
     pub not_after: OffsetDateTime,
     /// The SHA-256 fingerprint of the DER certificate, lowercase hex.
     pub sha256_fingerprint: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_refuse_control_format_and_blank() {
+        assert_eq!(Username::parse("alice").unwrap().as_str(), "alice");
+        assert_eq!(Username::parse("Zoë 李").unwrap().as_str(), "Zoë 李");
+        assert_eq!(
+            Username::parse("").unwrap_err().code(),
+            ErrorCode::MissingAttribute
+        );
+        for bad in [
+            " ",
+            "\t \u{3000}",
+            "ad\u{202E}nimda",
+            "a\u{202A}b",
+            "a\u{2066}b",
+            "a\u{2069}b",
+            "a\u{200B}b",
+            "a\u{200D}b",
+            "a\u{200F}b",
+            "\u{FEFF}alice",
+            "a\u{00AD}b",
+            "a\u{E0041}b",
+            "a\nb",
+            "a\u{0}b",
+            "a\u{7F}b",
+            "a\u{85}b",
+        ] {
+            let error = Username::parse(bad).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidAttribute, "{bad:?}");
+            assert_eq!(error.parameters(), ["username"], "{bad:?}");
+        }
+        assert!(Username::parse(&"a".repeat(MAX_USERNAME_LEN)).is_ok());
+        assert!(Username::parse(&"a".repeat(MAX_USERNAME_LEN + 1)).is_err());
+    }
 }

@@ -235,6 +235,81 @@ impl<'de> Deserializer<'de> for AttributeNames<'_> {
     }
 }
 
+// === duplicate keys ===
+
+/// The first key that appears twice in one JSON object of `bytes`, at any depth (serde_json
+/// keeps the last of them, so `{"username":"a","username":"b"}` would read as `b` where another
+/// parser reads `a`). `None` when every object's keys are distinct, and for bytes that are not
+/// JSON (the caller's parse reports those). The caller bounds `bytes` (`MAX_BODY_BYTES`) and
+/// serde_json bounds the nesting (128 levels).
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    let mut duplicate = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let _ = de::DeserializeSeed::deserialize(UniqueKeys(&mut duplicate), &mut deserializer);
+    duplicate
+}
+
+/// Walks a JSON value, recording the first repeated key of an object and stopping there.
+struct UniqueKeys<'a>(&'a mut Option<String>);
+
+impl<'de> de::DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(UniqueKeys(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if keys.contains(&key) {
+                *self.0 = Some(key);
+                return Err(de::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(UniqueKeys(&mut *self.0))?;
+            keys.insert(key);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -370,5 +445,31 @@ mod tests {
             code(json!({"customerX509": {"cas": 1}})),
             vec![json!("cas")]
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        assert_eq!(duplicate_key(br#"{"a":1,"b":2}"#), None);
+        assert_eq!(
+            duplicate_key(br#"{"username":"a","username":"b"}"#).as_deref(),
+            Some("username")
+        );
+        assert_eq!(
+            duplicate_key(br#"{"roles":[{"roleName":"r","databaseName":"d","roleName":"s"}]}"#)
+                .as_deref(),
+            Some("roleName")
+        );
+        assert_eq!(
+            duplicate_key(br#"{"a":{"x":1},"b":{"x":2}}"#),
+            None,
+            "the same key in sibling objects is fine"
+        );
+        assert_eq!(
+            duplicate_key(br#"{"\u0061":1,"a":2}"#).as_deref(),
+            Some("a"),
+            "keys compare after unescaping"
+        );
+        assert_eq!(duplicate_key(br#"[1,"x",null,true,1.5,-3]"#), None);
+        assert_eq!(duplicate_key(b"{not json"), None);
     }
 }

@@ -347,7 +347,8 @@ where
 
 /// A JSON request body, read up to [`MAX_BODY_BYTES`] while streaming. Any content type is
 /// accepted (curl's `--data` sends `application/x-www-form-urlencoded`, the v2 clients
-/// `application/vnd.atlas.2023-01-01+json`); an empty body reads as `{}`.
+/// `application/vnd.atlas.2023-01-01+json`); an empty body reads as `{}`; an object with a
+/// repeated key, at any depth, is 400 `INVALID_JSON` naming the key.
 #[derive(Debug)]
 pub struct JsonBody(pub Value);
 
@@ -367,9 +368,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(Value::Object(Map::new())));
         }
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|_| ApiError::malformed_json().into())
+        let value = serde_json::from_slice(&bytes).map_err(|_| ApiError::malformed_json())?;
+        if let Some(key) = super::body::duplicate_key(&bytes) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "INVALID_JSON",
+                format!("Received JSON has the attribute {key} more than once."),
+                vec![key],
+            )
+            .into());
+        }
+        Ok(Self(value))
     }
 }
 

@@ -34,6 +34,7 @@ mod gateway_resources;
 mod gateway_router;
 mod hostile_inputs;
 mod proptest_gateway;
+mod sec_input;
 
 // TLS, the server's life, master keys, and the real binary.
 mod crash;
