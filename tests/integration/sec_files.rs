@@ -112,8 +112,12 @@ async fn a_group_readable_data_dir_is_refused_unless_overridden() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    chmod(&data, 0o750);
-    let command = || serve_command(&data);
+    let command = || {
+        // After `serve_command`, which makes an existing data directory private.
+        let command = serve_command(&data);
+        chmod(&data, 0o750);
+        command
+    };
     refused_then_overridden(command, &dir.path().join("out"), &data, "chmod 700").await;
 }
 
