@@ -16,6 +16,7 @@
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -267,8 +268,6 @@ impl Server {
             http.clone(),
             "--data-dir".to_owned(),
             data_dir.display().to_string(),
-            "--bootstrap-api-key".to_owned(),
-            format!("{}:{}", key.0, key.1),
             // The load is spread over a few users; the per-user cap is not what is measured.
             "--max-certificates-per-user".to_owned(),
             "1000000000".to_owned(),
@@ -290,6 +289,8 @@ impl Server {
         let started = Instant::now();
         let child = Command::new(env!("CARGO_BIN_EXE_dbcert"))
             .args(&args)
+            // Environment only: the server refuses secrets on the command line.
+            .env("DBCERT_BOOTSTRAP_API_KEY", format!("{}:{}", key.0, key.1))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -948,6 +949,8 @@ struct ServiceRun {
 
 async fn service(flags: &Flags) -> ServiceRun {
     let temp = tempfile::tempdir().unwrap();
+    // The server refuses a data directory open to others; the tempdir follows the umask.
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let key = (
         (0..8)
             .map(|_| char::from(b'a' + rand::random_range(0..26u8)))

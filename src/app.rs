@@ -136,7 +136,7 @@ impl App {
     /// Prepares the data directory and master keys, opens and checks the store, bootstraps the
     /// first API key, and builds everything the listeners serve; health is SERVING from here.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        secrets::prepare_data_dir(&config.data_dir)?;
+        secrets::prepare_files(&config)?;
         let keyring = secrets::load_keyring(&config)?;
         let store = storage::open_with_cache(&config.database_url, config.cache_ttl)
             .await

@@ -66,10 +66,16 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The end of `dbcert serve --help`: the secrets taken from the environment only.
+const SERVE_AFTER_HELP: &str = "Secrets, from the environment only (refused on the command line, where `ps` shows them):
+  DBCERT_MASTER_KEY         the master key itself (base64 of 32 bytes); prefer --master-key-file
+  DBCERT_BOOTSTRAP_API_KEY  publicKey:privateKey of an ORG_OWNER key to ensure in the default organization";
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs the gRPC service and the Atlas REST gateway.
+    #[command(after_help = SERVE_AFTER_HELP)]
     Serve(Box<ServeArgs>),
     /// Asks a running server's gRPC health service; exits 0 when it is SERVING.
     Healthcheck(HealthcheckArgs),
@@ -106,9 +112,6 @@ pub struct ServeArgs {
     /// File holding the master key (base64 of 32 bytes) that seals CA private keys.
     #[arg(long, env = "DBCERT_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
-    /// The master key itself (base64 of 32 bytes); prefer the file. Environment only.
-    #[arg(long, env = "DBCERT_MASTER_KEY", hide = true, hide_env_values = true)]
-    pub master_key: Option<String>,
     /// Files of further master keys, accepted for opening CA keys and Digest nonces but never
     /// used to seal: the other key during a master key rotation. Repeatable; comma-separated in
     /// the environment.
@@ -118,9 +121,13 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub additional_master_key_file: Vec<PathBuf>,
-    /// `publicKey:privateKey` of an ORG_OWNER key to ensure in the default organization.
-    #[arg(long, env = "DBCERT_BOOTSTRAP_API_KEY", hide_env_values = true)]
-    pub bootstrap_api_key: Option<String>,
+    /// The master key and the bootstrap key: environment only.
+    #[command(flatten)]
+    pub secrets: EnvSecrets,
+    /// Start even when the master key file, the SQLite file or the data directory is open to
+    /// group or others (logged as a warning at every start).
+    #[arg(long, env = "DBCERT_ALLOW_INSECURE_PERMISSIONS")]
+    pub allow_insecure_permissions: bool,
     /// `O` of project CA subjects.
     #[arg(long, env = "DBCERT_CA_ORGANIZATION", default_value = DEFAULT_CA_ORGANIZATION)]
     pub ca_organization: String,
@@ -251,6 +258,83 @@ pub struct HealthcheckArgs {
     pub client_key_file: Option<PathBuf>,
 }
 
+/// The secrets `dbcert serve` reads from the environment only: a value on the command line is
+/// visible to every local user in `ps` and `/proc/PID/cmdline`, so the flags are refused with
+/// an error naming the variable.
+#[derive(Clone, Default)]
+pub struct EnvSecrets {
+    /// `DBCERT_MASTER_KEY`: the master key itself (base64 of 32 bytes); prefer the file.
+    pub master_key: Option<String>,
+    /// `DBCERT_BOOTSTRAP_API_KEY`: `publicKey:privateKey` of an ORG_OWNER key to ensure in the
+    /// default organization.
+    pub bootstrap_api_key: Option<String>,
+}
+
+/// The environment-only secrets: (argument id, refused flag, variable, help).
+const ENV_SECRETS: [(&str, &str, &str, &str); 2] = [
+    (
+        "master_key",
+        "master-key",
+        "DBCERT_MASTER_KEY",
+        "The master key itself (base64 of 32 bytes); prefer --master-key-file. Environment only",
+    ),
+    (
+        "bootstrap_api_key",
+        "bootstrap-api-key",
+        "DBCERT_BOOTSTRAP_API_KEY",
+        "`publicKey:privateKey` of an ORG_OWNER key to ensure in the default organization. \
+         Environment only",
+    ),
+];
+
+impl clap::FromArgMatches for EnvSecrets {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut secrets = Self::default();
+        secrets.update_from_arg_matches(matches)?;
+        Ok(secrets)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for (id, flag, variable, _) in ENV_SECRETS {
+            if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--{flag} is not accepted on the command line, where `ps` shows it to \
+                         every local user: set the environment variable {variable} instead"
+                    ),
+                ));
+            }
+        }
+        self.master_key = matches.get_one::<String>("master_key").cloned();
+        self.bootstrap_api_key = matches.get_one::<String>("bootstrap_api_key").cloned();
+        Ok(())
+    }
+}
+
+impl Args for EnvSecrets {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        ENV_SECRETS
+            .into_iter()
+            .fold(command, |command, (id, flag, variable, help)| {
+                command.arg(
+                    // The flag exists only to be refused with a clear error; it is hidden, and
+                    // the variable is documented in the help of `serve` (`after_help`).
+                    clap::Arg::new(id)
+                        .long(flag)
+                        .env(variable)
+                        .hide(true)
+                        .hide_env_values(true)
+                        .help(help),
+                )
+            })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
 /// Flags of `dbcert rotate-master-key`.
 #[derive(Clone, Args)]
 pub struct RotateMasterKeyArgs {
@@ -322,6 +406,8 @@ pub struct Config {
     pub additional_master_keys: Vec<PathBuf>,
     /// The configured bootstrap key (`public`, `private`).
     pub bootstrap_api_key: Option<(String, Zeroizing<String>)>,
+    /// Start even when a secret file or the data directory is open to group or others.
+    pub allow_insecure_permissions: bool,
     /// Settings of the core.
     pub core: CoreSettings,
     /// Time given to in-flight calls after a shutdown signal.
@@ -362,13 +448,13 @@ impl ServeArgs {
         let database_url = self
             .database
             .unwrap_or_else(|| crate::storage::SqliteStore::url_in(&self.data_dir));
-        let master_key = match (self.master_key_file, self.master_key) {
+        let master_key = match (self.master_key_file, self.secrets.master_key) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoMasterKeys),
             (Some(file), None) => MasterKeySource::File(file),
             (None, Some(key)) => MasterKeySource::Inline(Zeroizing::new(key)),
             (None, None) => MasterKeySource::DataDir,
         };
-        let bootstrap_api_key = match self.bootstrap_api_key {
+        let bootstrap_api_key = match self.secrets.bootstrap_api_key {
             None => None,
             Some(pair) => {
                 let pair = Zeroizing::new(pair);
@@ -382,6 +468,7 @@ impl ServeArgs {
             master_key,
             additional_master_keys: self.additional_master_key_file,
             bootstrap_api_key,
+            allow_insecure_permissions: self.allow_insecure_permissions,
             core: CoreSettings {
                 ca_subject: CaSubject {
                     organization: self.ca_organization,
@@ -437,6 +524,7 @@ impl Config {
             master_key: MasterKeySource::DataDir,
             additional_master_keys: Vec::new(),
             bootstrap_api_key: None,
+            allow_insecure_permissions: false,
             core: CoreSettings::default(),
             shutdown_grace: Duration::from_secs(10),
             limits: Limits::default(),
@@ -504,9 +592,9 @@ impl fmt::Debug for ServeArgs {
             data_dir,
             database,
             master_key_file,
-            master_key: _,
             additional_master_key_file,
-            bootstrap_api_key: _,
+            secrets: _,
+            allow_insecure_permissions,
             ca_organization,
             ca_organizational_unit,
             max_certificates_per_user,
@@ -539,6 +627,7 @@ impl fmt::Debug for ServeArgs {
             .field("database", &database.as_deref().map(redact_url))
             .field("master_key_file", master_key_file)
             .field("additional_master_key_file", additional_master_key_file)
+            .field("allow_insecure_permissions", allow_insecure_permissions)
             .field("ca_organization", ca_organization)
             .field("ca_organizational_unit", ca_organizational_unit)
             .field("max_certificates_per_user", max_certificates_per_user)
@@ -575,6 +664,7 @@ impl fmt::Debug for Config {
             master_key: _,
             additional_master_keys,
             bootstrap_api_key,
+            allow_insecure_permissions,
             core,
             shutdown_grace,
             limits,
@@ -594,6 +684,7 @@ impl fmt::Debug for Config {
                 "bootstrap_api_key",
                 &bootstrap_api_key.as_ref().map(|(public, _)| public),
             )
+            .field("allow_insecure_permissions", allow_insecure_permissions)
             .field("core", core)
             .field("shutdown_grace", shutdown_grace)
             .field("limits", limits)
@@ -754,18 +845,15 @@ mod tests {
 
     #[test]
     fn debug_redacts_secrets() {
-        let cli = Cli::try_parse_from([
-            "dbcert",
-            "serve",
-            "--database",
-            "postgres://u:hunter2@h/db",
-            "--bootstrap-api-key",
-            "abcdefgh:11111111-2222-4333-8444-555555555555",
-        ])
-        .unwrap();
-        let Command::Serve(args) = cli.command else {
+        let cli =
+            Cli::try_parse_from(["dbcert", "serve", "--database", "postgres://u:hunter2@h/db"])
+                .unwrap();
+        let Command::Serve(mut args) = cli.command else {
             panic!("serve")
         };
+        // From the environment only (DBCERT_BOOTSTRAP_API_KEY).
+        args.secrets.bootstrap_api_key =
+            Some("abcdefgh:11111111-2222-4333-8444-555555555555".to_owned());
         let text = format!("{args:?}");
         assert!(
             !text.contains("hunter2") && !text.contains("11111111"),
@@ -778,5 +866,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("abcdefgh"));
+    }
+
+    #[test]
+    fn secrets_on_the_command_line_are_refused_naming_the_variable() {
+        for (flag, variable) in [
+            ("--master-key", "DBCERT_MASTER_KEY"),
+            ("--bootstrap-api-key", "DBCERT_BOOTSTRAP_API_KEY"),
+        ] {
+            let error = Cli::try_parse_from(["dbcert", "serve", flag, "secret:value"])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(error.contains(flag) && error.contains(variable), "{error}");
+            assert!(!error.contains("secret:value"), "{error}");
+        }
+        let Command::Serve(args) = Cli::try_parse_from(["dbcert", "serve"]).unwrap().command else {
+            panic!("not serve");
+        };
+        assert!(!args.allow_insecure_permissions);
+        let config = args.into_config().unwrap();
+        assert!(!config.allow_insecure_permissions);
     }
 }

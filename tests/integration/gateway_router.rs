@@ -45,6 +45,7 @@ impl Answer {
 impl Unserved {
     async fn build() -> Self {
         let temp = tempfile::tempdir().unwrap();
+        crate::harness::private_dir(temp.path());
         let key = Key::random();
         let mut config = Config::for_test(temp.path().to_path_buf());
         config.bootstrap_api_key = Some((key.public.clone(), key.private.clone().into()));

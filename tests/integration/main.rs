@@ -42,6 +42,7 @@ mod lifecycle;
 mod log_scan;
 mod master_key_rotation;
 mod replicas;
+mod sec_files;
 mod tls;
 
 // Storage and the repository.

@@ -15,10 +15,19 @@ use crate::harness::atlas;
 use crate::harness::pg::TestDatabase;
 use crate::harness::{Key, TestServer, openssl, write};
 
-/// Writes a fresh master key file.
+/// Writes a fresh master key file, readable by its owner only (the server refuses others).
 fn key_file(dir: &Path, name: &str) -> PathBuf {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let path = dir.join(name);
-    std::fs::write(&path, MasterKey::generate().to_base64().as_bytes()).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap()
+        .write_all(MasterKey::generate().to_base64().as_bytes())
+        .unwrap();
     path
 }
 

@@ -29,10 +29,12 @@ pub const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a condition on the process is polled.
 const POLL: Duration = Duration::from_millis(25);
 
-/// `dbcert serve` on `data_dir` with both listeners on `127.0.0.1:0` and an environment of its
+/// `dbcert serve` on `data_dir` (made private to its owner if it exists, as the server
+/// requires) with both listeners on `127.0.0.1:0` and an environment of its
 /// own: nothing from the test's environment (no stray `DBCERT_*`), only `RUST_LOG=info`, which
 /// the "dbcert serving" line needs and which a test may override with `.env`.
 pub fn serve_command(data_dir: &Path) -> Command {
+    super::private_dir(data_dir);
     let mut command = Command::new(BIN);
     command
         .arg("serve")

@@ -85,6 +85,7 @@ impl TestServer {
         tls_client: Option<rustls::ClientConfig>,
     ) -> Self {
         trace_init();
+        super::private_dir(dir);
         let mut config = Config::for_test(dir.to_path_buf());
         config.bootstrap_api_key = Some((key.public.clone(), key.private.clone().into()));
         customize(&mut config);
