@@ -113,6 +113,7 @@ async fn repeated_keys_are_refused_at_any_depth() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plaintext_listener_off_loopback_is_warned_about() {
     let data = tempfile::tempdir().unwrap();
+    crate::harness::private_dir(data.path());
     let mut command = Command::new(binary::BIN);
     command
         .arg("serve")
