@@ -41,7 +41,7 @@ use crate::proto::v1::{
     user_security_service_server::UserSecurityServiceServer,
 };
 use crate::tls::ListenerTls;
-use crate::{gateway, listener, metrics, proto, secrets, storage};
+use crate::{client_ca, gateway, listener, metrics, proto, secrets, storage};
 
 pub use crate::secrets::{BOOTSTRAP_KEY_FILE, MASTER_KEY_FILE, read_master_key_file};
 
@@ -156,6 +156,9 @@ impl App {
         secrets::bootstrap(&core, &config).await?;
 
         let tls = ListenerTls::load(config.tls.as_ref())?;
+        for (path, client_cas) in tls.reloaders().iter().filter_map(|r| r.client_cas()) {
+            client_ca::refuse_project_cas(core.store().as_ref(), path, &client_cas).await?;
+        }
         let tls_reload = TlsReload::listen(tls.reloaders())?;
 
         let (health, health_service) = tonic_health::server::health_reporter();

@@ -15,7 +15,8 @@ use tonic_health::server::HealthReporter;
 use tracing::{error, info, warn};
 
 use crate::domain::Core;
-use crate::tls::TlsReloader;
+use crate::client_ca;
+use crate::tls::{StagedTls, TlsReloader};
 
 /// How often the store is pinged for the health service.
 const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -95,6 +96,7 @@ impl Background {
     ) -> Self {
         if let Some(reload) = tls_reload {
             tokio::spawn(reload_tls_on_sighup(
+                core.clone(),
                 reload.reloaders,
                 reload.hangup,
                 stop.clone(),
@@ -132,8 +134,10 @@ impl Background {
     }
 }
 
-/// Reloads the TLS files on each SIGHUP; a failed reload keeps the previous configuration.
+/// Reloads the TLS files on each SIGHUP; a failed reload keeps the previous configuration of
+/// every listener. A client-CA file that holds a project CA fails the reload (`client_ca.rs`).
 async fn reload_tls_on_sighup(
+    core: Arc<Core>,
     reloaders: Vec<Arc<TlsReloader>>,
     mut hangup: Signal,
     mut stop: watch::Receiver<bool>,
@@ -144,17 +148,34 @@ async fn reload_tls_on_sighup(
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         info!("received SIGHUP: reloading tls files");
-        let mut ok = true;
-        for reloader in &reloaders {
-            if let Err(error) = reloader.reload() {
-                ok = false;
-                error!(error = %anyhow::Error::new(error).to_string(), "tls reload failed; still serving the previous certificate");
+        match stage_tls(&core, &reloaders).await {
+            Ok(staged) => {
+                for (reloader, staged) in reloaders.iter().zip(staged) {
+                    reloader.install(staged);
+                }
+                info!("tls files reloaded");
+            }
+            Err(error) => {
+                error!(error = %format!("{error:#}"), "tls reload failed; still serving the previous certificate");
             }
         }
-        if ok {
-            info!("tls files reloaded");
-        }
     }
+}
+
+/// Reads every listener's files again and checks their client CAs; nothing is installed here.
+async fn stage_tls(
+    core: &Core,
+    reloaders: &[Arc<TlsReloader>],
+) -> anyhow::Result<Vec<StagedTls>> {
+    let mut staged = Vec::with_capacity(reloaders.len());
+    for reloader in reloaders {
+        let next = reloader.stage()?;
+        if let Some(path) = reloader.client_ca_file() {
+            client_ca::refuse_project_cas(core.store().as_ref(), path, next.client_cas()).await?;
+        }
+        staged.push(next);
+    }
+    Ok(staged)
 }
 
 /// Reports NOT_SERVING while the store does not answer, SERVING again when it does.

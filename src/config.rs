@@ -189,8 +189,9 @@ pub struct ServeArgs {
     /// Whether gRPC clients must present a certificate (with --grpc-client-ca-file).
     #[arg(long, env = "DBCERT_GRPC_CLIENT_CERT", value_enum, default_value_t = ClientCertMode::Optional)]
     pub grpc_client_cert: ClientCertMode,
-    /// How a verified client certificate names the API key it acts as.
-    #[arg(long, env = "DBCERT_MTLS_PRINCIPAL_RULE", value_enum, default_value_t = PrincipalRule::Cn)]
+    /// How a verified client certificate names the API key it acts as (`san-uri`: one SAN URI
+    /// `dbcert:api-key:<publicKey>`).
+    #[arg(long, env = "DBCERT_MTLS_PRINCIPAL_RULE", value_enum, default_value_t = PrincipalRule::SanUri)]
     pub mtls_principal_rule: PrincipalRule,
     /// Ready leaf keys kept per pooled key type (0 disables the pool).
     #[arg(long, env = "DBCERT_KEY_POOL_SIZE", default_value_t = DEFAULT_KEY_POOL_SIZE)]

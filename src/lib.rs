@@ -12,6 +12,7 @@
 pub mod app;
 pub mod auth;
 mod background;
+pub mod client_ca;
 pub mod config;
 pub mod domain;
 pub mod gateway;

@@ -12,7 +12,10 @@
 //! certificate is accepted when client certificates are [`ClientCertMode::Optional`] (callers
 //! then authenticate with Basic credentials) and refused at the handshake when they are
 //! [`ClientCertMode::Required`]; a certificate that does not verify is always refused. A
-//! verified certificate names the API key it acts as by the [`PrincipalRule`].
+//! verified certificate names the API key it acts as by the [`PrincipalRule`]: a SAN URI
+//! `dbcert:api-key:<publicKey>`, which the certificates dbcert issues never carry. The client-CA
+//! file is also checked against the store's project CAs (`client_ca.rs`), at start and before a
+//! reload is installed ([`TlsReloader::stage`], [`TlsReloader::install`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -59,13 +62,20 @@ pub enum ClientCertMode {
     Required,
 }
 
+/// The scheme and prefix of the SAN URI that names the API key a client certificate acts as:
+/// `dbcert:api-key:<publicKey>`.
+pub const API_KEY_URI_PREFIX: &str = "dbcert:api-key:";
+
 /// How a verified client certificate maps to the API key it acts as.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum PrincipalRule {
-    /// The subject's single common name is the key's public key (8 lowercase characters); the
-    /// key must exist, and its roles apply as if it had sent Basic credentials.
+    /// The certificate carries exactly one subjectAltName URI `dbcert:api-key:<publicKey>`
+    /// ([`API_KEY_URI_PREFIX`]) whose public key is well formed; the key must exist, and its
+    /// roles apply as if it had sent Basic credentials. The subject (CN included) is not read:
+    /// the Atlas leaf profile dbcert issues has a CN (the username) and no SAN, so no
+    /// certificate dbcert issues can name a key.
     #[default]
-    Cn,
+    SanUri,
 }
 
 /// The TLS configuration of a server.
@@ -108,7 +118,16 @@ pub struct TlsReloader {
     files: TlsFiles,
     mutual: Option<MutualTls>,
     alpn: &'static [&'static [u8]],
-    current: RwLock<Arc<ServerConfig>>,
+    current: RwLock<StagedTls>,
+}
+
+/// A configuration built from the files, not serving yet: [`TlsReloader::install`] puts it in
+/// service once its client CAs are checked.
+#[derive(Clone)]
+pub struct StagedTls {
+    config: Arc<ServerConfig>,
+    /// The certificates of the client-CA file (mutual TLS only).
+    client_cas: Arc<[CertificateDer<'static>]>,
 }
 
 /// The TLS of the two listeners: both or neither (plain TCP).
@@ -163,23 +182,32 @@ impl TlsReloader {
         mutual: Option<MutualTls>,
         alpn: &'static [&'static [u8]],
     ) -> Result<Self, TlsError> {
-        let config = build_config(&files, mutual.as_ref(), alpn)?;
+        let staged = build_config(&files, mutual.as_ref(), alpn)?;
         Ok(Self {
             files,
             mutual,
             alpn,
-            current: RwLock::new(Arc::new(config)),
+            current: RwLock::new(staged),
         })
+    }
+
+    /// Reads the files again into a configuration that does not serve yet.
+    pub fn stage(&self) -> Result<StagedTls, TlsError> {
+        build_config(&self.files, self.mutual.as_ref(), self.alpn)
+    }
+
+    /// Serves new connections with `staged`; connections already open keep theirs.
+    pub fn install(&self, staged: StagedTls) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = staged;
     }
 
     /// Reads the files again and serves new connections with them; on error the old
     /// configuration stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = build_config(&self.files, self.mutual.as_ref(), self.alpn)?;
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+        self.install(self.stage()?);
         Ok(())
     }
 
@@ -189,8 +217,25 @@ impl TlsReloader {
             .current
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .config
             .clone();
         TlsAcceptor::from(config)
+    }
+
+    /// The client-CA file and the certificates it held when the configuration in service was
+    /// read (mutual TLS only).
+    pub fn client_cas(&self) -> Option<(&Path, Arc<[CertificateDer<'static>]>)> {
+        let mutual = self.mutual.as_ref()?;
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some((mutual.client_ca.as_path(), current.client_cas.clone()))
+    }
+
+    /// The client-CA file (mutual TLS only).
+    pub fn client_ca_file(&self) -> Option<&Path> {
+        self.mutual.as_ref().map(|m| m.client_ca.as_path())
     }
 
     /// The principal rule, when client certificates are verified.
@@ -214,6 +259,23 @@ impl fmt::Debug for TlsReloader {
     }
 }
 
+// === impl StagedTls ===
+
+impl StagedTls {
+    /// The certificates of the client-CA file (empty without mutual TLS).
+    pub fn client_cas(&self) -> &[CertificateDer<'static>] {
+        &self.client_cas
+    }
+}
+
+impl fmt::Debug for StagedTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StagedTls")
+            .field("client_cas", &self.client_cas.len())
+            .finish_non_exhaustive()
+    }
+}
+
 // === impl PrincipalRule ===
 
 impl PrincipalRule {
@@ -221,14 +283,21 @@ impl PrincipalRule {
     pub fn public_key(self, certificate: &[u8]) -> Option<String> {
         let (_, cert) = x509_parser::parse_x509_certificate(certificate).ok()?;
         match self {
-            Self::Cn => {
-                let mut names = cert.subject().iter_common_name();
-                let name = names.next()?.as_str().ok()?;
-                // Exactly one CN, of a public key's shape: nothing ambiguous maps to a key.
-                if names.next().is_some() || !crate::domain::is_public_key(name) {
+            Self::SanUri => {
+                // A SAN extension that does not parse (or appears twice) names nothing.
+                let san = cert.subject_alternative_name().ok()??;
+                let mut keys = san.value.general_names.iter().filter_map(|name| match name {
+                    x509_parser::extensions::GeneralName::URI(uri) => {
+                        uri.strip_prefix(API_KEY_URI_PREFIX)
+                    }
+                    _ => None,
+                });
+                let key = keys.next()?;
+                // Exactly one marker, of a public key's shape: nothing ambiguous maps to a key.
+                if keys.next().is_some() || !crate::domain::is_public_key(key) {
                     return None;
                 }
-                Some(name.to_owned())
+                Some(key.to_owned())
             }
         }
     }
@@ -238,7 +307,7 @@ fn build_config(
     files: &TlsFiles,
     mutual: Option<&MutualTls>,
     alpn: &[&[u8]],
-) -> Result<ServerConfig, TlsError> {
+) -> Result<StagedTls, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let chain = read_certs(&files.cert, "certificates")?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsError::Pem {
@@ -249,12 +318,13 @@ fn build_config(
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(Box::new(e)))?;
+    let mut client_cas = Vec::new();
     let builder = match mutual {
         None => builder.with_no_client_auth(),
         Some(mutual) => {
+            client_cas = read_certs(&mutual.client_ca, "CA certificates")?;
             let mut roots = RootCertStore::empty();
-            let (added, _ignored) =
-                roots.add_parsable_certificates(read_certs(&mutual.client_ca, "CA certificates")?);
+            let (added, _ignored) = roots.add_parsable_certificates(client_cas.iter().cloned());
             if added == 0 {
                 return Err(TlsError::ClientCa {
                     path: mutual.client_ca.clone(),
@@ -276,7 +346,10 @@ fn build_config(
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(Box::new(e)))?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
+    Ok(StagedTls {
+        config: Arc::new(config),
+        client_cas: client_cas.into(),
+    })
 }
 
 fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -300,29 +373,48 @@ fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
 mod tests {
     use super::*;
 
-    // rcgen keeps one value per attribute type, so a two-CN subject is not built here.
-    fn cert_with_cns(cns: &[&str]) -> Vec<u8> {
+    fn cert(common_name: Option<&str>, uris: &[&str]) -> Vec<u8> {
         let mut params = rcgen::CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        for cn in cns {
+        if let Some(cn) = common_name {
             params
                 .distinguished_name
-                .push(rcgen::DnType::CommonName, *cn);
+                .push(rcgen::DnType::CommonName, cn);
         }
+        params.subject_alt_names = uris
+            .iter()
+            .map(|uri| rcgen::SanType::URI((*uri).try_into().unwrap()))
+            .collect();
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         params.self_signed(&key).unwrap().der().to_vec()
     }
 
     #[test]
-    fn the_cn_rule_maps_exactly_one_well_formed_public_key() {
-        let rule = PrincipalRule::Cn;
+    fn the_rule_maps_exactly_one_well_formed_san_uri_marker() {
+        let rule = PrincipalRule::SanUri;
+        let key = |common_name, uris: &[&str]| rule.public_key(&cert(common_name, uris));
         assert_eq!(
-            rule.public_key(&cert_with_cns(&["abcdefgh"])).as_deref(),
+            key(None, &["dbcert:api-key:abcdefgh"]).as_deref(),
             Some("abcdefgh")
         );
-        assert_eq!(rule.public_key(&cert_with_cns(&[])), None);
-        assert_eq!(rule.public_key(&cert_with_cns(&["ABCDEFGH"])), None);
-        assert_eq!(rule.public_key(&cert_with_cns(&["abcdefgh x"])), None);
+        // The CN is not read: neither needed nor enough.
+        assert_eq!(
+            key(Some("zzzzzzzz"), &["dbcert:api-key:abcdefgh"]).as_deref(),
+            Some("abcdefgh")
+        );
+        assert_eq!(key(Some("abcdefgh"), &[]), None);
+        // Other URIs are ignored; a second marker, a bad shape or another scheme name nothing.
+        assert_eq!(
+            key(None, &["https://example.com/", "dbcert:api-key:abcdefgh"]).as_deref(),
+            Some("abcdefgh")
+        );
+        assert_eq!(
+            key(None, &["dbcert:api-key:abcdefgh", "dbcert:api-key:bcdefghi"]),
+            None
+        );
+        assert_eq!(key(None, &["dbcert:api-key:ABCDEFGH"]), None);
+        assert_eq!(key(None, &["dbcert:api-key:abcdefgh/x"]), None);
+        assert_eq!(key(None, &["urn:dbcert:api-key:abcdefgh"]), None);
         assert_eq!(rule.public_key(b"not a certificate"), None);
     }
 

@@ -249,6 +249,14 @@ pub trait CertificateStore: Send + Sync + 'static {
         after: Option<&ProjectId>,
         limit: u32,
     ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>>;
+    /// Lists up to `limit` project CA certificates (DER) with project ids after `after`,
+    /// ordered by project id, those of deleted projects included (their certificates may still
+    /// be valid): the client-CA check walks them all.
+    async fn project_ca_certificates(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>>;
     /// Replaces a project's sealed CA key if it still is `expected`; returns whether it did.
     async fn replace_sealed_ca_key(
         &self,

@@ -103,6 +103,27 @@ impl CertificateStore for SqlStore {
             .collect()
     }
 
+    async fn project_ca_certificates(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>> {
+        let rows: Vec<(String, Vec<u8>)> = dispatch!(&self.db, |pools: DB| {
+            sqlx::query_as(
+                "SELECT project_id, cert_der FROM project_cas \
+                 WHERE project_id > $1 ORDER BY project_id LIMIT $2",
+            )
+            .bind(after.map_or("", |id| id.as_str()))
+            .bind(i64::from(limit))
+            .fetch_all(&pools.read)
+            .await
+            .map_err(DB::map_err)?
+        });
+        rows.into_iter()
+            .map(|(id, cert_der)| Ok((project_id(&id)?, cert_der)))
+            .collect()
+    }
+
     async fn replace_sealed_ca_key(
         &self,
         project_id: &ProjectId,
