@@ -30,7 +30,9 @@ use crate::background::{self, Background, TlsReload};
 use crate::config::Config;
 use crate::domain::{Core, KeyPool, SystemClock};
 use crate::grpc::{GrpcLimitErrors, Services};
-use crate::http_server::{self, HTTP2_KEEPALIVE_INTERVAL, MAX_PENDING_ACCEPT_RESET_STREAMS};
+use crate::http_server::{
+    self, HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, MAX_PENDING_ACCEPT_RESET_STREAMS,
+};
 use crate::middleware::{AdmissionLayer, GrpcDeadlineLayer, LimitErrorsLayer, Limits};
 use crate::proto::v1::{
     api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer,
@@ -268,6 +270,7 @@ impl App {
             .http2_max_header_list_size(limits.max_header_bytes)
             .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .layer(grpc_layers)
             .add_routes(grpc_routes)
             .serve_with_incoming_shutdown(

@@ -30,8 +30,13 @@ pub const DEFAULT_CA_ORGANIZATIONAL_UNIT: &str = CoreSettings::DEFAULT_CA_ORGANI
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
 /// The longest a request may run.
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
-/// The longest a client may take to send request headers or finish a TLS handshake.
+/// The longest a client may take to send request headers (from their first byte) or finish a
+/// TLS handshake.
 pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+/// How long a kept-alive HTTP/1 connection may wait for its next request: longer than the idle
+/// time of common client pools (Go and reqwest 90 s, .NET 60 s, nginx upstreams 60 s), so that
+/// they, not dbcert, close an idle connection.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: &str = "120s";
 /// Requests in progress at once over both listeners.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
 /// The largest request head (bytes).
@@ -146,9 +151,14 @@ pub struct ServeArgs {
     /// The longest a request may run (then 504 / DEADLINE_EXCEEDED).
     #[arg(long, env = "DBCERT_REQUEST_TIMEOUT", default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = parse_duration)]
     pub request_timeout: Duration,
-    /// The longest a client may take to send request headers (HTTP/1) or finish a TLS handshake.
+    /// The longest a client may take to send request headers (HTTP/1, from their first byte) or
+    /// finish a TLS handshake.
     #[arg(long, env = "DBCERT_HEADER_READ_TIMEOUT", default_value = DEFAULT_HEADER_READ_TIMEOUT, value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+    /// How long an HTTP/1 keep-alive connection may wait for its next request before dbcert
+    /// closes it (cleanly, between requests).
+    #[arg(long, env = "DBCERT_HTTP_IDLE_TIMEOUT", default_value = DEFAULT_HTTP_IDLE_TIMEOUT, value_parser = parse_positive_duration)]
+    pub http_idle_timeout: Duration,
     /// Requests in progress at once over both listeners; more get 503 / UNAVAILABLE.
     #[arg(long, env = "DBCERT_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
     pub max_concurrent_requests: usize,
@@ -482,6 +492,7 @@ impl ServeArgs {
                 max_concurrent_requests: self.max_concurrent_requests.max(1),
                 request_timeout: self.request_timeout,
                 header_read_timeout: self.header_read_timeout,
+                http_idle_timeout: self.http_idle_timeout,
                 max_header_bytes: self.max_header_bytes,
                 http2_max_concurrent_streams: self.http2_max_concurrent_streams,
             },
@@ -566,6 +577,14 @@ pub(crate) fn default_duration(default: &'static str) -> Duration {
     parse_duration(default).expect("a DEFAULT_* duration must parse")
 }
 
+/// Parses a duration that is not zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?} must be longer than zero")),
+        duration => Ok(duration),
+    }
+}
+
 /// Parses `30s`, `500ms`, `2m` or plain seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -603,6 +622,7 @@ impl fmt::Debug for ServeArgs {
             shutdown_grace,
             request_timeout,
             header_read_timeout,
+            http_idle_timeout,
             max_concurrent_requests,
             max_header_bytes,
             http2_max_concurrent_streams,
@@ -636,6 +656,7 @@ impl fmt::Debug for ServeArgs {
             .field("shutdown_grace", shutdown_grace)
             .field("request_timeout", request_timeout)
             .field("header_read_timeout", header_read_timeout)
+            .field("http_idle_timeout", http_idle_timeout)
             .field("max_concurrent_requests", max_concurrent_requests)
             .field("max_header_bytes", max_header_bytes)
             .field("http2_max_concurrent_streams", http2_max_concurrent_streams)
@@ -711,6 +732,8 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
         assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_positive_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_positive_duration("0s").is_err());
     }
 
     #[test]
@@ -719,6 +742,7 @@ mod tests {
             DEFAULT_SHUTDOWN_GRACE,
             DEFAULT_REQUEST_TIMEOUT,
             DEFAULT_HEADER_READ_TIMEOUT,
+            DEFAULT_HTTP_IDLE_TIMEOUT,
             DEFAULT_AUTH_FAILURE_REFILL,
             DEFAULT_CACHE_TTL,
         ] {

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod healthcheck;
 mod http_server;
+pub mod keep_alive;
 pub mod listener;
 pub mod metrics;
 pub mod middleware;

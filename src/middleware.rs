@@ -36,8 +36,12 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// The longest a request may run (504/DEADLINE_EXCEEDED).
     pub request_timeout: Duration,
-    /// The longest a client may take to send a request's headers (HTTP/1) or a TLS handshake.
+    /// The longest a client may take to send a request's head (HTTP/1, from its first byte)
+    /// or a TLS handshake.
     pub header_read_timeout: Duration,
+    /// How long a kept-alive HTTP/1 connection may wait for the first byte of its next request
+    /// (`keep_alive.rs`).
+    pub http_idle_timeout: Duration,
     /// The largest request head: HTTP/1 header bytes, HTTP/2 header list size.
     pub max_header_bytes: u32,
     /// Concurrent HTTP/2 streams per connection.
@@ -86,7 +90,7 @@ impl Default for Limits {
     /// The command line's defaults (`crate::config`'s `DEFAULT_*`).
     fn default() -> Self {
         use crate::config::{
-            DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+            DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
             DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT,
             default_duration,
         };
@@ -94,6 +98,7 @@ impl Default for Limits {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             request_timeout: default_duration(DEFAULT_REQUEST_TIMEOUT),
             header_read_timeout: default_duration(DEFAULT_HEADER_READ_TIMEOUT),
+            http_idle_timeout: default_duration(DEFAULT_HTTP_IDLE_TIMEOUT),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
         }
