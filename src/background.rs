@@ -14,8 +14,8 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{error, info, warn};
 
-use crate::domain::Core;
 use crate::client_ca;
+use crate::domain::Core;
 use crate::tls::{StagedTls, TlsReloader};
 
 /// How often the store is pinged for the health service.
@@ -163,10 +163,7 @@ async fn reload_tls_on_sighup(
 }
 
 /// Reads every listener's files again and checks their client CAs; nothing is installed here.
-async fn stage_tls(
-    core: &Core,
-    reloaders: &[Arc<TlsReloader>],
-) -> anyhow::Result<Vec<StagedTls>> {
+async fn stage_tls(core: &Core, reloaders: &[Arc<TlsReloader>]) -> anyhow::Result<Vec<StagedTls>> {
     let mut staged = Vec::with_capacity(reloaders.len());
     for reloader in reloaders {
         let next = reloader.stage()?;

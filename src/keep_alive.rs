@@ -403,7 +403,10 @@ mod tests {
         // hyper hands the request to the service: no header read timer any more.
         let answered = activity.start();
         let read = tokio::time::timeout(WAIT, io.read(&mut buf)).await;
-        assert!(read.is_err(), "a request in progress was timed out: {read:?}");
+        assert!(
+            read.is_err(),
+            "a request in progress was timed out: {read:?}"
+        );
         // Answered: idle, closed (not failed) at the idle timeout.
         drop(answered);
         let read = tokio::time::timeout(WAIT, io.read(&mut buf)).await;
@@ -418,6 +421,9 @@ mod tests {
         let mut buf = [0u8; 64];
         assert_eq!(io.read(&mut buf).await.unwrap(), HTTP2_PREFACE.len());
         let read = tokio::time::timeout(WAIT, io.read(&mut buf)).await;
-        assert!(read.is_err(), "an HTTP/2 connection was timed out: {read:?}");
+        assert!(
+            read.is_err(),
+            "an HTTP/2 connection was timed out: {read:?}"
+        );
     }
 }

@@ -90,9 +90,9 @@ impl Default for Limits {
     /// The command line's defaults (`crate::config`'s `DEFAULT_*`).
     fn default() -> Self {
         use crate::config::{
-            DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
-            DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT,
-            default_duration,
+            DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
+            DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONCURRENT_REQUESTS,
+            DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT, default_duration,
         };
         Self {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,

@@ -286,12 +286,16 @@ impl PrincipalRule {
             Self::SanUri => {
                 // A SAN extension that does not parse (or appears twice) names nothing.
                 let san = cert.subject_alternative_name().ok()??;
-                let mut keys = san.value.general_names.iter().filter_map(|name| match name {
-                    x509_parser::extensions::GeneralName::URI(uri) => {
-                        uri.strip_prefix(API_KEY_URI_PREFIX)
-                    }
-                    _ => None,
-                });
+                let mut keys = san
+                    .value
+                    .general_names
+                    .iter()
+                    .filter_map(|name| match name {
+                        x509_parser::extensions::GeneralName::URI(uri) => {
+                            uri.strip_prefix(API_KEY_URI_PREFIX)
+                        }
+                        _ => None,
+                    });
                 let key = keys.next()?;
                 // Exactly one marker, of a public key's shape: nothing ambiguous maps to a key.
                 if keys.next().is_some() || !crate::domain::is_public_key(key) {
@@ -409,7 +413,10 @@ mod tests {
             Some("abcdefgh")
         );
         assert_eq!(
-            key(None, &["dbcert:api-key:abcdefgh", "dbcert:api-key:bcdefghi"]),
+            key(
+                None,
+                &["dbcert:api-key:abcdefgh", "dbcert:api-key:bcdefghi"]
+            ),
             None
         );
         assert_eq!(key(None, &["dbcert:api-key:ABCDEFGH"]), None);

@@ -35,6 +35,7 @@ mod gateway_router;
 mod hostile_inputs;
 mod proptest_gateway;
 mod sec_input;
+mod sec_keep_alive;
 
 // TLS, the server's life, master keys, and the real binary.
 mod crash;
@@ -43,6 +44,7 @@ mod log_scan;
 mod master_key_rotation;
 mod replicas;
 mod sec_files;
+mod sec_mtls;
 mod tls;
 
 // Storage and the repository.

@@ -6,11 +6,11 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 
 use dbcert::domain::MasterKey;
 
-use crate::harness::binary::{BIN, START_TIMEOUT, Spawned, serve_command};
+use crate::harness::binary::{BIN, Spawned, run_to_exit, serve_command};
 
 /// The permission bits of `path`.
 fn mode(path: &Path) -> u32 {
@@ -19,34 +19,6 @@ fn mode(path: &Path) -> u32 {
 
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Runs `command` to its exit, which must come before [`START_TIMEOUT`] (a server that starts
-/// is killed and fails the test), and returns its status and everything it wrote.
-async fn run_to_exit(mut command: Command, out: &Path) -> (ExitStatus, String) {
-    let file = std::fs::File::create(out).unwrap();
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if tokio::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!(
-                "the server did not exit; it wrote:\n{}",
-                std::fs::read_to_string(out).unwrap()
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    (status, std::fs::read_to_string(out).unwrap())
 }
 
 /// Refused with the file and the fix named, then accepted, loudly, with the override.

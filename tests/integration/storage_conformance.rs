@@ -96,6 +96,7 @@ macro_rules! conformance_suite {
             concurrent_database_user_inserts_have_one_winner,
             user_security_round_trip,
             project_ca_is_insert_or_read,
+            project_ca_certificates_lists_every_ca_in_pages,
             concurrent_project_ca_inserts_have_one_winner,
             certificate_serials_are_unique_per_project,
             list_certificates_only_unexpired_oldest_first,
@@ -220,6 +221,37 @@ fn issued_event(record: &CertificateRecord) -> AuditEvent {
         serial: Some(record.serial),
         outcome: AuditOutcome::Success,
     }
+}
+
+/// The client-CA check walks every project CA, a deleted project's included.
+async fn project_ca_certificates_lists_every_ca_in_pages(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let mut expected = Vec::new();
+    for tag in 1..=5u8 {
+        let project = new_project(store.as_ref(), &org, &format!("ca-{tag}")).await;
+        insert_ca(store.as_ref(), &project.id, &ca(tag), now())
+            .await
+            .unwrap();
+        expected.push((project.id, ca(tag).cert_der));
+    }
+    // A project without a CA is not listed; a deleted one's CA is.
+    new_project(store.as_ref(), &org, "no-ca").await;
+    assert!(store.delete_project(&expected[2].0, now()).await.unwrap());
+    expected.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = store
+            .project_ca_certificates(after.as_ref(), 2)
+            .await
+            .unwrap();
+        assert!(batch.len() <= 2, "{batch:?}");
+        let Some((last, _)) = batch.last() else { break };
+        after = Some(last.clone());
+        listed.extend(batch);
+    }
+    assert_eq!(listed, expected);
 }
 
 fn ca(tag: u8) -> StoredCa {

@@ -1,6 +1,7 @@
 //! TLS on both listeners and mutual TLS on gRPC, with real handshakes against certificates
 //! generated here: REST over HTTPS (reqwest and curl `--cacert`), gRPC over TLS, a client
-//! certificate standing for an API key, unknown and unsigned client certificates refused, and
+//! certificate standing for an API key by its SAN URI `dbcert:api-key:<publicKey>` (a CN alone
+//! names nothing), unknown and unsigned client certificates refused, and
 //! the real binary reloading its certificate on SIGHUP without dropping a connection (a bad file
 //! keeps the old one), `dbcert healthcheck` over TLS and mutual TLS with the server's
 //! environment, and Atlas errors for the requests hyper refuses over HTTPS.
@@ -20,6 +21,7 @@ use dbcert::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSetting
 use nix::sys::signal::Signal;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    SanType,
 };
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -31,21 +33,21 @@ use crate::harness::binary::{self, Spawned, serve_command};
 use crate::harness::{self, Key, TestServer, skip_missing_tool, tls_connect};
 
 /// A CA generated at test time.
-struct Ca {
-    cert_pem: String,
-    cert_der: CertificateDer<'static>,
+pub(crate) struct Ca {
+    pub(crate) cert_pem: String,
+    pub(crate) cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
 }
 
 /// A leaf generated at test time.
-struct Leaf {
-    cert_pem: String,
-    cert_der: CertificateDer<'static>,
-    key_pem: String,
+pub(crate) struct Leaf {
+    pub(crate) cert_pem: String,
+    pub(crate) cert_der: CertificateDer<'static>,
+    pub(crate) key_pem: String,
 }
 
 impl Ca {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
@@ -58,14 +60,29 @@ impl Ca {
         }
     }
 
-    fn server_leaf(&self) -> Leaf {
+    pub(crate) fn server_leaf(&self) -> Leaf {
         let mut params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.leaf(params)
     }
 
-    fn client_leaf(&self, common_name: &str) -> Leaf {
+    /// A client certificate for the API key `public_key`: the SAN URI names it (the CN is
+    /// another name, to show it is not read).
+    pub(crate) fn client_leaf(&self, public_key: &str) -> Leaf {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "an api key's client");
+        params.subject_alt_names = vec![SanType::URI(
+            format!("dbcert:api-key:{public_key}").try_into().unwrap(),
+        )];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.leaf(params)
+    }
+
+    /// A client certificate with only a CN (no SAN): the shape of the leaves dbcert issues.
+    pub(crate) fn client_leaf_cn_only(&self, common_name: &str) -> Leaf {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
             .distinguished_name
@@ -85,7 +102,7 @@ impl Ca {
     }
 }
 
-fn write_leaf(dir: &Path, leaf: &Leaf) -> TlsFiles {
+pub(crate) fn write_leaf(dir: &Path, leaf: &Leaf) -> TlsFiles {
     let files = TlsFiles {
         cert: dir.join("server.pem"),
         key: dir.join("server-key.pem"),
@@ -95,7 +112,7 @@ fn write_leaf(dir: &Path, leaf: &Leaf) -> TlsFiles {
     files
 }
 
-fn client_config(ca: &Ca, client: Option<&Leaf>) -> rustls::ClientConfig {
+pub(crate) fn client_config(ca: &Ca, client: Option<&Leaf>) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.cert_der.clone()).unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -118,7 +135,7 @@ fn client_config(ca: &Ca, client: Option<&Leaf>) -> rustls::ClientConfig {
 }
 
 /// A gRPC channel over TLS (tokio-rustls under tonic's plain transport).
-async fn tls_channel(addr: SocketAddr, config: rustls::ClientConfig) -> Channel {
+pub(crate) async fn tls_channel(addr: SocketAddr, config: rustls::ClientConfig) -> Channel {
     Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_with_connector(harness::tls_connector(addr, config))
@@ -131,14 +148,14 @@ async fn served_certificate(addr: SocketAddr, ca: &Ca) -> CertificateDer<'static
     stream.get_ref().1.peer_certificates().unwrap()[0].clone()
 }
 
-async fn health(channel: Channel) -> Result<i32, tonic::Status> {
+pub(crate) async fn health(channel: Channel) -> Result<i32, tonic::Status> {
     HealthClient::new(channel)
         .check(HealthCheckRequest::default())
         .await
         .map(|r| r.into_inner().status)
 }
 
-async fn list_orgs(channel: Channel, key: Option<&Key>) -> Result<usize, tonic::Status> {
+pub(crate) async fn list_orgs(channel: Channel, key: Option<&Key>) -> Result<usize, tonic::Status> {
     let mut request = tonic::Request::new(ListOrganizationsRequest::default());
     if let Some(key) = key {
         request
@@ -171,7 +188,7 @@ async fn start_tls(mode: ClientCertMode) -> (TestServer, TlsFixture) {
         mutual: Some(MutualTls {
             client_ca: client_ca_file,
             mode,
-            rule: PrincipalRule::Cn,
+            rule: PrincipalRule::SanUri,
         }),
     };
     // The harness's own client presents a certificate naming the bootstrap key (for Required).
@@ -221,12 +238,22 @@ async fn grpc_over_tls_with_basic_credentials_or_a_client_certificate() {
         .await
         .expect("the certificate's key has the ORG_OWNER role");
 
-    // A verified certificate whose CN is no key: UNAUTHENTICATED.
+    // A verified certificate naming no existing key: UNAUTHENTICATED.
     let stranger = fx.client_ca.client_leaf("zzzzzzzz");
     let channel = tls_channel(addr, client_config(&fx.server_ca, Some(&stranger))).await;
     assert_eq!(
         list_orgs(channel, None).await.unwrap_err().code(),
         tonic::Code::Unauthenticated
+    );
+
+    // A verified certificate whose CN is the key's public key, without the SAN URI (what a
+    // project CA issues for a database user named after a key): it names nothing.
+    let cn_only = fx.client_ca.client_leaf_cn_only(&server.key.public);
+    let channel = tls_channel(addr, client_config(&fx.server_ca, Some(&cn_only))).await;
+    assert_eq!(
+        list_orgs(channel, None).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated,
+        "a CN alone must not name an API key"
     );
 
     // A certificate from another CA (here: a self-made one) is refused at the handshake.
@@ -581,7 +608,7 @@ async fn the_healthcheck_presents_a_client_certificate_when_the_server_requires_
     let addr = server.grpc_addr;
     let dir = tempfile::tempdir().unwrap();
     // Any certificate of the client CA passes the handshake; health needs no API key.
-    let client = fx.client_ca.client_leaf("healthcheck");
+    let client = fx.client_ca.client_leaf_cn_only("healthcheck");
     let client_cert = dir.path().join("client.pem");
     let client_key = dir.path().join("client-key.pem");
     std::fs::write(&client_cert, &client.cert_pem).unwrap();
@@ -608,7 +635,7 @@ async fn the_healthcheck_presents_a_client_certificate_when_the_server_requires_
     assert_eq!(stdout.trim(), "SERVING");
 
     // A certificate of another CA is refused at the handshake.
-    let rogue = Ca::new("rogue client ca").client_leaf("healthcheck");
+    let rogue = Ca::new("rogue client ca").client_leaf_cn_only("healthcheck");
     std::fs::write(&client_cert, &rogue.cert_pem).unwrap();
     std::fs::write(&client_key, &rogue.key_pem).unwrap();
     let (ok, _, stderr) = healthcheck(

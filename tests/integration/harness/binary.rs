@@ -51,6 +51,34 @@ pub fn serve_command(data_dir: &Path) -> Command {
     command
 }
 
+/// Runs `command` to its exit, which must come before [`START_TIMEOUT`] (a server that starts
+/// is killed and fails the test), and returns its status and everything it wrote.
+pub async fn run_to_exit(mut command: Command, out: &Path) -> (ExitStatus, String) {
+    let file = std::fs::File::create(out).unwrap();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if tokio::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "the server did not exit; it wrote:\n{}",
+                std::fs::read_to_string(out).unwrap()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    (status, std::fs::read_to_string(out).unwrap())
+}
+
 /// A running `dbcert` process and what it has written so far.
 pub struct Spawned {
     child: Child,

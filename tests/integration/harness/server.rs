@@ -56,8 +56,18 @@ impl TestServer {
     /// Starts a server with TLS, trusted by clients through `client` (ALPN h2 is set here).
     pub async fn start_tls(
         settings: dbcert::tls::TlsSettings,
+        client: rustls::ClientConfig,
+        key: Key,
+    ) -> Self {
+        Self::start_tls_with(settings, client, key, |_| {}).await
+    }
+
+    /// As [`Self::start_tls`], adjusting the config first.
+    pub async fn start_tls_with(
+        settings: dbcert::tls::TlsSettings,
         mut client: rustls::ClientConfig,
         key: Key,
+        customize: impl FnOnce(&mut Config),
     ) -> Self {
         client.alpn_protocols = vec![b"h2".to_vec()];
         let temp = tempfile::tempdir().expect("tempdir");
@@ -65,7 +75,10 @@ impl TestServer {
         let mut server = Self::start_inner(
             &dir,
             key,
-            |config| config.tls = Some(settings),
+            |config| {
+                config.tls = Some(settings);
+                customize(config);
+            },
             Some(client),
         )
         .await;
