@@ -45,6 +45,8 @@ mod replicas;
 mod sec_files;
 mod tls;
 
-// Storage and the repository.
+// Storage, operations and the repository.
+mod deploy_proxy;
 mod dockerfile;
+mod operations_backup;
 mod storage_conformance;
