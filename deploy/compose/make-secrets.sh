@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates the secret files compose.yaml mounts, under ./secrets next to this script, each
 # readable by exactly the container user that needs it (Compose bind-mounts file secrets with
-# their host owner and mode). Run it once, as root (it chowns); it never overwrites a file.
+# their host owner and mode). Run it once, as root (it chowns), e.g. with sudo: the directory,
+# bootstrap.env (read by the compose CLI) and the proxy certificate then belong to the user who
+# ran sudo. It never overwrites a file.
 #
 #   secrets/master-key          base64 of 32 random bytes; seals the CA keys (uid 10001, 0400).
 #                               BACK IT UP: without it the CA keys in the database are lost.
@@ -49,3 +51,7 @@ if [[ ! -e secrets/tls/proxy.key ]]; then
   chmod 0644 secrets/tls/proxy.crt
   echo "wrote secrets/tls/proxy.crt and proxy.key (self-signed for localhost)"
 fi
+
+# The invoking user keeps the directory and the files compose and clients read.
+owner="${SUDO_UID:-$(id -u)}:${SUDO_GID:-$(id -g)}"
+chown "$owner" secrets secrets/tls secrets/bootstrap.env secrets/tls/proxy.crt secrets/tls/proxy.key
