@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=${DEPLOY_VENV:-.venv}
+# Its own virtualenv (under target/, ignored by git), pinned versions only.
+venv=${DEPLOY_VENV:-target/validate-deploy-venv}
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check check-jsonschema==0.39.0 kubernetes-validate==1.37.0 PyYAML==6.0.4
 if ! command -v nginx >/dev/null; then
