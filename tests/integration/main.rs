@@ -47,6 +47,8 @@ mod sec_files;
 mod sec_mtls;
 mod tls;
 
-// Storage and the repository.
+// Storage, operations and the repository.
+mod deploy_proxy;
 mod dockerfile;
+mod operations_backup;
 mod storage_conformance;

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Validates the deployment files offline (no schema is fetched: both validators ship theirs):
+#   - deploy/compose/compose.yaml against the Compose Specification schema vendored in
+#     check-jsonschema (`--builtin-schema vendor.compose-spec`);
+#   - deploy/kubernetes/*.yaml with kubernetes-validate, strict (unknown fields are errors),
+#     against the oldest and the newest Kubernetes versions it bundles that we support;
+#   - deploy/compose/nginx.conf with Debian's nginx (`nginx -t`), the proxy image's nginx;
+#   - that every DBCERT_* variable the files set is one `dbcert serve` reads (src/config.rs),
+#     and that the compose network's addresses agree (the replicas trust the proxy's address,
+#     nginx's upstreams are the replicas' addresses).
+# Exits non-zero naming the file at fault. Usage: bash .ci/validate-deploy.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Its own virtualenv (under target/, ignored by git), pinned versions only.
+venv=${DEPLOY_VENV:-target/validate-deploy-venv}
+[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check check-jsonschema==0.39.0 kubernetes-validate==1.37.0 PyYAML==6.0.4
+if ! command -v nginx >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+fi
+
+echo "-- compose: Compose Specification schema"
+"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose/compose.yaml
+
+echo "-- kubernetes: strict schemas"
+for version in 1.29 1.37; do
+  "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" deploy/kubernetes/*.yaml
+done
+echo "ok -- kubernetes manifests valid for 1.29 and 1.37"
+
+echo "-- nginx: nginx -t"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+cp deploy/compose/nginx.conf "$scratch/nginx.conf"
+mkdir "$scratch/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+  -keyout "$scratch/tls/proxy.key" -out "$scratch/tls/proxy.crt" 2>/dev/null
+nginx -t -q -e stderr -c "$scratch/nginx.conf" -g "pid $scratch/nginx.pid;"
+echo "ok -- nginx.conf valid ($(nginx -v 2>&1))"
+
+echo "-- cross-checks: variables and addresses"
+"$venv/bin/python" - <<'PY'
+import re, sys, pathlib, yaml
+
+config = pathlib.Path("src/config.rs").read_text()
+known = set(re.findall(r'env = "(DBCERT_[A-Z0-9_]+)"', config))
+known |= set(re.findall(r'"(DBCERT_(?:MASTER_KEY|BOOTSTRAP_API_KEY))"', config))
+errors = []
+
+def check_names(where, names):
+    for name in names:
+        if name.startswith("DBCERT_") and name not in known:
+            errors.append(f"{where}: {name} is not a variable of dbcert (src/config.rs)")
+
+compose = yaml.safe_load(pathlib.Path("deploy/compose/compose.yaml").read_text())
+services = compose["services"]
+replicas = {n: s for n, s in services.items() if s.get("image") == "dbcert:local"}
+if len(replicas) < 2:
+    errors.append("compose.yaml: expected at least two dbcert replicas")
+proxy_ip = services["proxy"]["networks"]["backend"]["ipv4_address"]
+nginx = pathlib.Path("deploy/compose/nginx.conf").read_text()
+upstreams = set(re.findall(r"server (\d+\.\d+\.\d+\.\d+):(\d+)", nginx))
+for name, service in replicas.items():
+    env = service["environment"]
+    check_names(f"compose.yaml {name}", env)
+    if env.get("DBCERT_TRUSTED_PROXIES") != proxy_ip:
+        errors.append(f"compose.yaml {name}: DBCERT_TRUSTED_PROXIES is not the proxy's address {proxy_ip}")
+    ip = service["networks"]["backend"]["ipv4_address"]
+    for port in ("50051", "8080"):
+        if (ip, port) not in upstreams:
+            errors.append(f"nginx.conf: no upstream server {ip}:{port} for {name}")
+for ip, _ in upstreams:
+    if ip not in {s["networks"]["backend"]["ipv4_address"] for s in replicas.values()}:
+        errors.append(f"nginx.conf: upstream {ip} is no replica of compose.yaml")
+
+for path in sorted(pathlib.Path("deploy/kubernetes").glob("*.yaml")):
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc.get("kind") == "ConfigMap":
+            check_names(path.name, doc.get("data", {}))
+        if doc.get("kind") == "Deployment":
+            for c in doc["spec"]["template"]["spec"]["containers"]:
+                check_names(path.name, [e["name"] for e in c.get("env", [])])
+
+if errors:
+    print("\n".join(errors), file=sys.stderr)
+    sys.exit(1)
+print(f"ok -- {len(known)} known DBCERT_* variables; addresses agree")
+PY
