@@ -37,6 +37,7 @@ mod proptest_gateway;
 mod sec_input;
 
 // TLS, the server's life, master keys, and the real binary.
+mod cli;
 mod crash;
 mod lifecycle;
 mod log_scan;
