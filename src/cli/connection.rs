@@ -36,6 +36,8 @@ pub struct Connection {
     pub auth: BasicAuth,
     /// The server's URL as given.
     pub server: String,
+    /// Whether a client certificate is presented (for the hint of a refused connection).
+    client_cert: bool,
 }
 
 impl Connection {
@@ -109,6 +111,7 @@ impl Connection {
             channel,
             auth,
             server: settings.server.clone(),
+            client_cert: settings.client_cert.is_some(),
         })
     }
 
@@ -119,7 +122,18 @@ impl Connection {
 
     /// The error of a failed call.
     pub fn error(&self, status: &tonic::Status) -> CliError {
-        CliError::from_status(status, &self.server)
+        let error = CliError::from_status(status, &self.server);
+        if self.client_cert && error.exit() == Exit::Unavailable {
+            // TLS 1.3 reports a refused client certificate only as a closed connection.
+            return CliError::new(
+                Exit::Unavailable,
+                format!(
+                    "{error} (if the server refused the client certificate, it must be one its \
+                     --grpc-client-ca-file signed)"
+                ),
+            );
+        }
+        error
     }
 }
 

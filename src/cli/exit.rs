@@ -76,15 +76,26 @@ impl CliError {
     pub fn from_status(status: &tonic::Status, server: &str) -> Self {
         let details = status.get_error_details();
         let error_code = details.error_info().map(|info| info.reason.clone());
-        let exit = exit_of(status.code(), error_code.as_deref());
-        let message = match error_code {
-            Some(error_code) => format!("{error_code}: {}", status.message()),
-            None if status.code() == Code::Unavailable || status.code() == Code::Unknown => {
-                format!("cannot reach {server}: {}", transport_causes(status))
+        match error_code {
+            Some(error_code) => Self::new(
+                exit_of(status.code(), Some(&error_code)),
+                format!("{error_code}: {}", status.message()),
+            ),
+            // The call failed in the transport (refused, reset, a TLS alert such as a client
+            // certificate the server does not accept), not in the server's code.
+            None if std::error::Error::source(status).is_some()
+                || status.code() == Code::Unavailable =>
+            {
+                Self::new(
+                    Exit::Unavailable,
+                    format!("cannot reach {server}: {}", transport_causes(status)),
+                )
             }
-            None => format!("{:?}: {}", status.code(), status.message()),
-        };
-        Self::new(exit, message)
+            None => Self::new(
+                exit_of(status.code(), None),
+                format!("{:?}: {}", status.code(), status.message()),
+            ),
+        }
     }
 }
 
