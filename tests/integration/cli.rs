@@ -606,3 +606,46 @@ async fn speaks_tls_and_authenticates_with_a_client_certificate() {
     run.expect(6);
     assert!(run.stderr.contains("client certificate"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_client_block_works_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```sh\nIFS=: read -r DBCERT_PUBLIC_API_KEY")
+        .expect("the client block")
+        + "```sh\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let server = TestServer::start().await;
+    let cli = Client::new(&server);
+    std::fs::create_dir(cli.dir().join("dbcert-data")).unwrap();
+    std::fs::write(
+        cli.dir().join("dbcert-data/bootstrap-api-key"),
+        format!("{}:{}\n", server.key.public, server.key.private),
+    )
+    .unwrap();
+    // The binary first on PATH; the address through DBCERT_SERVER (the block uses the default).
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut bash = Command::new("bash");
+    bash.args(["-c", &format!("set -euo pipefail\n{block}")])
+        .current_dir(cli.dir())
+        .env_clear()
+        .env("HOME", cli.dir())
+        .env("PATH", path)
+        .env("DBCERT_SERVER", &cli.server)
+        .stdin(Stdio::null());
+    let run = Run::of(bash).await;
+    run.expect(0);
+    assert!(run.stdout.contains("app-user.pem: OK"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("DB user 'app-user' deleted"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(mode(&cli.dir().join("app-user.pem")), 0o600);
+}
