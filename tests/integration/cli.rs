@@ -649,3 +649,114 @@ async fn the_readme_client_block_works_as_written() {
     );
     assert_eq!(mode(&cli.dir().join("app-user.pem")), 0o600);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conflicts_limits_and_missing_roles_have_their_codes() {
+    use dbcert::proto::v1::{AssignApiKeyToProjectRequest, CreateApiKeyRequest, GetProjectRequest};
+
+    let server = TestServer::start_with(|config| config.core.max_certificates_per_user = 1).await;
+    let clients = server.clients().await;
+    let group_id = clients.create_project("limits").await;
+    let cli = Client::new(&server);
+    let create_user = [
+        "dbusers",
+        "create",
+        "--username",
+        "capped",
+        "--projectId",
+        &group_id,
+    ];
+    cli.run(&create_user).await.expect(0);
+    // the same user again: 5
+    let run = cli.run(&create_user).await;
+    run.expect(5);
+    assert!(
+        run.stderr.contains("error: USER_ALREADY_EXISTS: "),
+        "{}",
+        run.stderr
+    );
+
+    // the per-user limit: 5, naming it
+    let issue = |file: &str| {
+        let out = cli.dir().join(file);
+        let args = [
+            "dbusers",
+            "certs",
+            "create",
+            "--projectId",
+            &group_id,
+            "--username",
+            "capped",
+            "--keyType",
+            "ECDSA_P256",
+            "--out",
+            path_str(&out),
+        ];
+        cli.command(&args)
+    };
+    Run::of(issue("first.pem")).await.expect(0);
+    let run = Run::of(issue("second.pem")).await;
+    run.expect(5);
+    assert!(
+        run.stderr.contains("ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !cli.dir().join("second.pem").exists(),
+        "nothing is written on failure"
+    );
+
+    // a key that may read the project but not change it: 7
+    let org_id = clients
+        .projects()
+        .get_project(GetProjectRequest {
+            group_id: group_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .org_id;
+    let reader = clients
+        .api_keys()
+        .create_api_key(CreateApiKeyRequest {
+            org_id,
+            desc: "reader".into(),
+            roles: vec!["ORG_MEMBER".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap();
+    clients
+        .api_keys()
+        .assign_api_key_to_project(AssignApiKeyToProjectRequest {
+            group_id: group_id.clone(),
+            api_key_id: reader.id.clone(),
+            roles: vec!["GROUP_READ_ONLY".into()],
+        })
+        .await
+        .unwrap();
+    let as_reader = |args: &[&str]| {
+        let mut command = cli.bare(args);
+        command
+            .env("DBCERT_PUBLIC_API_KEY", &reader.public_key)
+            .env("DBCERT_PRIVATE_API_KEY", &reader.private_key);
+        command
+    };
+    Run::of(as_reader(&["dbusers", "list", "--projectId", &group_id]))
+        .await
+        .expect(0);
+    let run = Run::of(as_reader(&[
+        "dbusers",
+        "delete",
+        "capped",
+        "--force",
+        "--projectId",
+        &group_id,
+    ]))
+    .await;
+    run.expect(7);
+    assert!(run.stderr.contains("USER_UNAUTHORIZED"), "{}", run.stderr);
+}
