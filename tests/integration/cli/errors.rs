@@ -32,6 +32,15 @@ async fn failures_exit_with_the_documented_codes() {
         .run(&["dbusers", "list", "--projectId", "0123456789abcdef01234567"])
         .await;
     run.expect(4);
+    // a project without a CA yet (no certificate issued): 4, naming it
+    let group_id = server.clients().await.create_project("no-ca-yet").await;
+    let run = cli.run(&["projects", "ca", "--projectId", &group_id]).await;
+    run.expect(4);
+    assert!(
+        run.stderr.contains("PROJECT_CA_NOT_FOUND"),
+        "{}",
+        run.stderr
+    );
     // a request the server refuses as invalid: 2
     let run = cli
         .run(&["dbusers", "list", "--projectId", "not-hex"])
