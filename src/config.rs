@@ -87,6 +87,11 @@ pub enum Command {
     /// Re-seals every project CA key and the master key check under a new master key, while
     /// the replicas keep serving (see docs/deployment.md, "Rotating the master key").
     RotateMasterKey(RotateMasterKeyArgs),
+    /// Client: creates and lists projects, prints a project's CA (as `atlas projects`).
+    Projects(crate::cli::ProjectsArgs),
+    /// Client: creates, lists and deletes database users, issues and lists their certificates
+    /// (as `atlas dbusers`).
+    Dbusers(crate::cli::DbusersArgs),
 }
 
 /// The log output format.

@@ -185,7 +185,7 @@ fn tls_client(
 }
 
 /// Every certificate of a PEM file; at least one.
-fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .with_context(|| format!("failed to read certificates from {}", path.display()))?;
@@ -197,7 +197,7 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 
 /// A handshake error whose rustls cause prints as its message (rustls prints a verifier's own
 /// error with `Debug`).
-fn readable_tls_error(error: std::io::Error) -> std::io::Error {
+pub(crate) fn readable_tls_error(error: std::io::Error) -> std::io::Error {
     let own = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())

@@ -5,13 +5,15 @@
 //! [`grpc`] adapts it to `dbcert.v1`; [`gateway`] maps Atlas HTTP onto those RPCs; [`auth`]
 //! authenticates the requests of both; [`app`] builds the application from the configuration
 //! and serves it (with `secrets`, `http_server` and `background`); [`config`] and
-//! [`telemetry`] serve `main.rs`.
+//! [`telemetry`] serve `main.rs`; [`cli`] is the command-line client (`dbcert projects`,
+//! `dbcert dbusers`).
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
 mod background;
+pub mod cli;
 pub mod client_ca;
 pub mod config;
 pub mod domain;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use dbcert::config::{Cli, Command, LogFormat};
-use dbcert::{app, healthcheck, rotate, telemetry};
+use dbcert::{app, cli, healthcheck, rotate, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,5 +32,7 @@ async fn main() -> ExitCode {
             let _log = telemetry::init(LogFormat::Plain);
             rotate::run(args).await
         }
+        Command::Projects(args) => cli::run_projects(args).await,
+        Command::Dbusers(args) => cli::run_dbusers(args).await,
     }
 }

@@ -38,6 +38,7 @@ mod sec_input;
 mod sec_keep_alive;
 
 // TLS, the server's life, master keys, and the real binary.
+mod cli;
 mod crash;
 mod lifecycle;
 mod log_scan;

@@ -1,0 +1,224 @@
+//! The client's exit codes for failures (credentials, not found, invalid, unreachable,
+//! conflicts, the per-user limit, a missing role) and its profile file.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+
+use super::{Client, Run, path_str};
+use crate::harness::TestServer;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_exit_with_the_documented_codes() {
+    let server = TestServer::start().await;
+    let cli = Client::new(&server);
+
+    // wrong credentials: 3, with the server's errorCode
+    let mut wrong = cli.command(&["projects", "list"]);
+    wrong.env("DBCERT_PRIVATE_API_KEY", "not-the-key");
+    let run = Run::of(wrong).await;
+    run.expect(3);
+    assert!(run.stderr.contains("USER_UNAUTHORIZED"), "{}", run.stderr);
+    // no credentials at all: 3, naming the variables
+    let run = Run::of(cli.bare(&["projects", "list"])).await;
+    run.expect(3);
+    assert!(
+        run.stderr.contains("DBCERT_PUBLIC_API_KEY"),
+        "{}",
+        run.stderr
+    );
+
+    // a project that does not exist: 4
+    let run = cli
+        .run(&["dbusers", "list", "--projectId", "0123456789abcdef01234567"])
+        .await;
+    run.expect(4);
+    // a project without a CA yet (no certificate issued): 4, naming it
+    let group_id = server.clients().await.create_project("no-ca-yet").await;
+    let run = cli.run(&["projects", "ca", "--projectId", &group_id]).await;
+    run.expect(4);
+    assert!(
+        run.stderr.contains("PROJECT_CA_NOT_FOUND"),
+        "{}",
+        run.stderr
+    );
+    // a request the server refuses as invalid: 2
+    let run = cli
+        .run(&["dbusers", "list", "--projectId", "not-hex"])
+        .await;
+    run.expect(2);
+    // an unknown flag: 2 (clap's usage error)
+    cli.run(&["projects", "list", "--no-such-flag"])
+        .await
+        .expect(2);
+
+    // an unreachable server: 6
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut unreachable = cli.command(&["projects", "list"]);
+    unreachable.env("DBCERT_SERVER", format!("http://127.0.0.1:{port}"));
+    let run = Run::of(unreachable).await;
+    run.expect(6);
+    assert!(run.stderr.contains("cannot reach"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_supply_server_and_credentials_and_must_be_private() {
+    let server = TestServer::start().await;
+    let cli = Client::new(&server);
+    let group_id = server.clients().await.create_project("profiled").await;
+
+    // The default profile of ~/.config/dbcert/config.toml, with nothing in the environment.
+    let config_dir = cli.dir().join(".config").join("dbcert");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    let config = config_dir.join("config.toml");
+    let write_config = |path: &PathBuf, mode: u32| {
+        std::fs::write(
+            path,
+            format!(
+                "[default]\nserver = \"{}\"\npublic_api_key = \"{}\"\nprivate_api_key = \"{}\"\n\
+                 project_id = \"{group_id}\"\n\n[broken]\nserver = \"{}\"\n\
+                 public_api_key = \"{}\"\nprivate_api_key = \"wrong\"\noutput = \"json\"\n",
+                cli.server, cli.key.public, cli.key.private, cli.server, cli.key.public
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write_config(&config, 0o600);
+    let mut command = cli.bare(&["dbusers", "list", "-o", "json"]);
+    command.env_remove("DBCERT_SERVER");
+    let run = Run::of(command).await;
+    assert_eq!(run.expect(0).json()["totalCount"], 0);
+
+    // A named profile (-P): its wrong key is refused (3); the environment's key wins over it.
+    let run = Run::of(cli.bare(&["projects", "list", "-P", "broken"])).await;
+    run.expect(3);
+    let run = Run::of(cli.command(&["projects", "list", "--profile", "broken"])).await;
+    assert!(run.expect(0).json()["results"].is_array(), "{}", run.stdout);
+    // An unknown profile: 2.
+    Run::of(cli.bare(&["projects", "list", "-P", "nope"]))
+        .await
+        .expect(2);
+
+    // A file others may read is refused, naming the fix.
+    write_config(&config, 0o644);
+    let run = Run::of(cli.bare(&["projects", "list"])).await;
+    run.expect(2);
+    assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains(&cli.key.private),
+        "the key must not be printed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conflicts_limits_and_missing_roles_have_their_codes() {
+    use dbcert::proto::v1::{AssignApiKeyToProjectRequest, CreateApiKeyRequest, GetProjectRequest};
+
+    let server = TestServer::start_with(|config| config.core.max_certificates_per_user = 1).await;
+    let clients = server.clients().await;
+    let group_id = clients.create_project("limits").await;
+    let cli = Client::new(&server);
+    let create_user = [
+        "dbusers",
+        "create",
+        "--username",
+        "capped",
+        "--projectId",
+        &group_id,
+    ];
+    cli.run(&create_user).await.expect(0);
+    // the same user again: 5
+    let run = cli.run(&create_user).await;
+    run.expect(5);
+    assert!(
+        run.stderr.contains("error: USER_ALREADY_EXISTS: "),
+        "{}",
+        run.stderr
+    );
+
+    // the per-user limit: 5, naming it
+    let issue = |file: &str| {
+        let out = cli.dir().join(file);
+        let args = [
+            "dbusers",
+            "certs",
+            "create",
+            "--projectId",
+            &group_id,
+            "--username",
+            "capped",
+            "--keyType",
+            "ECDSA_P256",
+            "--out",
+            path_str(&out),
+        ];
+        cli.command(&args)
+    };
+    Run::of(issue("first.pem")).await.expect(0);
+    let run = Run::of(issue("second.pem")).await;
+    run.expect(5);
+    assert!(
+        run.stderr.contains("ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !cli.dir().join("second.pem").exists(),
+        "nothing is written on failure"
+    );
+
+    // a key that may read the project but not change it: 7
+    let org_id = clients
+        .projects()
+        .get_project(GetProjectRequest {
+            group_id: group_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .org_id;
+    let reader = clients
+        .api_keys()
+        .create_api_key(CreateApiKeyRequest {
+            org_id,
+            desc: "reader".into(),
+            roles: vec!["ORG_MEMBER".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap();
+    clients
+        .api_keys()
+        .assign_api_key_to_project(AssignApiKeyToProjectRequest {
+            group_id: group_id.clone(),
+            api_key_id: reader.id.clone(),
+            roles: vec!["GROUP_READ_ONLY".into()],
+        })
+        .await
+        .unwrap();
+    let as_reader = |args: &[&str]| {
+        let mut command = cli.bare(args);
+        command
+            .env("DBCERT_PUBLIC_API_KEY", &reader.public_key)
+            .env("DBCERT_PRIVATE_API_KEY", &reader.private_key);
+        command
+    };
+    Run::of(as_reader(&["dbusers", "list", "--projectId", &group_id]))
+        .await
+        .expect(0);
+    let run = Run::of(as_reader(&[
+        "dbusers",
+        "delete",
+        "capped",
+        "--force",
+        "--projectId",
+        &group_id,
+    ]))
+    .await;
+    run.expect(7);
+    assert!(run.stderr.contains("USER_UNAUTHORIZED"), "{}", run.stderr);
+}
