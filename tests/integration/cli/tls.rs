@@ -27,21 +27,22 @@ impl TestCa {
         }
     }
 
-    /// Signs a leaf (server names, or a client CN) and writes `<name>.pem`, `<name>-key.pem`.
+    /// Signs a leaf (server names, or a client certificate naming an API key by its SAN URI
+    /// `dbcert:api-key:<publicKey>`) and writes `<name>.pem`, `<name>-key.pem`.
     fn leaf(
         &self,
         dir: &Path,
         name: &str,
         sans: &[&str],
-        common_name: Option<&str>,
+        api_key: Option<&str>,
     ) -> (PathBuf, PathBuf) {
         let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
         let mut params = rcgen::CertificateParams::new(sans).unwrap();
-        params.extended_key_usages = vec![match common_name {
-            Some(cn) => {
-                params
-                    .distinguished_name
-                    .push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = vec![match api_key {
+            Some(public_key) => {
+                params.subject_alt_names = vec![rcgen::SanType::URI(
+                    format!("dbcert:api-key:{public_key}").try_into().unwrap(),
+                )];
                 rcgen::ExtendedKeyUsagePurpose::ClientAuth
             }
             None => rcgen::ExtendedKeyUsagePurpose::ServerAuth,
@@ -75,7 +76,7 @@ async fn speaks_tls_and_authenticates_with_a_client_certificate() {
         mutual: Some(MutualTls {
             client_ca: client_ca_file,
             mode: ClientCertMode::Optional,
-            rule: PrincipalRule::Cn,
+            rule: PrincipalRule::SanUri,
         }),
     };
     let mut roots = rustls::RootCertStore::empty();
