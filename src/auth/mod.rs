@@ -315,8 +315,8 @@ fn log_guessing_alert(alert: &GuessingAlert) {
         public_key = alert.public_key.as_str(),
         failures = alert.failures,
         sample_addresses = ?alert.sample_addresses,
-        "distributed guessing suspected: failed authentications for one key from several \
-         addresses; the key's owner is not refused (the addresses are throttled on their own)"
+        "distributed guessing suspected: many failed authentications for one key, faster than \
+         one address may fail; its owner is not refused (each address is throttled on its own)"
     );
 }
 
