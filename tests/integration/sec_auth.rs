@@ -20,6 +20,7 @@ use dbcert::proto::v1::{ListOrganizationEventsRequest, ListOrganizationsRequest}
 use tokio::time::Instant;
 use tonic::Code;
 use tonic::transport::Endpoint;
+use tonic_types::StatusExt as _;
 
 use crate::harness::atlas::{Alg, Atlas, Resp, authorization};
 use crate::harness::binary::{START_TIMEOUT, Spawned, serve_command};
@@ -398,10 +399,14 @@ async fn known_and_unknown_keys_get_the_same_answers() {
                 .list_organizations(ListOrganizationsRequest::default())
                 .await
                 .unwrap_err();
+            // The details decoded: their metadata map is encoded in no fixed order.
+            let info = status.get_error_details().error_info().cloned().unwrap();
             (
                 status.code(),
                 status.message().to_owned(),
-                status.details().to_vec(),
+                info.reason,
+                info.domain,
+                info.metadata,
             )
         }
     };
