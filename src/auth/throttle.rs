@@ -285,6 +285,10 @@ impl Tables {
                     .is_none_or(|at| now.saturating_duration_since(at) >= GUESSING_ALERT_INTERVAL);
                 forgettable.then(|| signal.bucket.tokens_at(burst, settings, now))
             });
+            if self.keys.len() >= settings.max_entries {
+                // Every tracked key was alerted about just now: this one goes untracked.
+                return None;
+            }
         }
         let signal = self.keys.entry(key.into()).or_insert_with(|| KeySignal {
             bucket: Bucket::full(burst, now),
