@@ -8,12 +8,17 @@
 //!    Atlas REST route with HTTP Digest, at fixed concurrencies and at a paced 1 request/s,
 //!    reporting certificates/s, latency percentiles, server CPU per certificate (from
 //!    `/proc/<pid>/stat`) and peak RSS (sampled from `/proc/<pid>/status`);
-//! 3. prints the ratio of service throughput to the raw limit, and checks the issue-6 targets.
+//! 3. prints the ratio of service throughput to the raw limit, and checks the issue-6 targets;
+//! 4. restarts the server with throttling off and times failed authentications for an existing
+//!    and an unknown public key over both transports (`auth_timing`, issue 13 item 7).
 //!
 //! The load generator runs in this process, on the same cores as the server.
 
 #![allow(clippy::unwrap_used)] // a benchmark that cannot set up has nothing to report
 #![allow(missing_docs)]
+
+#[path = "load/auth_timing.rs"]
+mod auth_timing;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
@@ -67,6 +72,10 @@ struct Flags {
     no_rsa: bool,
     /// Extra arguments for `dbcert serve`.
     server_args: Vec<String>,
+    /// Failed authentications timed per key kind and transport (0: skip that phase).
+    auth_samples: usize,
+    /// Run only the failed-authentication timing (no raw limit, no issuing).
+    only_auth_timing: bool,
 }
 
 impl Flags {
@@ -83,6 +92,8 @@ impl Flags {
             no_rest: false,
             no_rsa: false,
             server_args: Vec::new(),
+            auth_samples: 2000,
+            only_auth_timing: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -104,6 +115,8 @@ impl Flags {
                 "--no-rest" => flags.no_rest = true,
                 "--no-rsa" => flags.no_rsa = true,
                 "--server-arg" => flags.server_args.push(value()),
+                "--auth-samples" => flags.auth_samples = number(&value()) as usize,
+                "--only-auth-timing" => flags.only_auth_timing = true,
                 "--quick" => {
                     flags.raw_rsa_secs = 8.0;
                     flags.raw_secs = 1.0;
@@ -111,6 +124,7 @@ impl Flags {
                     flags.rsa_warmup_secs = 2.0;
                     flags.paced_secs = 6.0;
                     flags.ecdsa_secs = 2.0;
+                    flags.auth_samples = 500;
                 }
                 "--help" | "-h" => usage(""),
                 other => usage(&format!("unknown flag {other}")),
@@ -127,7 +141,8 @@ fn usage(error: &str) -> ! {
     eprintln!(
         "usage: cargo bench --bench load -- [--quick] [--raw-rsa-secs S] [--raw-secs S] [--rsa-secs S]\n\
          \x20      [--rsa-warmup-secs S] [--paced-secs S] [--ecdsa-secs S] [--concurrency 1,2,8]\n\
-         \x20      [--ecdsa-extra-concurrency 64,256] [--no-rest] [--no-rsa] [--server-arg ARG]..."
+         \x20      [--ecdsa-extra-concurrency 64,256] [--no-rest] [--no-rsa] [--server-arg ARG]...\n\
+         \x20      [--auth-samples N] [--only-auth-timing]"
     );
     std::process::exit(if error.is_empty() { 0 } else { 2 })
 }
@@ -907,6 +922,16 @@ fn main() {
     println!("load before: {}", uptime());
     println!("flags: {flags:?}");
     println!();
+    if flags.only_auth_timing {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let temp = tempfile::tempdir().unwrap();
+            std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+            time_failed_authentications(temp.path(), random_key(), &flags).await;
+        });
+        println!("load after: {}", uptime());
+        return;
+    }
 
     // 1. The raw limit, before anything else runs.
     println!("## raw limit: key generation + signing + PEM, {cores} threads, no server");
@@ -945,18 +970,15 @@ struct ServiceRun {
     start_to_serving: Duration,
     idle_rss_mib: f64,
     rest_available: bool,
+    /// The failed-authentication timing's summary lines.
+    auth_timing: Vec<String>,
 }
 
 async fn service(flags: &Flags) -> ServiceRun {
     let temp = tempfile::tempdir().unwrap();
     // The server refuses a data directory open to others; the tempdir follows the umask.
     std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let key = (
-        (0..8)
-            .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
-            .collect::<String>(),
-        uuid::Uuid::new_v4().to_string(),
-    );
+    let key = random_key();
 
     // A first start creates the store; the measured start opens the existing one.
     let (first, _) = Server::start(temp.path(), key.clone(), &flags.server_args).await;
@@ -1103,6 +1125,11 @@ async fn service(flags: &Flags) -> ServiceRun {
         push(row, "ECDSA P-256 leaf, P-256 CA");
     }
     server.stop();
+    let auth_timing = if flags.auth_samples > 0 {
+        time_failed_authentications(temp.path(), key, flags).await
+    } else {
+        Vec::new()
+    };
     drop(temp);
     ServiceRun {
         rows,
@@ -1110,7 +1137,39 @@ async fn service(flags: &Flags) -> ServiceRun {
         start_to_serving,
         idle_rss_mib,
         rest_available,
+        auth_timing,
     }
+}
+
+/// A random API key pair of Atlas's shape.
+fn random_key() -> (String, String) {
+    (
+        (0..8)
+            .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
+            .collect::<String>(),
+        uuid::Uuid::new_v4().to_string(),
+    )
+}
+
+/// Starts the server on `data_dir` with throttling off, times failed authentications for an
+/// existing and an unknown key, prints them and returns the summary lines.
+async fn time_failed_authentications(
+    data_dir: &Path,
+    key: (String, String),
+    flags: &Flags,
+) -> Vec<String> {
+    let mut args = flags.server_args.clone();
+    args.extend(["--auth-failure-burst".to_owned(), "0".to_owned()]);
+    let (server, _) = Server::start(data_dir, key, &args).await;
+    println!();
+    println!(
+        "## failed authentication, existing vs unknown public key (throttling off, c=1, {} each)",
+        flags.auth_samples
+    );
+    let timings = auth_timing::measure(&server, flags.auth_samples).await;
+    server.stop();
+    auth_timing::print(&timings);
+    auth_timing::summary(&timings)
 }
 
 fn header() -> String {
@@ -1236,6 +1295,9 @@ fn report(raws: &HashMap<KeyType, Raw>, run: &ServiceRun) {
                 "≥ 8000/s and ≥ 0.25 x raw"
             )
         );
+    }
+    for line in &run.auth_timing {
+        println!("{line}");
     }
 }
 

@@ -43,8 +43,13 @@ pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
 pub const DEFAULT_MAX_HEADER_BYTES: u32 = 16 * 1024;
 /// Concurrent HTTP/2 streams per connection.
 pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
-/// Failed authentications allowed in a burst, per client address and per key.
+/// Failed authentications allowed in a burst per client address, whatever keys they name.
 pub const DEFAULT_AUTH_FAILURE_BURST: u32 = 10;
+/// Failed authentications allowed in a burst per client address naming one key.
+pub const DEFAULT_AUTH_FAILURE_KEY_BURST: u32 = ThrottleSettings::DEFAULT_KEY_BURST;
+/// Failed authentications naming one key, from any addresses, in a burst before the
+/// distributed-guessing warning (which refuses no one).
+pub const DEFAULT_AUTH_FAILURE_KEY_ALERT: u32 = ThrottleSettings::DEFAULT_KEY_ALERT;
 /// The time one failed authentication takes to be forgotten.
 pub const DEFAULT_AUTH_FAILURE_REFILL: &str = "6s";
 /// Ready leaf keys kept per pooled key type.
@@ -173,9 +178,18 @@ pub struct ServeArgs {
     /// Concurrent HTTP/2 streams per connection.
     #[arg(long, env = "DBCERT_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)]
     pub http2_max_concurrent_streams: u32,
-    /// Failed authentications allowed in a burst per client address and per key (0: off).
+    /// Failed authentications allowed in a burst per client address, whatever keys they name
+    /// (0: throttling off). A key alone is never refused.
     #[arg(long, env = "DBCERT_AUTH_FAILURE_BURST", default_value_t = DEFAULT_AUTH_FAILURE_BURST)]
     pub auth_failure_burst: u32,
+    /// Failed authentications allowed in a burst per client address naming one key (0: no
+    /// limit beyond --auth-failure-burst).
+    #[arg(long, env = "DBCERT_AUTH_FAILURE_KEY_BURST", default_value_t = DEFAULT_AUTH_FAILURE_KEY_BURST)]
+    pub auth_failure_key_burst: u32,
+    /// Failed authentications naming one key, from any addresses, in a burst before a
+    /// "distributed guessing suspected" warning is logged (0: no warning). Refuses no one.
+    #[arg(long, env = "DBCERT_AUTH_FAILURE_KEY_ALERT", default_value_t = DEFAULT_AUTH_FAILURE_KEY_ALERT)]
+    pub auth_failure_key_alert: u32,
     /// The time one failed authentication takes to be forgotten.
     #[arg(long, env = "DBCERT_AUTH_FAILURE_REFILL", default_value = DEFAULT_AUTH_FAILURE_REFILL, value_parser = parse_duration)]
     pub auth_failure_refill: Duration,
@@ -501,7 +515,11 @@ impl ServeArgs {
                 max_header_bytes: self.max_header_bytes,
                 http2_max_concurrent_streams: self.http2_max_concurrent_streams,
             },
-            throttle: ThrottleSettings::new(self.auth_failure_burst, self.auth_failure_refill),
+            throttle: ThrottleSettings {
+                key_burst: self.auth_failure_key_burst,
+                key_alert: self.auth_failure_key_alert,
+                ..ThrottleSettings::new(self.auth_failure_burst, self.auth_failure_refill)
+            },
             trusted_proxies: TrustedProxies::new(self.trusted_proxies),
             public_url: self.public_url,
             tls: match (self.tls_cert_file, self.tls_key_file) {
@@ -632,6 +650,8 @@ impl fmt::Debug for ServeArgs {
             max_header_bytes,
             http2_max_concurrent_streams,
             auth_failure_burst,
+            auth_failure_key_burst,
+            auth_failure_key_alert,
             auth_failure_refill,
             trusted_proxies,
             public_url,
@@ -666,6 +686,8 @@ impl fmt::Debug for ServeArgs {
             .field("max_header_bytes", max_header_bytes)
             .field("http2_max_concurrent_streams", http2_max_concurrent_streams)
             .field("auth_failure_burst", auth_failure_burst)
+            .field("auth_failure_key_burst", auth_failure_key_burst)
+            .field("auth_failure_key_alert", auth_failure_key_alert)
             .field("auth_failure_refill", auth_failure_refill)
             .field("trusted_proxies", trusted_proxies)
             .field("public_url", public_url)
@@ -769,6 +791,8 @@ mod tests {
             config.core.max_certificates_per_user,
             core.max_certificates_per_user
         );
+        // The test configuration throttles as the command line does by default.
+        assert_eq!(config.throttle, Config::for_test(PathBuf::new()).throttle);
     }
 
     #[test]

@@ -297,13 +297,16 @@ fn uri_matches(digest_uri: &str, target: &Uri) -> bool {
 }
 
 /// Verifies a request's Digest response: the key's principal on success, else the
-/// [`Refusal`]. A wrong response or an unknown key is a failure the audit trail records; other
-/// malformed or unacceptable responses are failures it does not; a stale nonce and a store
-/// outage are no failures at all.
+/// [`Refusal`]. A wrong response — for a key that exists or not, with a fresh nonce or a stale
+/// one — is a try at the key's secret ([`Refusal::wrong_credentials`]). A response that is not
+/// checked against the secret (malformed, a forged or unknown nonce, a replayed nonce count) is
+/// a failure of the address only ([`Refusal::unverified`]): no one can charge a key without a
+/// nonce this service issued. A right response with a stale nonce and a store outage are no
+/// failures at all.
 pub(crate) async fn verify(core: &Core, request: &DigestRequest<'_>) -> Result<Principal, Refusal> {
     let refuse = |why: &'static str| {
         debug!(why, "digest authentication refused");
-        Refusal::Failed { audit: false }
+        Refusal::unverified(why)
     };
     let Some(credentials) = &request.response else {
         return Err(refuse("unparsable authorization header"));
@@ -347,11 +350,12 @@ pub(crate) async fn verify(core: &Core, request: &DigestRequest<'_>) -> Result<P
         return Err(refuse("invalid nonce"));
     }
     // The one key lookup of a Digest request: the HA1 values and the principal come together.
+    // An unknown key takes the same path: its "not found" is cached as a found key is, and a
+    // dummy HA1 is compared, so the time taken does not tell whether the key exists.
     let secrets = core
         .digest_secrets(&credentials.username)
         .await
         .map_err(Refusal::Store)?;
-    // Against an unknown key, compare with a dummy so the time taken does not tell.
     let dummy = Zeroizing::new("0".repeat(if algorithm.is_sha256() { 64 } else { 32 }));
     let ha1 = match &secrets {
         Some(s) if algorithm.is_sha256() => &s.ha1_sha256,
@@ -363,14 +367,12 @@ pub(crate) async fn verify(core: &Core, request: &DigestRequest<'_>) -> Result<P
     let matches: bool = expected.as_bytes().ct_eq(presented.as_bytes()).into();
     let Some(secrets) = secrets.filter(|_| matches) else {
         debug!(why = "wrong credentials", "digest authentication refused");
-        return Err(Refusal::Failed { audit: true });
+        return Err(Refusal::wrong_credentials());
     };
-    let expires_at = match nonce_state {
-        NonceState::Fresh(expires_at) => expires_at,
-        NonceState::Stale | NonceState::Invalid => {
-            debug!("stale digest nonce");
-            return Err(Refusal::Stale);
-        }
+    // RFC 7616 §3.3: `stale=true` only for a response that is right for its stale nonce.
+    let NonceState::Fresh(expires_at) = nonce_state else {
+        debug!("stale digest nonce");
+        return Err(Refusal::Stale);
     };
     let expires_at = OffsetDateTime::from_unix_timestamp(expires_at)
         .map_err(|_| refuse("nonce out of range"))?;

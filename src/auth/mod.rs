@@ -9,13 +9,19 @@
 //!
 //! 1. no credentials at all: [`AuthError::Unauthenticated`], neither throttled nor recorded (it
 //!    is how clients discover the scheme; over REST it gets the Digest challenge);
-//! 2. a client address or claimed key over its failure budget: [`AuthError::RateLimited`],
-//!    before the credentials are looked at ([`throttle`]);
+//! 2. a client address over its failure budget, or over its budget for the key it claims:
+//!    [`AuthError::RateLimited`], before the credentials are looked at ([`throttle`]). No key
+//!    is ever refused for failures made from other addresses;
 //! 3. verify: Basic against the stored HA1, Digest per RFC 7616 ([`digest`]), a client
-//!    certificate's key by lookup — one key lookup per request;
-//! 4. a failure takes a token of the throttle and (wrong Basic, Digest or certificate
-//!    credentials, malformed Basic) is recorded in the audit trail with the client's address;
-//!    a stale Digest nonce and a store outage are no failures.
+//!    certificate's key by lookup — one key lookup per request, the same for a key that does
+//!    not exist (a dummy HA1 is compared, the "not found" is cached as a key is);
+//! 4. a failure is charged to the throttle as its [`FailureKind`] says (a wrong secret to the
+//!    address, the key and address, and the key's guessing signal; anything else — a forged
+//!    or unknown nonce, malformed credentials — to the address only), and reported within its
+//!    source's budget ([`failure_log`]): wrong credentials as an audit event, other failures
+//!    as a log line, each naming the address and the claimed key. A key failing from many
+//!    addresses raises a [`GuessingAlert`], logged as a warning; its owner is not refused.
+//!    A right Digest response with a stale nonce and a store outage are no failures.
 //!
 //! The result is the [`Principal`] or an [`AuthError`]; each transport renders the error
 //! itself (`grpc/auth.rs` as a `Status`, `gateway/extract.rs` as an Atlas reply: the Digest
@@ -29,24 +35,29 @@
 pub mod client_address;
 pub mod credentials;
 pub mod digest;
+pub mod failure_log;
 pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::debug;
+use tracing::{info, warn};
 
 pub use self::client_address::TrustedProxies;
 pub use self::credentials::{BasicCredentials, Credentials, DigestRequest};
-pub use self::throttle::{Attempt, AuthThrottle, ThrottleSettings};
-use crate::domain::{AtlasError, Core, ErrorCode, Principal};
+use self::failure_log::FailureLog;
+pub use self::throttle::{
+    Attempt, AuthThrottle, FailureKind, GuessingAlert, ThrottleSettings, Throttled, ThrottledBy,
+};
+use crate::domain::{AtlasError, Core, ErrorCode, Principal, is_public_key};
 
 /// Authenticates requests of both listeners: throttles, verifies, records failures.
 #[derive(Debug)]
 pub struct Authenticator {
     core: Arc<Core>,
     throttle: AuthThrottle,
+    failures: FailureLog,
     trusted_proxies: TrustedProxies,
 }
 
@@ -55,8 +66,8 @@ pub struct Authenticator {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// Too many failed authentications from the client's address or for the claimed key: retry
-    /// after this wait. The credentials were not looked at.
+    /// Too many failed authentications from the client's address, or from it for the claimed
+    /// key: retry after this wait. The credentials were not looked at.
     #[error("too many failed authentications")]
     RateLimited(Duration),
     /// A Digest response that is right but for its stale nonce: the client should retry at once
@@ -79,16 +90,24 @@ pub struct VerifiedPrincipal(pub Principal);
 /// Why a scheme's verification did not accept the credentials.
 #[derive(Debug)]
 pub(crate) enum Refusal {
-    /// Wrong or malformed credentials: a failure, counted by the throttle; `audit` says whether
-    /// the audit trail records it.
-    Failed {
-        /// Whether the failure is recorded in the audit trail.
-        audit: bool,
-    },
+    /// Wrong or malformed credentials: a failure of the client.
+    Failed(Failure),
     /// A right Digest response with a stale nonce: no failure.
     Stale,
     /// The store failed: no failure of the client.
     Store(AtlasError),
+}
+
+/// A failed authentication: what the throttle charges it to, whether the audit trail records
+/// it, and why (for the log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    /// What it is charged to.
+    pub(crate) kind: FailureKind,
+    /// Whether the audit trail records it (else it is only logged).
+    pub(crate) audit: bool,
+    /// Why it failed, for the log.
+    pub(crate) reason: &'static str,
 }
 
 // === impl Authenticator ===
@@ -103,6 +122,7 @@ impl Authenticator {
         Self {
             core,
             throttle: AuthThrottle::new(throttle),
+            failures: FailureLog::new(),
             trusted_proxies,
         }
     }
@@ -136,8 +156,9 @@ impl Authenticator {
             address: client.map(|address| address.ip()),
             public_key: credentials.claimed_public_key(),
         };
-        if let Some(wait) = self.throttle.check(&attempt) {
-            return Err(AuthError::RateLimited(wait));
+        if let Some(throttled) = self.throttle.check(&attempt) {
+            self.note_throttled(&attempt, client, throttled);
+            return Err(AuthError::RateLimited(throttled.wait));
         }
         let outcome = match &credentials {
             Credentials::Basic(Some(basic)) => self
@@ -145,7 +166,11 @@ impl Authenticator {
                 .authenticate_basic(&basic.public_key, &basic.private_key)
                 .await
                 .map_err(Refusal::from_core),
-            Credentials::Basic(None) => Err(Refusal::Failed { audit: true }),
+            Credentials::Basic(None) => Err(Refusal::Failed(Failure {
+                kind: FailureKind::Unverified,
+                audit: true,
+                reason: "malformed basic credentials",
+            })),
             Credentials::ClientCertificate(public_key) => self
                 .core
                 .principal_for_verified_key(public_key)
@@ -154,23 +179,18 @@ impl Authenticator {
             Credentials::Digest(request) => digest::verify(&self.core, request).await,
             Credentials::None => return Err(AuthError::Unauthenticated),
         };
-        match settle(&self.throttle, &attempt, outcome) {
+        match outcome {
             Ok(mut principal) => {
                 principal.client_address = client;
                 Ok(principal)
             }
-            Err((error, audit)) => {
-                if audit {
-                    self.core
-                        .record_failed_authentication(
-                            attempt.public_key,
-                            client,
-                            credentials.scheme(),
-                        )
-                        .await;
-                }
-                Err(error)
+            Err(Refusal::Failed(failure)) => {
+                self.fail(&attempt, client, credentials.scheme(), failure)
+                    .await;
+                Err(AuthError::Unauthenticated)
             }
+            Err(Refusal::Stale) => Err(AuthError::StaleNonce),
+            Err(Refusal::Store(error)) => Err(AuthError::Store(error)),
         }
     }
 
@@ -183,115 +203,152 @@ impl Authenticator {
         );
         digest::challenge(&nonce, stale)
     }
+
+    /// Settles a failure: charges the throttle, reports it within its source's budget (an
+    /// audit event or a log line, naming the address and the claimed key), and logs the
+    /// guessing alert it raised, if any.
+    async fn fail(
+        &self,
+        attempt: &Attempt<'_>,
+        client: Option<SocketAddr>,
+        scheme: &'static str,
+        failure: Failure,
+    ) {
+        let alert = self.throttle.record_failure(attempt, failure.kind);
+        if self.failures.admit_failure(attempt.address) {
+            if failure.audit {
+                self.core
+                    .record_failed_authentication(attempt.public_key, client, scheme)
+                    .await;
+            } else {
+                info!(
+                    target: "dbcert::auth",
+                    remote_address = %display_address(client),
+                    public_key = loggable_key(attempt.public_key),
+                    scheme,
+                    reason = failure.reason,
+                    "authentication failed"
+                );
+            }
+        }
+        if let Some(alert) = alert {
+            log_guessing_alert(&alert);
+        }
+    }
+
+    /// Notes a throttled client, once per source and minute.
+    fn note_throttled(
+        &self,
+        attempt: &Attempt<'_>,
+        client: Option<SocketAddr>,
+        throttled: Throttled,
+    ) {
+        if !self.failures.admit_throttled(attempt.address) {
+            return;
+        }
+        let by = match throttled.by {
+            ThrottledBy::Address => "address",
+            ThrottledBy::KeyAndAddress => "key and address",
+        };
+        warn!(
+            target: "dbcert::auth",
+            remote_address = %display_address(client),
+            public_key = loggable_key(attempt.public_key),
+            by,
+            retry_after_secs = throttle::retry_after_secs(throttled.wait),
+            "too many failed authentications: client refused until a token refills \
+             (noted once a minute per address)"
+        );
+    }
 }
 
 // === impl Refusal ===
 
 impl Refusal {
-    /// A core error of a Basic or certificate check: `UNAUTHENTICATED` is a failure the audit
-    /// trail records, anything else (the store) is none.
+    /// A wrong secret for the claimed key (or a dummy, when no such key exists).
+    pub(crate) fn wrong_credentials() -> Self {
+        Self::Failed(Failure {
+            kind: FailureKind::WrongCredentials,
+            audit: true,
+            reason: "wrong credentials",
+        })
+    }
+
+    /// Credentials that were not checked against the claimed key's secret (malformed, a
+    /// forged or unknown nonce, a replay): a failure of the address only, not audited.
+    pub(crate) fn unverified(reason: &'static str) -> Self {
+        Self::Failed(Failure {
+            kind: FailureKind::Unverified,
+            audit: false,
+            reason,
+        })
+    }
+
+    /// A core error of a Basic or certificate check: `UNAUTHENTICATED` is a wrong credential,
+    /// anything else (the store) is no failure.
     fn from_core(error: AtlasError) -> Self {
         if error.code() == ErrorCode::Unauthenticated {
-            Self::Failed { audit: true }
+            Self::wrong_credentials()
         } else {
             Self::Store(error)
         }
     }
 }
 
-/// Settles a verification's outcome: a failure takes a token of the throttle and says whether
-/// to record it in the audit trail; a stale nonce and a store outage take nothing.
-fn settle(
-    throttle: &AuthThrottle,
-    attempt: &Attempt<'_>,
-    outcome: Result<Principal, Refusal>,
-) -> Result<Principal, (AuthError, bool)> {
-    match outcome {
-        Ok(principal) => Ok(principal),
-        Err(Refusal::Failed { audit }) => {
-            debug!(address = ?attempt.address, "authentication failed");
-            throttle.record_failure(attempt);
-            Err((AuthError::Unauthenticated, audit))
-        }
-        Err(Refusal::Stale) => Err((AuthError::StaleNonce, false)),
-        Err(Refusal::Store(error)) => Err((AuthError::Store(error), false)),
-    }
+/// The client address for a log line (empty when unknown).
+fn display_address(client: Option<SocketAddr>) -> String {
+    client
+        .map(|address| address.to_string())
+        .unwrap_or_default()
+}
+
+/// The claimed key for a log line: only a value with the shape of a public key, so a secret
+/// typed into the wrong field (or a forged control sequence) is never logged.
+fn loggable_key(public_key: Option<&str>) -> &str {
+    public_key.filter(|key| is_public_key(key)).unwrap_or("")
+}
+
+/// Logs a guessing alert: many failures for one key from several addresses.
+fn log_guessing_alert(alert: &GuessingAlert) {
+    warn!(
+        target: "dbcert::auth",
+        public_key = alert.public_key.as_str(),
+        failures = alert.failures,
+        sample_addresses = ?alert.sample_addresses,
+        "distributed guessing suspected: many failed authentications for one key, faster than \
+         one address may fail; its owner is not refused (each address is throttled on its own)"
+    );
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use time::OffsetDateTime;
-
     use super::*;
-    use crate::domain::{ApiKeyId, OrgId};
-
-    fn throttle(burst: u32) -> AuthThrottle {
-        AuthThrottle::new(ThrottleSettings::new(burst, Duration::from_secs(60)))
-    }
-
-    fn attempt(key: &str) -> Attempt<'_> {
-        Attempt {
-            address: Some("192.0.2.1".parse().unwrap()),
-            public_key: Some(key),
-        }
-    }
-
-    fn principal() -> Principal {
-        Principal {
-            key_id: ApiKeyId::generate(OffsetDateTime::UNIX_EPOCH),
-            public_key: "abcdefgh".into(),
-            org_id: OrgId::generate(OffsetDateTime::UNIX_EPOCH),
-            org_roles: Vec::new(),
-            project_roles: Default::default(),
-            client_address: None,
-        }
-    }
 
     #[test]
-    fn failures_are_counted_and_audited_as_their_scheme_says() {
-        let throttle = throttle(2);
-        let a = attempt("abcdefgh");
-        let (error, audit) =
-            settle(&throttle, &a, Err(Refusal::Failed { audit: true })).unwrap_err();
-        assert!(matches!(error, AuthError::Unauthenticated));
-        assert!(audit);
-        assert_eq!(throttle.check(&a), None);
-        let (error, audit) =
-            settle(&throttle, &a, Err(Refusal::Failed { audit: false })).unwrap_err();
-        assert!(matches!(error, AuthError::Unauthenticated));
-        assert!(!audit);
-        // Two failures spent the burst: the next attempt is refused before verification.
-        assert!(throttle.check(&a).is_some());
-    }
-
-    #[test]
-    fn stale_nonces_store_outages_and_successes_are_not_failures() {
-        let throttle = throttle(1);
-        let a = attempt("abcdefgh");
-        let (error, audit) = settle(&throttle, &a, Err(Refusal::Stale)).unwrap_err();
-        assert!(matches!(error, AuthError::StaleNonce));
-        assert!(!audit);
-        let outage = AtlasError::unavailable("store down");
-        let (error, audit) = settle(&throttle, &a, Err(Refusal::Store(outage))).unwrap_err();
-        assert!(matches!(error, AuthError::Store(e) if e.code() == ErrorCode::ServiceUnavailable));
-        assert!(!audit);
-        assert_eq!(
-            settle(&throttle, &a, Ok(principal())).unwrap().public_key,
-            "abcdefgh"
-        );
-        assert_eq!(throttle.check(&a), None);
-    }
-
-    #[test]
-    fn core_errors_are_failures_only_when_unauthenticated() {
+    fn core_errors_are_wrong_credentials_only_when_unauthenticated() {
         assert!(matches!(
             Refusal::from_core(AtlasError::unauthenticated()),
-            Refusal::Failed { audit: true }
+            Refusal::Failed(Failure {
+                kind: FailureKind::WrongCredentials,
+                audit: true,
+                ..
+            })
         ));
         assert!(matches!(
             Refusal::from_core(AtlasError::internal("boom")),
             Refusal::Store(_)
         ));
+    }
+
+    #[test]
+    fn only_key_shaped_values_are_logged_as_keys() {
+        assert_eq!(loggable_key(Some("abcdefgh")), "abcdefgh");
+        assert_eq!(
+            loggable_key(Some("0f1e2d3c-aaaa-bbbb-cccc-000000000000")),
+            ""
+        );
+        assert_eq!(loggable_key(Some("abcdefgh\nFAKE LINE")), "");
+        assert_eq!(loggable_key(None), "");
     }
 }

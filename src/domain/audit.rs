@@ -7,10 +7,9 @@
 //! other changes are written right after the change commits; if that write fails the change
 //! stands, the failure is logged at `error` and the `dbcert::audit` log event is still emitted.
 //!
-//! Failed authentications are recorded at most [`FAILED_AUTH_EVENTS_PER_MINUTE`] times a minute
-//! per replica; beyond that they are counted and the count logged once the minute is over, so a
-//! flood of guesses cannot grow the store without bound (the network layer's throttling slows
-//! the guesses themselves).
+//! Failed authentications are recorded when the authenticator asks: it bounds them per client
+//! address (`auth/failure_log.rs`), so a flood of guesses cannot grow the store without bound
+//! nor spend the budget of another address (its throttle slows the guesses themselves).
 //!
 //! Listings: a project's events go to its owners; an organization's events (its keys', its
 //! projects' and failed authentications naming one of its keys) to its owners. A failed
@@ -19,20 +18,15 @@
 //! in batches ([`Core::purge_audit_events`]).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::auth::{Access, Principal, is_public_key};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::model::{ApiKeyId, OrgId, Page, Paged, ProjectId};
 use super::store::StoreResult;
-
-/// The most failed authentications recorded in the store per minute and replica.
-pub const FAILED_AUTH_EVENTS_PER_MINUTE: u32 = 60;
-const FAILED_AUTH_WINDOW: Duration = Duration::from_secs(60);
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -135,14 +129,6 @@ pub struct AuditFilter {
     pub min_date: Option<OffsetDateTime>,
     /// Only events at or before this time.
     pub max_date: Option<OffsetDateTime>,
-}
-
-/// Counts failed authentications recorded in the current window.
-#[derive(Debug)]
-pub(super) struct FailedAuthBudget {
-    window_start: Instant,
-    recorded: u32,
-    suppressed: u64,
 }
 
 // === impl AuditAction ===
@@ -317,43 +303,6 @@ impl AuditEvent {
     }
 }
 
-impl FailedAuthBudget {
-    pub(super) fn new() -> Self {
-        Self {
-            window_start: Instant::now(),
-            recorded: 0,
-            suppressed: 0,
-        }
-    }
-
-    /// Whether one more failure may be stored now; reports the failures suppressed in the
-    /// window that just ended.
-    fn admit(&mut self, now: Instant) -> bool {
-        if now.duration_since(self.window_start) >= FAILED_AUTH_WINDOW {
-            if self.suppressed > 0 {
-                warn!(
-                    target: "dbcert::audit",
-                    suppressed = self.suppressed,
-                    limit = FAILED_AUTH_EVENTS_PER_MINUTE,
-                    "failed authentications beyond the per-minute limit were not stored"
-                );
-            }
-            *self = Self {
-                window_start: now,
-                recorded: 0,
-                suppressed: 0,
-            };
-        }
-        if self.recorded < FAILED_AUTH_EVENTS_PER_MINUTE {
-            self.recorded += 1;
-            true
-        } else {
-            self.suppressed += 1;
-            false
-        }
-    }
-}
-
 impl Core {
     /// Records an event of a change that committed: in the store and as a log event. A store
     /// failure does not undo the change, so it is logged rather than returned.
@@ -371,26 +320,18 @@ impl Core {
 
     /// Records a failed authentication (wrong key, wrong secret, malformed credentials) from
     /// `client`. `public_key` is kept only if it has the shape of a public key, so a mistyped
-    /// secret is never stored. Bounded: see [`FAILED_AUTH_EVENTS_PER_MINUTE`].
+    /// secret is never stored. Unbounded here: the caller bounds how often it records them
+    /// (the authenticator, per client address).
     pub async fn record_failed_authentication(
         &self,
         public_key: Option<&str>,
         client: Option<SocketAddr>,
         scheme: &str,
     ) {
-        let admitted = self
-            .failed_auth_budget
-            .lock()
-            .expect("failed auth budget lock must not be poisoned")
-            .admit(Instant::now());
-        if !admitted {
-            return;
-        }
         let public_key = public_key.filter(|k| is_public_key(k));
         let record = match public_key {
             Some(public_key) => self
-                .store
-                .api_key_by_public_key(public_key)
+                .api_key_for_credentials(public_key)
                 .await
                 .ok()
                 .flatten(),
@@ -487,22 +428,5 @@ mod tests {
         for outcome in [AuditOutcome::Success, AuditOutcome::Failure] {
             assert_eq!(AuditOutcome::parse(outcome.as_str()), Some(outcome));
         }
-    }
-
-    #[test]
-    fn failed_auth_budget_caps_each_window() {
-        let start = Instant::now();
-        let mut budget = FailedAuthBudget {
-            window_start: start,
-            recorded: 0,
-            suppressed: 0,
-        };
-        let admitted = (0..FAILED_AUTH_EVENTS_PER_MINUTE + 10)
-            .filter(|_| budget.admit(start))
-            .count();
-        assert_eq!(admitted, FAILED_AUTH_EVENTS_PER_MINUTE as usize);
-        assert_eq!(budget.suppressed, 10);
-        assert!(budget.admit(start + FAILED_AUTH_WINDOW));
-        assert_eq!((budget.recorded, budget.suppressed), (1, 0));
     }
 }

@@ -229,11 +229,7 @@ impl Core {
         public_key: &str,
         private_key: &str,
     ) -> AtlasResult<Principal> {
-        let record = self
-            .store
-            .api_key_by_public_key(public_key)
-            .await
-            .map_err(store_error)?;
+        let record = self.api_key_for_credentials(public_key).await?;
         let presented = ha1::<Sha256>(public_key, private_key);
         // Compare in constant time, and against a dummy when the key is unknown, so the time
         // taken does not tell which public keys exist.
@@ -250,10 +246,8 @@ impl Core {
     /// Resolves a key whose possession was proven otherwise: the key named by a verified client
     /// certificate (mutual TLS).
     pub async fn principal_for_verified_key(&self, public_key: &str) -> AtlasResult<Principal> {
-        self.store
-            .api_key_by_public_key(public_key)
-            .await
-            .map_err(store_error)?
+        self.api_key_for_credentials(public_key)
+            .await?
             .map(Principal::from_record)
             .ok_or_else(AtlasError::unauthenticated)
     }
@@ -295,15 +289,31 @@ impl Core {
     /// an unknown key.
     pub async fn digest_secrets(&self, public_key: &str) -> AtlasResult<Option<DigestSecrets>> {
         Ok(self
-            .store
-            .api_key_by_public_key(public_key)
-            .await
-            .map_err(store_error)?
+            .api_key_for_credentials(public_key)
+            .await?
             .map(|mut record| DigestSecrets {
                 ha1_md5: Zeroizing::new(std::mem::take(&mut record.ha1_md5)),
                 ha1_sha256: Zeroizing::new(std::mem::take(&mut record.ha1_sha256)),
                 principal: Principal::from_record(record),
             }))
+    }
+
+    /// Looks up the key that credentials name: through the store's cache, which keeps "no such
+    /// key" as it keeps a key, so a key that exists and one that does not take the same path
+    /// and time. A value without the shape of a public key names no key (every key has that
+    /// shape, which is public): it is answered without a lookup, so junk neither loads the
+    /// database nor fills the cache.
+    pub(crate) async fn api_key_for_credentials(
+        &self,
+        public_key: &str,
+    ) -> AtlasResult<Option<ApiKeyRecord>> {
+        if !is_public_key(public_key) {
+            return Ok(None);
+        }
+        self.store
+            .api_key_by_public_key(public_key)
+            .await
+            .map_err(store_error)
     }
 }
 

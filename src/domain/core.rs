@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
-use super::audit::FailedAuthBudget;
 use super::auth::{Access, Principal};
 use super::ca::{CaSubject, ProjectCa};
 use super::error::{AtlasError, AtlasResult};
@@ -78,8 +77,6 @@ pub struct Core {
     /// Authenticate HTTP Digest nonces, derived from each master key of the keyring; the
     /// primary's (first) makes new nonces, any of them verifies one.
     pub(super) nonce_secrets: Vec<zeroize::Zeroizing<[u8; 32]>>,
-    /// Bounds the failed authentications stored per minute.
-    pub(super) failed_auth_budget: Mutex<FailedAuthBudget>,
     /// Pre-generated leaf keys (disabled unless [`Core::with_key_pool`] gives one).
     pub(super) key_pool: KeyPool,
 }
@@ -102,7 +99,6 @@ impl Core {
             settings,
             ca_cache: Mutex::new(HashMap::new()),
             ca_creation: tokio::sync::Mutex::new(HashMap::new()),
-            failed_auth_budget: Mutex::new(FailedAuthBudget::new()),
             key_pool: KeyPool::disabled(),
         }
     }

@@ -20,10 +20,7 @@ mod store;
 mod user_security;
 mod validity;
 
-pub use self::audit::{
-    Actor, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
-    FAILED_AUTH_EVENTS_PER_MINUTE,
-};
+pub use self::audit::{Actor, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope};
 pub use self::auth::{
     Access, DIGEST_REALM, DigestSecrets, NewApiKey, Principal, is_private_key, is_public_key,
     masked_private_key,

@@ -11,7 +11,7 @@ use super::convert::{corrupt, from_secs, limit, offset, org_id, paged, project_i
 use super::db::{Backend, dispatch};
 use crate::domain::{
     ApiKeyId, ApiKeyRecord, ApiKeyStore, OrgId, OrgRole, Page, Paged, ProjectId, ProjectRole,
-    StoreResult,
+    StoreResult, is_public_key,
 };
 
 /// The columns of a key ([`ApiKeyRow`]).
@@ -80,9 +80,15 @@ impl ApiKeyStore for SqlStore {
     }
 
     async fn api_key_by_public_key(&self, public_key: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        if !is_public_key(public_key) {
+            // No key has another shape; not cached, so junk cannot fill the cache.
+            return self.api_key_where(SELECT_BY_PUBLIC_KEY, public_key).await;
+        }
+        // "No such key" is cached as a key is: an unknown key takes the same path and time as
+        // a known one (authentication must not tell which public keys exist).
         self.cache
             .api_keys
-            .get_or_read(public_key, || {
+            .get_or_read_value(public_key, || {
                 self.api_key_where(SELECT_BY_PUBLIC_KEY, public_key)
             })
             .await

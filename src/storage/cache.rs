@@ -10,7 +10,10 @@
 //! next request here); writes made by another replica take effect here within the TTL. A
 //! user's certificate count is kept current by this process's own inserts and may lag other
 //! replicas' inserts by the TTL (it never undercounts this replica's). A TTL of 0 disables the
-//! cache. Only found records are cached, never "not found".
+//! cache. Found records are cached, and "not found" only for API keys (of the public-key
+//! shape): authentication must take the same path for a key that does not exist as for one
+//! that does, so timing does not tell them apart. A key created through another replica is
+//! thus known here within the TTL, as any other change of theirs.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -28,8 +31,8 @@ const MAX_ENTRIES: usize = 100_000;
 
 /// The cached reads of a store, each with the same TTL.
 pub(super) struct ReadCache {
-    /// API keys by public key.
-    pub(super) api_keys: TtlCache<String, ApiKeyRecord>,
+    /// API keys by public key; `None`: no such key.
+    pub(super) api_keys: TtlCache<String, Option<ApiKeyRecord>>,
     /// Live projects by id.
     pub(super) projects: TtlCache<ProjectId, Project>,
     /// X.509 settings by project.
