@@ -651,11 +651,13 @@ mod tests {
             assert!(tables.addresses.len() <= 50, "{}", tables.addresses.len());
             assert!(tables.pairs.len() <= 50, "{}", tables.pairs.len());
             assert!(tables.keys.len() <= 50, "{}", tables.keys.len());
+            // The guesser's address bucket (empty) outlives the thousands of fuller ones. Its
+            // pair bucket is as empty as every other pair's, so which of those go is left to
+            // chance: only the address is asserted.
+            let kept = tables.addresses.get(&source("10.0.0.1".parse().unwrap()));
+            assert!(kept.is_some_and(|bucket| bucket.tokens_at(2, &throttle.settings, t0) < 1.0));
         }
-        assert_eq!(
-            throttle.check_at(&guesser, t0).map(|t| t.by),
-            Some(ThrottledBy::Address)
-        );
+        assert!(throttle.check_at(&guesser, t0).is_some());
     }
 
     #[test]
