@@ -39,7 +39,9 @@ pub fn routes(routes: Routes) -> Routes {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
+    #[schemars(required, length(min = 1))]
     desc: Option<String>,
+    #[schemars(required, length(min = 1))]
     roles: Option<Vec<String>>,
 }
 

@@ -31,6 +31,8 @@ pub fn routes(routes: Routes) -> Routes {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewCertificate {
+    /// 1 to 24; absent, 3.
+    #[schemars(range(min = 1, max = crate::domain::MAX_MONTHS))]
     months_until_expiration: Option<i64>,
 }
 

@@ -49,7 +49,9 @@ pub struct NewDatabaseUser {
     links: Option<IgnoredAny>,
     group_id: Option<String>,
     x509_type: Option<X509TypeName>,
+    #[schemars(required, length(min = 1))]
     username: Option<String>,
+    #[schemars(required)]
     database_name: Option<String>,
     roles: Option<Vec<Nested<Role>>>,
 }
@@ -91,7 +93,9 @@ impl AtlasBody for DatabaseUserChanges {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Role {
+    #[schemars(required, length(min = 1))]
     database_name: Option<String>,
+    #[schemars(required, length(min = 1))]
     role_name: Option<String>,
     collection_name: Option<String>,
 }

@@ -32,6 +32,7 @@ pub struct NewProject {
     /// Alert settings have no meaning here; accepted (Atlas's own CLI sends it) and ignored.
     #[allow(dead_code)]
     with_default_alerts_settings: Option<bool>,
+    #[schemars(required, length(min = 1))]
     name: Option<String>,
     org_id: Option<String>,
 }
