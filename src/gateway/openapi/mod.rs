@@ -3,8 +3,8 @@
 //!
 //! The bodies' schemas are derived (`schemars`) from the serde types the handlers read and
 //! write, the error bodies from [`ErrorBody`] and [`ChallengeBody`], the list shape from
-//! [`ListPage`](super::resource::ListPage); what types cannot say (statuses, roles, query parameters) is the table in
-//! [`operations`]. Three tests keep the document true:
+//! [`ListPage`](super::resource::ListPage); what types cannot say (statuses, roles, query
+//! parameters) is the table in [`operations`]. Three tests keep the document true:
 //! - `openapi/dbcert.json` in the repository is this document (regenerate it with
 //!   `DBCERT_BLESS_OPENAPI=1 cargo test --locked --lib gateway::openapi`);
 //! - `tests/integration/openapi_contract.rs` checks that the route table and the document name
@@ -26,7 +26,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use self::operations::{OPERATIONS, Operation, Query, SchemaFn, Status, Success};
+use self::operations::{Api, OPERATIONS, Operation, Query, SchemaFn, Status, Success};
 use super::response::{
     ApiVersion, CHALLENGE_DETAIL, ChallengeBody, ErrorBody, JSON_CONTENT_TYPE, Reply,
 };
@@ -115,13 +115,23 @@ fn build() -> Value {
     let challenge = generators.response::<ChallengeBody>();
     let mut paths = Map::new();
     for version in [ApiVersion::V1, ApiVersion::V2] {
-        for operation in OPERATIONS {
+        for operation in OPERATIONS.iter().filter(|o| o.api == Api::Atlas) {
             let path = format!("{}{}", version.prefix(), operation.path);
             let item = paths
                 .entry(path)
                 .or_insert_with(|| Value::Object(Map::new()));
             item[operation.method] = atlas_operation(&mut generators, operation, version);
         }
+    }
+    for operation in OPERATIONS.iter().filter(|o| o.api == Api::Dbcert) {
+        let path = format!("{PREFIX}{}", operation.path);
+        let item = paths
+            .entry(path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        // dbcert's routes answer like v1: `application/json`.
+        let mut object = atlas_operation(&mut generators, operation, ApiVersion::V1);
+        object["operationId"] = Value::String(operation.id.to_owned());
+        item[operation.method] = object;
     }
     paths.insert(format!("{PREFIX}/openapi.json"), document_operation());
     let responses = error_responses(&error, &challenge);

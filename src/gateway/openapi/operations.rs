@@ -17,13 +17,17 @@ use crate::gateway::user_security::{UserSecurity, UserSecurityChanges};
 /// A schema of a generator's types (a `$ref` to a component, or inline).
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
-/// One operation of one Atlas route, under both version prefixes.
+/// One operation of one route: an Atlas route under both version prefixes, or one of dbcert's
+/// own under `/api/dbcert/v1` (what Atlas lacks, with the same authentication, roles, error
+/// body, `pretty` and `envelope`; `GET /openapi.json` itself is described in `mod.rs`).
 pub struct Operation {
+    /// Which API the path is under.
+    pub api: Api,
     /// The HTTP method, lower case.
     pub method: &'static str,
-    /// The path template after the version prefix, in OpenAPI syntax.
+    /// The path template after the prefix, in OpenAPI syntax.
     pub path: &'static str,
-    /// The operationId (v2's; v1's gets the suffix `V1`).
+    /// The operationId (v2's; v1's gets the suffix `V1`; dbcert's as it is).
     pub id: &'static str,
     /// The tag (the resource).
     pub tag: &'static str,
@@ -39,6 +43,15 @@ pub struct Operation {
     pub query: Query,
     /// Statuses this operation answers beyond those of every request (see `mod.rs`).
     pub errors: &'static [u16],
+}
+
+/// The API of an operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Under `/api/atlas/v1.0` and `/api/atlas/v2`.
+    Atlas,
+    /// Under `/api/dbcert/v1` (media type `application/json`, statuses as v1's).
+    Dbcert,
 }
 
 /// A successful answer.
@@ -88,9 +101,10 @@ fn assignment(generator: &mut SchemaGenerator) -> Schema {
 const READER: &str =
     "Needs GROUP_READ_ONLY on the project (GROUP_OWNER, ORG_OWNER and ORG_READ_ONLY have it).";
 
-/// Every operation of the Atlas routes.
+/// Every operation but `GET /api/dbcert/v1/openapi.json`.
 pub const OPERATIONS: &[Operation] = &[
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/orgs",
         id: "listOrganizations",
@@ -103,6 +117,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[],
     },
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/orgs/{orgId}/apiKeys",
         id: "listApiKeys",
@@ -115,6 +130,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "post",
         path: "/orgs/{orgId}/apiKeys",
         id: "createApiKey",
@@ -127,6 +143,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "delete",
         path: "/orgs/{orgId}/apiKeys/{apiUserId}",
         id: "deleteApiKey",
@@ -139,6 +156,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "patch",
         path: "/groups/{groupId}/apiKeys/{apiUserId}",
         id: "updateApiKeyRoles",
@@ -152,6 +170,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "post",
         path: "/groups/{groupId}/apiKeys/{apiUserId}",
         id: "addProjectApiKey",
@@ -165,6 +184,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/orgs/{orgId}/events",
         id: "listOrganizationEvents",
@@ -177,6 +197,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/groups",
         id: "listProjects",
@@ -189,6 +210,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[],
     },
     Operation {
+        api: Api::Atlas,
         method: "post",
         path: "/groups",
         id: "createProject",
@@ -202,6 +224,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404, 409],
     },
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/groups/{groupId}",
         id: "getProject",
@@ -214,6 +237,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "delete",
         path: "/groups/{groupId}",
         id: "deleteProject",
@@ -227,6 +251,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/groups/{groupId}/databaseUsers",
         id: "listDatabaseUsers",
@@ -239,6 +264,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "post",
         path: "/groups/{groupId}/databaseUsers",
         id: "createDatabaseUser",
@@ -253,6 +279,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404, 409],
     },
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/groups/{groupId}/databaseUsers/{databaseName}/{username}",
         id: "getDatabaseUser",
@@ -265,6 +292,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "patch",
         path: "/groups/{groupId}/databaseUsers/{databaseName}/{username}",
         id: "updateDatabaseUser",
@@ -278,6 +306,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "delete",
         path: "/groups/{groupId}/databaseUsers/{databaseName}/{username}",
         id: "deleteDatabaseUser",
@@ -290,6 +319,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/groups/{groupId}/databaseUsers/{username}/certs",
         id: "listDatabaseUserCertificates",
@@ -302,6 +332,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "post",
         path: "/groups/{groupId}/databaseUsers/{username}/certs",
         id: "createDatabaseUserCertificate",
@@ -315,6 +346,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/groups/{groupId}/userSecurity",
         id: "getUserSecurity",
@@ -327,6 +359,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "patch",
         path: "/groups/{groupId}/userSecurity",
         id: "updateUserSecurity",
@@ -341,6 +374,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "delete",
         path: "/groups/{groupId}/userSecurity/customerX509",
         id: "disableCustomerX509",
@@ -353,6 +387,7 @@ pub const OPERATIONS: &[Operation] = &[
         errors: &[404],
     },
     Operation {
+        api: Api::Atlas,
         method: "get",
         path: "/groups/{groupId}/events",
         id: "listProjectEvents",
