@@ -15,7 +15,8 @@
 #
 # Needs: schemathesis (pip install schemathesis==4.32.5), curl, python3.
 # Environment: SCHEMATHESIS_MAX_EXAMPLES (default 10 per operation and phase),
-# SCHEMATHESIS_SEED (default: random; the run prints the seed it used).
+# SCHEMATHESIS_SEED (default: random; the run prints the seed it used), SCHEMATHESIS_KEEP_LOG
+# (a file to copy the server's JSON log to, for looking into a failure).
 
 set -euo pipefail
 
