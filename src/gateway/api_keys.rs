@@ -2,10 +2,12 @@
 //! /orgs/{orgId}/apiKeys/{id}`, and assigning a key to a project (`PATCH` or `POST
 //! /groups/{groupId}/apiKeys/{id}`).
 
+use std::borrow::Cow;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -15,6 +17,7 @@ use super::extract::{AtlasPath, Authenticated, JsonBody, Paging, RequestContext}
 use super::resource::{Handled, Link, created, entity, list, rpc, segment, self_link};
 use super::response::{ApiError, Reply};
 use super::routes::Routes;
+use crate::domain::{OrgRole, ProjectRole};
 use crate::proto::v1;
 use crate::proto::v1::api_key_service_server::ApiKeyService;
 
@@ -41,7 +44,7 @@ pub fn routes(routes: Routes) -> Routes {
 pub struct NewApiKey {
     #[schemars(required, length(min = 1))]
     desc: Option<String>,
-    #[schemars(required, length(min = 1))]
+    #[schemars(required, length(min = 1), with = "RoleNames<OrgRole>")]
     roles: Option<Vec<String>>,
 }
 
@@ -51,7 +54,34 @@ impl AtlasBody for NewApiKey {}
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assignment {
+    #[schemars(with = "Option<RoleNames<ProjectRole>>")]
     roles: Option<Vec<String>>,
+}
+
+/// The schema of a `roles` list: the core's role names (the core checks them: another name is
+/// 400 `INVALID_ENUM_VALUE`).
+struct RoleNames<R>(std::marker::PhantomData<R>);
+
+impl JsonSchema for RoleNames<OrgRole> {
+    fn schema_name() -> Cow<'static, str> {
+        "OrgRoleNames".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = OrgRole::ALL.iter().map(|r| r.as_str()).collect();
+        json_schema!({"type": "array", "items": {"enum": names}})
+    }
+}
+
+impl JsonSchema for RoleNames<ProjectRole> {
+    fn schema_name() -> Cow<'static, str> {
+        "ProjectRoleNames".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = ProjectRole::ALL.iter().map(|r| r.as_str()).collect();
+        json_schema!({"type": "array", "items": {"enum": names}})
+    }
 }
 
 /// An API key as Atlas shows it (`privateKey` is empty except in the answer to its creation).
