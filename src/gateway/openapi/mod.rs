@@ -3,7 +3,7 @@
 //!
 //! The bodies' schemas are derived (`schemars`) from the serde types the handlers read and
 //! write, the error bodies from [`ErrorBody`] and [`ChallengeBody`], the list shape from
-//! [`ListPage`](super::resource::ListPage); what types cannot say (statuses, roles, query
+//! `resource::ListPage`; what types cannot say (statuses, roles, query
 //! parameters) is the table in [`operations`]. Three tests keep the document true:
 //! - `openapi/dbcert.json` in the repository is this document (regenerate it with
 //!   `DBCERT_BLESS_OPENAPI=1 cargo test --locked --lib gateway::openapi`);
