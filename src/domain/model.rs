@@ -286,6 +286,9 @@ pub enum OrgRole {
 }
 
 impl OrgRole {
+    /// Every organization role.
+    pub const ALL: &[Self] = &[Self::OrgOwner, Self::OrgReadOnly, Self::OrgMember];
+
     /// Returns the Atlas role name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -316,6 +319,9 @@ pub enum ProjectRole {
 }
 
 impl ProjectRole {
+    /// Every project role.
+    pub const ALL: &[Self] = &[Self::GroupOwner, Self::GroupReadOnly];
+
     /// Returns the Atlas role name.
     pub fn as_str(self) -> &'static str {
         match self {

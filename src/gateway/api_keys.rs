@@ -2,10 +2,12 @@
 //! /orgs/{orgId}/apiKeys/{id}`, and assigning a key to a project (`PATCH` or `POST
 //! /groups/{groupId}/apiKeys/{id}`).
 
-use axum::Router;
+use std::borrow::Cow;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -14,45 +16,76 @@ use super::body::{self, AtlasBody, AtlasJson};
 use super::extract::{AtlasPath, Authenticated, JsonBody, Paging, RequestContext};
 use super::resource::{Handled, Link, created, entity, list, rpc, segment, self_link};
 use super::response::{ApiError, Reply};
+use super::routes::Routes;
+use crate::domain::{OrgRole, ProjectRole};
 use crate::proto::v1;
 use crate::proto::v1::api_key_service_server::ApiKeyService;
 
-/// The routes under `prefix` (one API version's).
-pub fn routes(prefix: &str) -> Router<Gateway> {
-    Router::new()
+/// The routes under one API version's prefix.
+pub fn routes(routes: Routes) -> Routes {
+    routes
         .route(
-            &format!("{prefix}/orgs/{{org_id}}/apiKeys"),
+            "/orgs/{org_id}/apiKeys",
             get(list_api_keys).post(create_api_key),
         )
         .route(
-            &format!("{prefix}/orgs/{{org_id}}/apiKeys/{{api_user_id}}"),
+            "/orgs/{org_id}/apiKeys/{api_user_id}",
             delete(delete_api_key),
         )
         .route(
-            &format!("{prefix}/groups/{{group_id}}/apiKeys/{{api_user_id}}"),
+            "/groups/{group_id}/apiKeys/{api_user_id}",
             patch(assign_api_key).post(assign_api_key),
         )
 }
 
 /// The body of `POST /orgs/{orgId}/apiKeys`, attributes in the order they are checked.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
+    #[schemars(required, length(min = 1))]
     desc: Option<String>,
+    #[schemars(required, length(min = 1), with = "RoleNames<OrgRole>")]
     roles: Option<Vec<String>>,
 }
 
 impl AtlasBody for NewApiKey {}
 
 /// One item of an assignment body (v1 sends one object, v2 a list of them).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assignment {
+    #[schemars(with = "Option<RoleNames<ProjectRole>>")]
     roles: Option<Vec<String>>,
 }
 
+/// The schema of a `roles` list: the core's role names (the core checks them: another name is
+/// 400 `INVALID_ENUM_VALUE`).
+struct RoleNames<R>(std::marker::PhantomData<R>);
+
+impl JsonSchema for RoleNames<OrgRole> {
+    fn schema_name() -> Cow<'static, str> {
+        "OrgRoleNames".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = OrgRole::ALL.iter().map(|r| r.as_str()).collect();
+        json_schema!({"type": "array", "items": {"enum": names}})
+    }
+}
+
+impl JsonSchema for RoleNames<ProjectRole> {
+    fn schema_name() -> Cow<'static, str> {
+        "ProjectRoleNames".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = ProjectRole::ALL.iter().map(|r| r.as_str()).collect();
+        json_schema!({"type": "array", "items": {"enum": names}})
+    }
+}
+
 /// An API key as Atlas shows it (`privateKey` is empty except in the answer to its creation).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     desc: String,
@@ -64,7 +97,7 @@ pub struct ApiKey {
 }
 
 /// A role of a key: in its organization or in one project.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(untagged, rename_all_fields = "camelCase")]
 pub enum ApiKeyRole {
     /// An organization role.

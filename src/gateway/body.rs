@@ -17,7 +17,10 @@
 //! Errors of a nested value travel through serde as a marked message (serde's errors carry
 //! text only); [`refusal`] reads the mark back. Nothing outside this file sees the mark.
 
+use std::borrow::Cow;
+
 use axum::extract::{FromRequest, FromRequestParts as _, Path, Request};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, forward_to_deserialize_any};
 use serde_json::{Map, Value};
@@ -170,6 +173,81 @@ impl<'de> Deserialize<'de> for X509TypeName {
             "CUSTOMER" => Ok(Self(v1::X509Type::Customer)),
             _ => Err(carry(ApiError::invalid_enum_value(&name))),
         }
+    }
+}
+
+// === JSON Schemas (the OpenAPI document) ===
+//
+// The schemas of the types above say what their `Deserialize` accepts, so a body type's
+// derived schema is the body `parse` accepts.
+
+impl<T: JsonSchema> JsonSchema for Nested<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<T>()
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Whole<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<T>()
+    }
+}
+
+impl JsonSchema for NotUsed {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "NotUsed".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"const": "NONE"})
+    }
+}
+
+impl JsonSchema for NoItems {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "NoItems".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "array", "maxItems": 0})
+    }
+}
+
+impl JsonSchema for X509TypeName {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "X509Type".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "enum": ["NONE", "MANAGED", "CUSTOMER"]})
     }
 }
 

@@ -2,10 +2,10 @@
 //! /groups/{groupId}/databaseUsers/{username}/certs` (PEM: certificate, then its private key)
 //! and `GET` on the same path (the user's certificates, no keys).
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -14,29 +14,32 @@ use super::body::{AtlasBody, AtlasJson};
 use super::extract::{AtlasPath, Authenticated, Paging, RequestContext};
 use super::resource::{Handled, list, rpc, timestamp};
 use super::response::Reply;
+use super::routes::Routes;
 use crate::proto::v1;
 use crate::proto::v1::certificate_service_server::CertificateService;
 
-/// The routes under `prefix` (one API version's). `{first}` is the username (see
+/// The routes under one API version's prefix. `{first}` is the username (see
 /// [`super::database_users::routes`]).
-pub fn routes(prefix: &str) -> Router<Gateway> {
-    Router::new().route(
-        &format!("{prefix}/groups/{{group_id}}/databaseUsers/{{first}}/certs"),
+pub fn routes(routes: Routes) -> Routes {
+    routes.route(
+        "/groups/{group_id}/databaseUsers/{first}/certs",
         get(list_certificates).post(create_certificate),
     )
 }
 
 /// The body of `POST …/certs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewCertificate {
+    /// 1 to 24; absent, 3.
+    #[schemars(range(min = 1, max = crate::domain::MAX_MONTHS))]
     months_until_expiration: Option<i64>,
 }
 
 impl AtlasBody for NewCertificate {}
 
 /// A certificate as Atlas lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Certificate {
     #[serde(rename = "_id")]

@@ -1,10 +1,10 @@
 //! Database users: `GET`/`POST /groups/{groupId}/databaseUsers` and `GET`/`PATCH`/`DELETE
 //! /groups/{groupId}/databaseUsers/{databaseName}/{username}`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use schemars::JsonSchema;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -13,19 +13,20 @@ use super::body::{AtlasBody, AtlasJson, Nested, NoItems, NotUsed, X509TypeName};
 use super::extract::{AtlasPath, Authenticated, Paging, RequestContext};
 use super::resource::{Handled, Link, entity, list, rpc, segment, self_link};
 use super::response::Reply;
+use super::routes::Routes;
 use crate::proto::v1;
 use crate::proto::v1::database_user_service_server::DatabaseUserService;
 
-/// The routes under `prefix` (one API version's). `{first}` is the database name here and the
+/// The routes under one API version's prefix. `{first}` is the database name here and the
 /// username in the certificates' path: the router needs one name per position.
-pub fn routes(prefix: &str) -> Router<Gateway> {
-    Router::new()
+pub fn routes(routes: Routes) -> Routes {
+    routes
         .route(
-            &format!("{prefix}/groups/{{group_id}}/databaseUsers"),
+            "/groups/{group_id}/databaseUsers",
             get(list_users).post(create_user),
         )
         .route(
-            &format!("{prefix}/groups/{{group_id}}/databaseUsers/{{first}}/{{second}}"),
+            "/groups/{group_id}/databaseUsers/{first}/{second}",
             get(get_user).patch(update_user).delete(delete_user),
         )
 }
@@ -34,7 +35,7 @@ pub fn routes(prefix: &str) -> Router<Gateway> {
 /// attributes for authentication methods dbcert does not offer and for labels and scopes
 /// (accepted only with their "not used" value, so a user read from Atlas's API can be sent
 /// back), the read-only `links` (ignored), then the user.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct NewDatabaseUser {
@@ -44,10 +45,13 @@ pub struct NewDatabaseUser {
     oidc_auth_type: Option<NotUsed>,
     labels: Option<NoItems>,
     scopes: Option<NoItems>,
+    #[schemars(with = "Option<serde_json::Value>")]
     links: Option<IgnoredAny>,
     group_id: Option<String>,
     x509_type: Option<X509TypeName>,
+    #[schemars(required, length(min = 1))]
     username: Option<String>,
+    #[schemars(required)]
     database_name: Option<String>,
     roles: Option<Vec<Nested<Role>>>,
 }
@@ -58,7 +62,7 @@ impl AtlasBody for NewDatabaseUser {
 
 /// The body of `PATCH …/databaseUsers/{databaseName}/{username}`: the attributes of
 /// [`NewDatabaseUser`], those naming the user checked against the path before `x509Type`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct DatabaseUserChanges {
@@ -68,6 +72,7 @@ pub struct DatabaseUserChanges {
     oidc_auth_type: Option<NotUsed>,
     labels: Option<NoItems>,
     scopes: Option<NoItems>,
+    #[schemars(with = "Option<serde_json::Value>")]
     links: Option<IgnoredAny>,
     group_id: Option<String>,
     database_name: Option<String>,
@@ -85,10 +90,12 @@ impl AtlasBody for DatabaseUserChanges {
 }
 
 /// A role in a database user body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Role {
+    #[schemars(required, length(min = 1))]
     database_name: Option<String>,
+    #[schemars(required, length(min = 1))]
     role_name: Option<String>,
     collection_name: Option<String>,
 }
@@ -106,7 +113,7 @@ fn roles(roles: Vec<Nested<Role>>) -> Vec<v1::DatabaseUserRole> {
 
 /// A database user as Atlas shows it: the attributes dbcert does not use at their "not used"
 /// values.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseUser {
     #[serde(rename = "awsIAMType")]
@@ -124,7 +131,7 @@ pub struct DatabaseUser {
 }
 
 /// A role of a database user as Atlas shows it (`collectionName` only when set).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRole {
     #[serde(skip_serializing_if = "String::is_empty")]

@@ -2,33 +2,28 @@
 //! owners) and `GET /orgs/{orgId}/events` (organization owners), oldest first, filtered by
 //! `eventType`, `minDate` and `maxDate`; absent attributes are left out.
 
-use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::Gateway;
 use super::extract::{AtlasPath, Authenticated, EventFilter, Paging, RequestContext};
 use super::resource::{Handled, list, rpc, timestamp};
+use super::routes::Routes;
 use crate::proto::v1;
 use crate::proto::v1::audit_service_server::AuditService;
 
-/// The routes under `prefix` (one API version's).
-pub fn routes(prefix: &str) -> Router<Gateway> {
-    Router::new()
-        .route(
-            &format!("{prefix}/orgs/{{org_id}}/events"),
-            get(list_org_events),
-        )
-        .route(
-            &format!("{prefix}/groups/{{group_id}}/events"),
-            get(list_events),
-        )
+/// The routes under one API version's prefix.
+pub fn routes(routes: Routes) -> Routes {
+    routes
+        .route("/orgs/{org_id}/events", get(list_org_events))
+        .route("/groups/{group_id}/events", get(list_events))
 }
 
 /// An audit event as Atlas shows it; empty attributes are left out. The target of the event
 /// is named after its kind (`targetApiKeyId`, `authScheme`, `targetOrgId` or `username`).
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     #[serde(skip_serializing_if = "String::is_empty")]

@@ -18,7 +18,8 @@
 //! One file per Atlas resource holds its routes, request and response types:
 //! `organizations.rs`, `api_keys.rs`, `projects.rs`, `database_users.rs`, `certificates.rs`,
 //! `user_security.rs`, `events.rs`; `routes.rs` merges them, `resource.rs` holds what they
-//! share (the list shape, links, timestamps, path segments).
+//! share (the list shape, links, timestamps, path segments). `openapi/` builds the OpenAPI
+//! document of them all from their types and serves it at `/api/dbcert/v1/openapi.json`.
 
 mod api_keys;
 mod body;
@@ -26,6 +27,7 @@ mod certificates;
 mod database_users;
 mod events;
 pub mod extract;
+pub mod openapi;
 mod organizations;
 mod projects;
 mod resource;
@@ -107,6 +109,12 @@ impl RenderLimitError<axum::body::Body> for RestLimitErrors {
         };
         render(error.into(), response::Flags::default(), version)
     }
+}
+
+/// The path template of every route the gateway serves (axum syntax), for the OpenAPI
+/// document's drift test.
+pub fn route_templates() -> Vec<String> {
+    routes::templates()
 }
 
 /// Builds the gateway's router: the Atlas routes of both versions, Atlas-shaped 404 and 405,

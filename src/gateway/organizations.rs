@@ -1,23 +1,24 @@
 //! Organizations: `GET /orgs`, the organizations the key belongs to.
 
-use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::Gateway;
 use super::extract::{Authenticated, Paging, RequestContext};
 use super::resource::{Handled, Link, list, rpc, segment, self_link};
+use super::routes::Routes;
 use crate::proto::v1;
 use crate::proto::v1::organization_service_server::OrganizationService;
 
-/// The routes under `prefix` (one API version's).
-pub fn routes(prefix: &str) -> Router<Gateway> {
-    Router::new().route(&format!("{prefix}/orgs"), get(list_orgs))
+/// The routes under one API version's prefix.
+pub fn routes(routes: Routes) -> Routes {
+    routes.route("/orgs", get(list_orgs))
 }
 
 /// An organization as Atlas shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Organization {
     id: String,

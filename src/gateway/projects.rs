@@ -1,9 +1,9 @@
 //! Projects (Atlas "groups"): `GET`/`POST /groups`, `GET`/`DELETE /groups/{groupId}`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Gateway;
@@ -11,29 +11,28 @@ use super::body::{AtlasBody, AtlasJson};
 use super::extract::{AtlasPath, Authenticated, Paging, RequestContext};
 use super::resource::{Handled, Link, created, entity, list, rpc, segment, self_link, timestamp};
 use super::response::Reply;
+use super::routes::Routes;
 use crate::proto::v1;
 use crate::proto::v1::project_service_server::ProjectService;
 
-/// The routes under `prefix` (one API version's).
-pub fn routes(prefix: &str) -> Router<Gateway> {
-    Router::new()
+/// The routes under one API version's prefix.
+pub fn routes(routes: Routes) -> Routes {
+    routes
+        .route("/groups", get(list_projects).post(create_project))
         .route(
-            &format!("{prefix}/groups"),
-            get(list_projects).post(create_project),
-        )
-        .route(
-            &format!("{prefix}/groups/{{group_id}}"),
+            "/groups/{group_id}",
             get(get_project).delete(delete_project),
         )
 }
 
 /// The body of `POST /groups`, attributes in the order they are checked.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewProject {
     /// Alert settings have no meaning here; accepted (Atlas's own CLI sends it) and ignored.
     #[allow(dead_code)]
     with_default_alerts_settings: Option<bool>,
+    #[schemars(required, length(min = 1))]
     name: Option<String>,
     org_id: Option<String>,
 }
@@ -41,7 +40,7 @@ pub struct NewProject {
 impl AtlasBody for NewProject {}
 
 /// A project as Atlas shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Project {
     cluster_count: i64,

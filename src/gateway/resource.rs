@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -42,7 +43,7 @@ fn to_json<T: Serialize>(body: &T) -> Value {
 }
 
 /// One entry of `links`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Link {
     href: String,
     rel: &'static str,
@@ -54,9 +55,11 @@ pub fn self_link(href: String) -> Vec<Link> {
 }
 
 /// A list object, keys in Atlas's order; `totalCount` is left out when `includeCount=false`.
-#[derive(Debug, Serialize)]
+/// Enveloped (`envelope=true`), it also has `status`, the HTTP status.
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ListPage<T> {
+#[schemars(rename = "{T}List")]
+pub struct ListPage<T> {
     links: Vec<Link>,
     results: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]

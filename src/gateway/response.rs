@@ -15,6 +15,8 @@ use std::io;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Map, Value};
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -342,17 +344,48 @@ impl ApiError {
 
     /// The Atlas error body, keys in Atlas's order: detail, error, errorCode, parameters, reason.
     pub fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("detail".into(), Value::String(self.detail.clone()));
-        body.insert("error".into(), Value::from(self.status.as_u16()));
-        body.insert("errorCode".into(), Value::String(self.error_code.clone()));
-        body.insert("parameters".into(), Value::Array(self.parameters.clone()));
-        body.insert(
-            "reason".into(),
-            Value::String(reason_phrase(self.status).to_owned()),
-        );
-        Value::Object(body)
+        let body = ErrorBody {
+            detail: self.detail.clone(),
+            error: self.status.as_u16(),
+            error_code: self.error_code.clone(),
+            parameters: self.parameters.clone(),
+            reason: reason_phrase(self.status),
+        };
+        serde_json::to_value(body).expect("an error body must serialize")
     }
+}
+
+/// The body of every Atlas error, keys in Atlas's order (the OpenAPI document's `ApiError`).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ApiError")]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    detail: String,
+    /// The HTTP status, repeated.
+    error: u16,
+    /// The Atlas errorCode, stable for programs (also in the `X-Error-Code` header).
+    error_code: String,
+    /// The values the detail names (an attribute, an id, a value), in its order.
+    parameters: Vec<Value>,
+    /// The HTTP reason phrase of `error`.
+    reason: &'static str,
+}
+
+/// The recorded body of Atlas's Digest challenge (401), keys in their recorded order: it has
+/// no `parameters` (the OpenAPI document's `DigestChallenge`).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "DigestChallenge")]
+pub struct ChallengeBody {
+    /// Always 401.
+    error: u16,
+    /// Always `Unauthorized`.
+    reason: &'static str,
+    /// Always `You are not authorized for this resource.`.
+    detail: &'static str,
+    /// Always `UNEXPECTED_ERROR`.
+    error_code: &'static str,
 }
 
 impl From<tonic::Status> for ApiError {
@@ -410,12 +443,13 @@ impl IntoResponse for Reply {
 
 /// The recorded 401 body of a Digest challenge, in its recorded key order.
 pub fn challenge_body() -> Value {
-    let mut body = Map::new();
-    body.insert("error".into(), Value::from(401));
-    body.insert("reason".into(), Value::String("Unauthorized".into()));
-    body.insert("detail".into(), Value::String(CHALLENGE_DETAIL.into()));
-    body.insert("errorCode".into(), Value::String("UNEXPECTED_ERROR".into()));
-    Value::Object(body)
+    let body = ChallengeBody {
+        error: 401,
+        reason: "Unauthorized",
+        detail: CHALLENGE_DETAIL,
+        error_code: "UNEXPECTED_ERROR",
+    };
+    serde_json::to_value(body).expect("a challenge body must serialize")
 }
 
 /// Renders a reply with the request's flags and version.

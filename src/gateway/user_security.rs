@@ -1,10 +1,10 @@
 //! A project's user security settings: `GET`/`PATCH /groups/{groupId}/userSecurity` (the
 //! customer CA of self-managed X.509) and `DELETE …/userSecurity/customerX509`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
+use schemars::JsonSchema;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -13,42 +13,44 @@ use super::body::{AtlasBody, AtlasJson, Whole};
 use super::extract::{AtlasPath, Authenticated, RequestContext};
 use super::resource::{Handled, Link, entity, rpc, segment, self_link};
 use super::response::ApiVersion;
+use super::routes::Routes;
 use crate::proto::v1;
 use crate::proto::v1::user_security_service_server::UserSecurityService;
 
-/// The routes under `prefix` (one API version's).
-pub fn routes(prefix: &str) -> Router<Gateway> {
-    Router::new()
+/// The routes under one API version's prefix.
+pub fn routes(routes: Routes) -> Routes {
+    routes
         .route(
-            &format!("{prefix}/groups/{{group_id}}/userSecurity"),
+            "/groups/{group_id}/userSecurity",
             get(get_user_security).patch(update_user_security),
         )
         .route(
-            &format!("{prefix}/groups/{{group_id}}/userSecurity/customerX509"),
+            "/groups/{group_id}/userSecurity/customerX509",
             delete(delete_customer_x509),
         )
 }
 
 /// The body of `PATCH …/userSecurity` (`links` is read-only and ignored).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserSecurityChanges {
     customer_x509: Option<Whole<CustomerX509Body>>,
     #[allow(dead_code)]
+    #[schemars(with = "Option<serde_json::Value>")]
     links: Option<IgnoredAny>,
 }
 
 impl AtlasBody for UserSecurityChanges {}
 
 /// `customerX509` in a body: the PEM of the customer's CA(s); empty removes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerX509Body {
     cas: Option<String>,
 }
 
 /// The user security settings as Atlas shows them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSecurity {
     customer_x509: CustomerX509,
@@ -56,7 +58,7 @@ pub struct UserSecurity {
 }
 
 /// `customerX509` as Atlas shows it: `{}` when none is set.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct CustomerX509 {
     #[serde(skip_serializing_if = "Option::is_none")]
     cas: Option<String>,

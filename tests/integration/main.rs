@@ -34,6 +34,7 @@ mod gateway_real_clients;
 mod gateway_resources;
 mod gateway_router;
 mod hostile_inputs;
+mod openapi_contract;
 mod proptest_gateway;
 mod sec_input;
 mod sec_keep_alive;
