@@ -22,6 +22,7 @@ mod health_and_reflection;
 mod key_types_and_pool;
 mod limits_and_throttling;
 mod readme_quick_start;
+mod sec_cap;
 mod sec_links;
 mod sec_state;
 mod trusted_proxies;
