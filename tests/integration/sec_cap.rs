@@ -116,6 +116,30 @@ async fn parallel_rest_creates_on_two_postgres_replicas_get_exactly_the_cap() {
     .unwrap();
     pool.close().await;
     assert_eq!(rows, CAP as i64, "certificate records of alice");
+
+    // A crowd of cheap ECDSA issues for another user through both replicas: their commits
+    // overlap in time, and still exactly the limit's number of certificates are issued.
+    clients.create_managed_user(&group, "bob").await;
+    let via = [clients, b.clients(&key).await];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (clients, group) = (via[i % 2].clone(), group.clone());
+        tasks.spawn(async move { issue_ecdsa(&clients, &group, "bob").await });
+    }
+    let mut issued = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            Ok(()) => issued += 1,
+            Err(status) => assert_eq!(error_code(&status), LIMIT_CODE, "{status:?}"),
+        }
+    }
+    assert_eq!(
+        issued,
+        CAP,
+        "bob's certificates through two replicas\nA:\n{}\nB:\n{}",
+        a.log(),
+        b.log()
+    );
     drop((a, b));
 }
 
