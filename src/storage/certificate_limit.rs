@@ -16,9 +16,11 @@
 //!   another replica waits for it, then raises the committed value and sees the certificates
 //!   committed with it. Rows are raised in (project, username) order, so two batches never wait
 //!   for each other in a cycle.
-//! - On SQLite the transaction begins `IMMEDIATE` (`Backend::BEGIN_WRITE`): it takes the write
-//!   lock before its first read, so it never has to upgrade a read lock another connection's
-//!   write has made stale (which fails at once with "database is locked").
+//! - On SQLite the transaction begins `IMMEDIATE` (`Backend::BEGIN_WRITE`): it holds the
+//!   database's one write lock from its start, so nothing it reads (the count, the exact
+//!   recount) can be made stale by another connection's write before it commits, and it never
+//!   has to upgrade a read snapshot to a writer (which fails at once with "database is
+//!   locked").
 //!
 //! When the raised value is within the limit (the common case) every certificate of the user
 //! fits: one statement per batch for all its users. When it would pass the limit, the user's
@@ -250,18 +252,22 @@ mod tests {
                 (q.as_str(), "bob", vec![0, 3, 4], 3, 20),
             ]
         );
+        let huge = [item(&p, "a", u64::MAX, 0)];
+        assert_eq!(
+            users_of(&huge)[0].max,
+            i64::MAX,
+            "a limit past i64 saturates"
+        );
+    }
+
+    #[test]
+    fn the_raise_statement_numbers_three_parameters_per_user() {
         assert_eq!(
             raise_statement(2),
             "INSERT INTO user_certificate_counts (project_id, username, held) \
              VALUES ($1, $2, $3), ($4, $5, $6) ON CONFLICT (project_id, username) DO UPDATE \
              SET held = user_certificate_counts.held + excluded.held \
              RETURNING project_id, username, held"
-        );
-        let huge = [item(&p, "a", u64::MAX, 0)];
-        assert_eq!(
-            users_of(&huge)[0].max,
-            i64::MAX,
-            "a limit past i64 saturates"
         );
     }
 }

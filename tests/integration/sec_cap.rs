@@ -45,7 +45,7 @@ async fn parallel_rest_creates_on_sqlite_get_exactly_the_cap() {
     clients.create_managed_user(&group, "alice").await;
     let atlas = Atlas::new(&server);
 
-    let responses = parallel_creates(&[atlas.clone()], &group, "alice").await;
+    let responses = parallel_creates(std::slice::from_ref(&atlas), &group, "alice").await;
     let issued = assert_exactly_the_cap(&responses);
     assert_eq!(listed_serials(&atlas, &group, "alice").await, issued);
 
