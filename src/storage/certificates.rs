@@ -187,15 +187,16 @@ impl CertificateStore for SqlStore {
     }
 
     async fn record_certificate(&self, certificate: &NewCertificate) -> StoreResult<()> {
-        let recorded = match &self.group_commit {
-            Some(group_commit) => group_commit.record(certificate).await,
-            None => self
+        let Some(group_commit) = &self.group_commit else {
+            // A batch of one, which keeps the cache itself.
+            return self
                 .record_certificates(std::slice::from_ref(certificate))
                 .await?
                 .pop()
-                .unwrap_or_else(|| Err(StoreError::Other("no result for the record".into()))),
+                .unwrap_or_else(|| Err(StoreError::Other("no result for the record".into())));
         };
-        match recorded {
+        let recorded = group_commit.record(certificate).await;
+        match &recorded {
             Ok(()) => self.cache.count_inserted([&certificate.record]),
             Err(StoreError::LimitReached) => self.cache.count_full(certificate),
             Err(_) => {}

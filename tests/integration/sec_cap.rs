@@ -239,6 +239,60 @@ async fn postgres_migration_counts_the_certificates_already_stored() {
     counts_start_from_what_was_stored(&store, &project).await;
 }
 
+/// The read cache of a store (the early check before signing) counts each record once, and a
+/// refusal at the limit (another replica filled it) makes it answer the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cached_count_follows_records_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = SqliteStore::url_in(dir.path());
+    let cached: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&url)
+            .await
+            .unwrap()
+            .with_cache(std::time::Duration::from_secs(3600)),
+    );
+    // Another replica, writing to the same database.
+    let other: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let t = now();
+    let org = Organization {
+        id: OrgId::generate(t),
+        name: "org".into(),
+    };
+    cached.insert_organization(&org).await.unwrap();
+    let project = new_project(cached.as_ref(), &org, "p", t).await;
+    let count = |user: &'static str| {
+        let (cached, project_id) = (cached.clone(), project.id.clone());
+        async move {
+            cached
+                .count_unexpired_certificates(&project_id, user, t)
+                .await
+                .unwrap()
+        }
+    };
+    let record = |serial| {
+        new(
+            certificate(&project, "alice", serial, t, t + time::Duration::days(1)),
+            CertificateLimit { max: 3, now: t },
+        )
+    };
+
+    assert_eq!(count("alice").await, 0);
+    cached.record_certificate(&record(1)).await.unwrap();
+    assert_eq!(count("alice").await, 1, "one record counted once");
+
+    // The other replica fills alice's limit; the cache still says one...
+    for serial in [2, 3] {
+        other.record_certificate(&record(serial)).await.unwrap();
+    }
+    assert_eq!(count("alice").await, 1);
+    // ...until a record here is refused at the limit.
+    assert!(matches!(
+        cached.record_certificate(&record(4)).await,
+        Err(StoreError::LimitReached)
+    ));
+    assert_eq!(count("alice").await, 3, "a refusal shows the limit reached");
+}
+
 /// A user's certificates are admitted in order up to the limit, in one call and across
 /// calls; expired certificates free their places; users and projects are counted apart; a
 /// refused certificate leaves no record and no event.
