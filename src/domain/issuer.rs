@@ -15,7 +15,7 @@ use super::key_type::KeyType;
 use super::model::{
     CertificateRecord, DatabaseName, Page, Paged, Project, ProjectId, Username, X509Type,
 };
-use super::store::{StoreError, StoredCa};
+use super::store::{CertificateLimit, NewCertificate, StoreError, StoredCa};
 use super::validity::{Months, Validity};
 
 /// How often a serial collision (one in 2^63) is retried before giving up.
@@ -73,21 +73,21 @@ impl Core {
             ));
         }
 
+        // An early refusal from the (possibly cached) count, before any key is spent; the
+        // limit itself is enforced when the certificate is recorded, in the transaction that
+        // records it (concurrent issues here or on other replicas all pass this check).
         let now = self.clock.now();
+        let limit = CertificateLimit {
+            max: self.settings.max_certificates_per_user,
+            now,
+        };
         let held = self
             .store
             .count_unexpired_certificates(&project.id, username.as_str(), now)
             .await
             .map_err(store_error)?;
-        if held >= self.settings.max_certificates_per_user {
-            let limit = self.settings.max_certificates_per_user;
-            return Err(AtlasError::new(
-                ErrorCode::AtlasGeneratedCertsLimitExceeded,
-                format!(
-                    "The user {username} already has the maximum of {limit} unexpired Atlas-generated certificates."
-                ),
-                vec![username.to_string(), limit.to_string()],
-            ));
+        if held >= limit.max {
+            return Err(limit_exceeded(&username, limit.max));
         }
 
         let ca = self.project_ca(&project).await?;
@@ -149,12 +149,17 @@ impl Core {
                 serial: Some(issued.serial),
                 ..event
             };
-            match self.store.record_certificate(&record, &event).await {
+            let certificate = NewCertificate {
+                record,
+                event,
+                limit,
+            };
+            match self.store.record_certificate(&certificate).await {
                 Ok(()) => {
                     // rcgen keeps the key's PKCS#8 bytes and does not wipe them on drop; the
                     // pooled key wrapper does.
                     drop(key);
-                    event.log();
+                    certificate.event.log();
                     info!(
                         project_id = %project.id,
                         serial = issued.serial,
@@ -167,6 +172,11 @@ impl Core {
                 }
                 Err(StoreError::Conflict) if attempt < SERIAL_ATTEMPTS => {
                     warn!(project_id = %project.id, serial, "serial collision, drawing another");
+                }
+                // Concurrent issues (here or on another replica) took the last places.
+                Err(StoreError::LimitReached) => {
+                    drop(key);
+                    return Err(limit_exceeded(&username, limit.max));
                 }
                 Err(error) => {
                     drop(key);
@@ -351,6 +361,17 @@ impl Core {
             "project ca key type kept changing during ca creation",
         ))
     }
+}
+
+/// `ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED`: the user holds `limit` unexpired certificates.
+fn limit_exceeded(username: &Username, limit: u64) -> AtlasError {
+    AtlasError::new(
+        ErrorCode::AtlasGeneratedCertsLimitExceeded,
+        format!(
+            "The user {username} already has the maximum of {limit} unexpired Atlas-generated certificates."
+        ),
+        vec![username.to_string(), limit.to_string()],
+    )
 }
 
 /// The AEAD context binding a sealed CA key to its project.

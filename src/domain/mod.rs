@@ -38,8 +38,9 @@ pub use self::rotation::{
 };
 pub use self::secret::{KEY_ID_LEN, Keyring, MASTER_KEY_LEN, MasterKey, SealError, SecretDer};
 pub use self::store::{
-    ApiKeyRecord, ApiKeyStore, AuditStore, CertificateStore, DatabaseUserStore, MetaStore,
-    NonceStore, ProjectStore, Store, StoreError, StoreResult, StoredCa, UserSecurityStore,
+    ApiKeyRecord, ApiKeyStore, AuditStore, CertificateLimit, CertificateStore, DatabaseUserStore,
+    MetaStore, NewCertificate, NonceStore, ProjectStore, Store, StoreError, StoreResult, StoredCa,
+    UserSecurityStore,
 };
 pub use self::user_security::MAX_CUSTOMER_CA_LEN;
 pub use self::validity::{

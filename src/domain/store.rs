@@ -25,6 +25,10 @@ pub enum StoreError {
     /// The database cannot be reached; the call may be retried.
     #[error("store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The certificate's user already holds the most unexpired certificates its limit allows
+    /// ([`CertificateStore::record_certificate`]); nothing was stored.
+    #[error("certificate limit reached")]
+    LimitReached,
     /// Any other database failure.
     #[error("store failure")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -89,6 +93,27 @@ pub struct StoredCa {
     pub cert_der: Vec<u8>,
     /// The CA private key sealed under the master key; `None` once the project is deleted.
     pub sealed_key: Option<Vec<u8>>,
+}
+
+/// The per-user limit a new certificate must fit (`--max-certificates-per-user`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CertificateLimit {
+    /// The most certificates of the user (same project and username) that may be unexpired
+    /// at `now`, the new one included.
+    pub max: u64,
+    /// When the user's certificates are counted: those whose `not_after` is later are held.
+    pub now: OffsetDateTime,
+}
+
+/// An issued certificate to record: its record, its audit event and its user's limit.
+#[derive(Clone, Debug)]
+pub struct NewCertificate {
+    /// The certificate record.
+    pub record: CertificateRecord,
+    /// Its `CERTIFICATE_ISSUED` event, stored with it or not at all.
+    pub event: AuditEvent,
+    /// The limit it must fit.
+    pub limit: CertificateLimit,
 }
 
 /// The storage port of the service core: every aggregate's trait. Implemented for anything that
@@ -272,7 +297,8 @@ pub trait CertificateStore: Send + Sync + 'static {
         now: OffsetDateTime,
         page: Page,
     ) -> StoreResult<Paged<CertificateRecord>>;
-    /// Counts a user's certificates unexpired at `now`.
+    /// Counts a user's certificates unexpired at `now`. A cached answer may lag what other
+    /// replicas recorded; the limit itself is enforced by [`Self::record_certificate`].
     async fn count_unexpired_certificates(
         &self,
         project_id: &ProjectId,
@@ -280,19 +306,20 @@ pub trait CertificateStore: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
     /// Records an issued certificate and its audit event in one transaction, so neither is
-    /// stored without the other; `Conflict` when the serial is taken for the CA.
-    async fn record_certificate(
-        &self,
-        record: &CertificateRecord,
-        event: &AuditEvent,
-    ) -> StoreResult<()>;
+    /// stored without the other, if it fits its user's limit. The limit is checked in that
+    /// transaction, serialised with every other record of the user (on any replica), so
+    /// concurrent records never take a user past it. `Conflict` when the serial is taken for
+    /// the CA; `LimitReached` when the user already holds `limit.max` certificates unexpired at
+    /// `limit.now`.
+    async fn record_certificate(&self, certificate: &NewCertificate) -> StoreResult<()>;
     /// Records several issued certificates, each with its audit event, in one transaction where
-    /// the backend can (one commit for all). Each record gets its own result: `Conflict` when
-    /// its serial is taken (its event is then not stored either). The outer error means nothing
-    /// was recorded.
+    /// the backend can (one commit for all). Each gets its own result: `Conflict` when its
+    /// serial is taken, `LimitReached` when its user's limit is reached (the batch's
+    /// certificates of one user are admitted in order), and then its event is not stored
+    /// either. The outer error means nothing was recorded.
     async fn record_certificates(
         &self,
-        items: &[(CertificateRecord, AuditEvent)],
+        items: &[NewCertificate],
     ) -> StoreResult<Vec<StoreResult<()>>>;
 }
 

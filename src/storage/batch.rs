@@ -1,7 +1,8 @@
 //! Group commit of certificate records: a component of [`SqlStore`] that queues concurrent
-//! `record_certificate` calls (a certificate and its audit event) and writes each queue-full
-//! in one transaction ([`CertificateStore::record_certificates`]), so concurrent issues share
-//! one commit (one fsync) instead of paying one each. Every caller is answered only after the
+//! `record_certificate` calls (a certificate, its audit event and its user's limit) and writes
+//! each queue-full in one transaction ([`CertificateStore::record_certificates`], which also
+//! holds each user to the limit, `certificate_limit.rs`), so concurrent issues share one commit
+//! (one fsync) instead of paying one each. Every caller is answered only after the
 //! commit holding its record and its audit event, so both are durable before its certificate
 //! is returned. There is no artificial delay: a batch is whatever queued while the previous
 //! commit ran, so a lone request commits at once.
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use super::SqlStore;
-use crate::domain::{AuditEvent, CertificateRecord, CertificateStore, StoreError, StoreResult};
+use crate::domain::{CertificateStore, NewCertificate, StoreError, StoreResult};
 
 /// The most records committed in one transaction.
 pub const MAX_GROUP_COMMIT: usize = 1024;
@@ -41,8 +42,7 @@ pub(super) struct GroupCommit {
 
 /// A record waiting for its commit.
 struct Pending {
-    record: CertificateRecord,
-    event: AuditEvent,
+    certificate: NewCertificate,
     reply: oneshot::Sender<StoreResult<()>>,
 }
 
@@ -57,15 +57,10 @@ impl GroupCommit {
     }
 
     /// Queues a record with its audit event for the writer and waits for its commit.
-    pub(super) async fn record(
-        &self,
-        record: &CertificateRecord,
-        event: &AuditEvent,
-    ) -> StoreResult<()> {
+    pub(super) async fn record(&self, certificate: &NewCertificate) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
-            record: record.clone(),
-            event: event.clone(),
+            certificate: certificate.clone(),
             reply,
         };
         self.queue
@@ -99,10 +94,8 @@ async fn write_batches(store: SqlStore, mut pending: mpsc::Receiver<Pending>) {
         let records = batch.len();
         COMMITS.fetch_add(1, Ordering::Relaxed);
         RECORDS.fetch_add(records as u64, Ordering::Relaxed);
-        let (items, replies): (Vec<_>, Vec<_>) = batch
-            .drain(..)
-            .map(|p| ((p.record, p.event), p.reply))
-            .unzip();
+        let (items, replies): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|p| (p.certificate, p.reply)).unzip();
         match store.record_certificates(&items).await {
             Ok(results) if results.len() == items.len() => {
                 for (reply, result) in replies.into_iter().zip(results) {
@@ -112,8 +105,8 @@ async fn write_batches(store: SqlStore, mut pending: mpsc::Receiver<Pending>) {
             // The batch failed as a whole (or answered oddly): nothing was committed. Record
             // one by one, so each caller gets the answer for its own record.
             _ => {
-                for (reply, (record, event)) in replies.into_iter().zip(&items) {
-                    let _ = reply.send(store.record_certificate(record, event).await);
+                for (reply, certificate) in replies.into_iter().zip(&items) {
+                    let _ = reply.send(store.record_certificate(certificate).await);
                 }
             }
         }

@@ -9,11 +9,13 @@
 //! deleted key, a changed role, a deleted user or project, a customer CA take effect for the
 //! next request here); writes made by another replica take effect here within the TTL. A
 //! user's certificate count is kept current by this process's own inserts and may lag other
-//! replicas' inserts by the TTL (it never undercounts this replica's). A TTL of 0 disables the
-//! cache. Found records are cached, and "not found" only for API keys (of the public-key
-//! shape): authentication must take the same path for a key that does not exist as for one
-//! that does, so timing does not tell them apart. A key created through another replica is
-//! thus known here within the TTL, as any other change of theirs.
+//! replicas' inserts by the TTL (it never undercounts this replica's); it only refuses an issue
+//! early, before a key is spent: the limit itself is enforced where the certificate is recorded
+//! (`certificate_limit.rs`), and a refusal there sets the cached count to the limit. A TTL of 0
+//! disables the cache. Found records are cached, and "not found" only for API keys (of the
+//! public-key shape): authentication must take the same path for a key that does not exist as
+//! for one that does, so timing does not tell them apart. A key created through another replica
+//! is thus known here within the TTL, as any other change of theirs.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -22,8 +24,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::domain::{
-    ApiKeyRecord, CertificateRecord, DatabaseUser, Project, ProjectId, StoreResult, UserSecurity,
-    Username,
+    ApiKeyRecord, CertificateRecord, DatabaseUser, NewCertificate, Project, ProjectId, StoreResult,
+    UserSecurity, Username,
 };
 
 /// The most entries one cache holds; past it, the cache is emptied (a crude but bounded policy).
@@ -63,6 +65,22 @@ impl ReadCache {
         self.users.clear();
         self.api_keys.clear();
         self.certificate_counts.clear();
+    }
+
+    /// Notes that a certificate was refused at its user's limit: until the TTL passes, the
+    /// user's count is taken as at least the limit, so the next issues are refused before
+    /// signing (another replica's certificates may have filled the limit).
+    pub(super) fn count_full(&self, refused: &NewCertificate) {
+        if self.certificate_counts.is_disabled() {
+            return;
+        }
+        let key = (
+            refused.record.project_id.clone(),
+            refused.record.username.clone(),
+        );
+        let at_least = refused.limit.max;
+        self.certificate_counts
+            .insert_read_at(key, at_least, Instant::now());
     }
 
     /// Counts certificates just recorded in their users' cached counts.

@@ -1,6 +1,7 @@
 //! Project CAs (`project_cas`) and the records of the certificates they issued
 //! (`certificates`). Issued certificates are recorded with their audit events in one
-//! transaction on the writer pool; with group commit ([`super::SqlStore::with_group_commit`])
+//! transaction on the writer pool, which also holds each user to the per-user limit
+//! (`certificate_limit.rs`); with group commit ([`super::SqlStore::with_group_commit`])
 //! concurrent records share it (`batch.rs`).
 
 use std::collections::HashSet;
@@ -9,13 +10,13 @@ use async_trait::async_trait;
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
 
-use super::SqlStore;
 use super::audit::push_audit_rows;
 use super::convert::{from_secs, limit, offset, paged, project_id, to_secs};
 use super::db::{Backend, dispatch};
+use super::{SqlStore, certificate_limit};
 use crate::domain::{
-    AuditEvent, CertificateRecord, CertificateStore, KeyType, Page, Paged, ProjectId, StoreError,
-    StoreResult, StoredCa,
+    CertificateRecord, CertificateStore, KeyType, NewCertificate, Page, Paged, ProjectId,
+    StoreError, StoreResult, StoredCa,
 };
 
 /// The most certificate rows in one INSERT statement (7 parameters each: far below SQLite's
@@ -206,32 +207,55 @@ impl CertificateStore for SqlStore {
             .await
     }
 
-    async fn record_certificate(
-        &self,
-        record: &CertificateRecord,
-        event: &AuditEvent,
-    ) -> StoreResult<()> {
-        match &self.group_commit {
-            Some(group_commit) => group_commit.record(record, event).await?,
-            None => self.record_one(record, event).await?,
+    async fn record_certificate(&self, certificate: &NewCertificate) -> StoreResult<()> {
+        let Some(group_commit) = &self.group_commit else {
+            // A batch of one, which keeps the cache itself.
+            return self
+                .record_certificates(std::slice::from_ref(certificate))
+                .await?
+                .pop()
+                .unwrap_or_else(|| Err(StoreError::Other("no result for the record".into())));
+        };
+        let recorded = group_commit.record(certificate).await;
+        match &recorded {
+            Ok(()) => self.cache.count_inserted([&certificate.record]),
+            Err(StoreError::LimitReached) => self.cache.count_full(certificate),
+            Err(_) => {}
         }
-        self.cache.count_inserted([record]);
-        Ok(())
+        recorded
     }
 
     async fn record_certificates(
         &self,
-        items: &[(CertificateRecord, AuditEvent)],
+        items: &[NewCertificate],
     ) -> StoreResult<Vec<StoreResult<()>>> {
+        let users = certificate_limit::users_of(items);
         // One multi-row INSERT per chunk, in one transaction: one commit for the batch, with
-        // each inserted record's audit event. ON CONFLICT DO NOTHING keeps a taken serial from
-        // failing the others; that record gets `Conflict` and its event is not stored.
+        // each inserted record's audit event. First the users' counts are raised and checked
+        // (`certificate_limit.rs`): a record past its user's limit gets `LimitReached`. ON
+        // CONFLICT DO NOTHING keeps a taken serial from failing the others; that record gets
+        // `Conflict`. Neither has its event stored.
         let results = dispatch!(&self.db, |pools: DB| {
-            let mut results: Vec<StoreResult<()>> = Vec::with_capacity(items.len());
-            let mut tx = pools.writer.begin().await.map_err(DB::map_err)?;
-            for chunk in items.chunks(CERTIFICATE_BATCH_CHUNK) {
+            let mut tx = pools
+                .writer
+                .begin_with(DB::BEGIN_WRITE)
+                .await
+                .map_err(DB::map_err)?;
+            let admitted = certificate_limit::admit::<DB>(&mut tx, &users, items.len()).await?;
+            let mut results: Vec<StoreResult<()>> = admitted
+                .iter()
+                .map(|&fits| {
+                    if fits {
+                        Ok(())
+                    } else {
+                        Err(StoreError::LimitReached)
+                    }
+                })
+                .collect();
+            let positions: Vec<usize> = (0..items.len()).filter(|&i| admitted[i]).collect();
+            for chunk in positions.chunks(CERTIFICATE_BATCH_CHUNK) {
                 let records: Vec<&CertificateRecord> =
-                    chunk.iter().map(|(record, _)| record).collect();
+                    chunk.iter().map(|&i| &items[i].record).collect();
                 let written = insert_certificate_rows::<DB>(&records)
                     .build()
                     .persistent(false)
@@ -268,12 +292,11 @@ impl CertificateStore for SqlStore {
                 };
                 // A key inserted once answers Ok once: a duplicate within the batch conflicts.
                 let mut events = Vec::with_capacity(chunk.len());
-                for (record, event) in chunk {
-                    if inserted.remove(&key(record)) {
-                        events.push(event);
-                        results.push(Ok(()));
+                for &i in chunk {
+                    if inserted.remove(&key(&items[i].record)) {
+                        events.push(&items[i].event);
                     } else {
-                        results.push(Err(StoreError::Conflict));
+                        results[i] = Err(StoreError::Conflict);
                     }
                 }
                 if !events.is_empty() {
@@ -289,13 +312,18 @@ impl CertificateStore for SqlStore {
             tx.commit().await.map_err(DB::map_err)?;
             results
         });
+        let inserted = items.iter().zip(&results);
         self.cache.count_inserted(
-            items
-                .iter()
-                .zip(&results)
+            inserted
+                .clone()
                 .filter(|(_, result)| result.is_ok())
-                .map(|((record, _), _)| record),
+                .map(|(item, _)| &item.record),
         );
+        for (item, _) in
+            inserted.filter(|(_, result)| matches!(result, Err(StoreError::LimitReached)))
+        {
+            self.cache.count_full(item);
+        }
         Ok(results)
     }
 }
@@ -321,34 +349,6 @@ impl SqlStore {
             .map_err(DB::map_err)?
         });
         Ok(count.max(0) as u64)
-    }
-
-    /// Records one certificate and its audit event in a transaction of their own.
-    async fn record_one(&self, record: &CertificateRecord, event: &AuditEvent) -> StoreResult<()> {
-        dispatch!(&self.db, |pools: DB| {
-            let mut tx = pools.writer.begin().await.map_err(DB::map_err)?;
-            sqlx::query(
-                "INSERT INTO certificates (project_id, serial, username, subject, not_before, \
-                 not_after, sha256_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(record.project_id.as_str())
-            .bind(record.serial)
-            .bind(&record.username)
-            .bind(&record.subject)
-            .bind(to_secs(record.not_before))
-            .bind(to_secs(record.not_after))
-            .bind(&record.sha256_fingerprint)
-            .execute(&mut *tx)
-            .await
-            .map_err(DB::map_err)?;
-            push_audit_rows::<DB>(&[event])
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(DB::map_err)?;
-            tx.commit().await.map_err(DB::map_err)?;
-        });
-        Ok(())
     }
 }
 

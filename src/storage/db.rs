@@ -12,8 +12,16 @@ use sqlx::{Database, Pool};
 
 use crate::domain::StoreError;
 
-/// What differs between the backends beyond the SQL: how their errors map onto the port's.
+/// What differs between the backends beyond the SQL: how their errors map onto the port's, and
+/// how a transaction that reads before it writes begins.
 pub(super) trait Backend: Database {
+    /// Begins a transaction that reads and then writes (the certificate records, which read
+    /// their users' counts first): on SQLite `BEGIN IMMEDIATE`, which takes the write lock at
+    /// once, since a deferred transaction whose read snapshot another connection's write made
+    /// stale cannot upgrade to a writer and fails at once with "database is locked"; on
+    /// PostgreSQL a plain `BEGIN` (rows are locked as they are written).
+    const BEGIN_WRITE: &'static str;
+
     /// Classifies a driver error: a unique violation is `Conflict`, an unreachable database
     /// `Unavailable`, anything else `Other`.
     fn map_err(error: sqlx::Error) -> StoreError;

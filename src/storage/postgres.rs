@@ -56,6 +56,8 @@ impl PostgresStore {
 }
 
 impl Backend for sqlx::Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+
     fn map_err(error: sqlx::Error) -> StoreError {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,

@@ -120,6 +120,8 @@ fn restrict(path: &Path) -> std::io::Result<()> {
 }
 
 impl Backend for sqlx::Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
     fn map_err(error: sqlx::Error) -> StoreError {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,

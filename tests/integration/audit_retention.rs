@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use dbcert::domain::{
-    Actor, AuditAction, AuditEvent, AuditOutcome, CertificateRecord, OrgId, ProjectId,
+    Actor, AuditAction, AuditEvent, AuditOutcome, CertificateLimit, CertificateRecord,
+    NewCertificate, OrgId, ProjectId,
 };
 use dbcert::proto::v1::{
     ListOrganizationEventsRequest, ListOrganizationsRequest, ListUserCertificatesRequest,
@@ -78,7 +79,7 @@ async fn purges_events_past_the_retention(database_url: Option<String>) {
     let now = OffsetDateTime::now_utc();
     let org_id = OrgId::parse(&org).unwrap();
     let project_id = ProjectId::parse(&group_id).unwrap();
-    let backlog: Vec<(CertificateRecord, AuditEvent)> = (0..BACKLOG)
+    let backlog: Vec<NewCertificate> = (0..BACKLOG)
         .map(|n| {
             let at = now - time::Duration::days(2) + time::Duration::milliseconds(n);
             let record = CertificateRecord {
@@ -97,7 +98,14 @@ async fn purges_events_past_the_retention(database_url: Option<String>) {
                 target: Some("backlog".into()),
                 ..event(n, at, AuditAction::CertificateIssued)
             };
-            (record, event)
+            NewCertificate {
+                limit: CertificateLimit {
+                    max: u64::MAX,
+                    now: record.not_before,
+                },
+                record,
+                event,
+            }
         })
         .collect();
     let recorded = store.record_certificates(&backlog).await.unwrap();

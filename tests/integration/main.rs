@@ -23,6 +23,7 @@ mod key_types_and_pool;
 mod limits_and_throttling;
 mod readme_quick_start;
 mod sec_auth;
+mod sec_cap;
 mod sec_links;
 mod sec_state;
 mod trusted_proxies;

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use dbcert::domain::{
     Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
-    CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, MetaStore, OrgId, OrgRole,
-    Organization, Page, Project, ProjectId, ProjectRole, Store, StoreError, StoreResult, StoredCa,
-    Username, X509Type,
+    CertificateLimit, CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, MetaStore,
+    NewCertificate, OrgId, OrgRole, Organization, Page, Project, ProjectId, ProjectRole, Store,
+    StoreError, StoreResult, StoredCa, Username, X509Type,
 };
 use dbcert::storage::{POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
 use time::OffsetDateTime;
@@ -269,7 +269,19 @@ async fn record_with_event(store: &dyn Store, record: &CertificateRecord) -> Sto
         rand::random::<u64>(),
         rand::random::<u32>()
     );
-    store.record_certificate(record, &event).await
+    store.record_certificate(&unlimited(record, event)).await
+}
+
+/// A certificate to record with its event, under no practical per-user limit.
+fn unlimited(record: &CertificateRecord, event: AuditEvent) -> NewCertificate {
+    NewCertificate {
+        record: record.clone(),
+        event,
+        limit: CertificateLimit {
+            max: u64::MAX,
+            now: record.not_before,
+        },
+    }
 }
 
 /// Inserts a project CA of the project's current key type.
@@ -1325,7 +1337,7 @@ async fn certificates_are_recorded_in_batches_with_their_events(
 
     let first = certificate(&a, "alice", 1, t);
     store
-        .record_certificate(&first, &issued_event(&first))
+        .record_certificate(&unlimited(&first, issued_event(&first)))
         .await
         .unwrap();
     // One transaction: each record gets its own answer; a taken serial (before or within the
@@ -1340,7 +1352,7 @@ async fn certificates_are_recorded_in_batches_with_their_events(
     .map(|record| {
         let mut event = issued_event(&record);
         event.id = format!("{:012x}{:012x}", record.serial, record.username.len());
-        (record, event)
+        unlimited(&record, event)
     })
     .collect();
     let results = store.record_certificates(&batch).await.unwrap();
@@ -1374,7 +1386,7 @@ async fn certificates_are_recorded_in_batches_with_their_events(
         let record = certificate(&a, "dave", serial, t);
         tokio::spawn(async move {
             let result = batched
-                .record_certificate(&record, &issued_event(&record))
+                .record_certificate(&unlimited(&record, issued_event(&record)))
                 .await;
             (serial, result)
         })
@@ -1589,7 +1601,7 @@ async fn audit_purge_deletes_the_oldest_in_batches_and_keeps_certificates(store:
     let mut old_cert_event = issued_event(&old_cert);
     old_cert_event.org_id = Some(org.id.clone());
     store
-        .record_certificate(&old_cert, &old_cert_event)
+        .record_certificate(&unlimited(&old_cert, old_cert_event.clone()))
         .await
         .unwrap();
     for n in 1..=4 {
