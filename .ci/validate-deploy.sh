@@ -2,12 +2,18 @@
 # Validates the deployment files offline (no schema is fetched: both validators ship theirs):
 #   - deploy/compose/compose.yaml against the Compose Specification schema vendored in
 #     check-jsonschema (`--builtin-schema vendor.compose-spec`);
-#   - deploy/kubernetes/*.yaml with kubernetes-validate, strict (unknown fields are errors),
-#     against the oldest and the newest Kubernetes versions it bundles that we support;
+#   - every file under deploy/kubernetes/ (the manifests and secret.yaml.example) with
+#     kubernetes-validate, strict (unknown fields are errors), against the oldest and the newest
+#     Kubernetes versions it bundles that we support;
 #   - deploy/compose/nginx.conf with Debian's nginx (`nginx -t`), the proxy image's nginx;
 #   - that every DBCERT_* variable the files set is one `dbcert serve` reads (src/config.rs),
-#     and that the compose network's addresses agree (the replicas trust the proxy's address,
-#     nginx's upstreams are the replicas' addresses).
+#     that the compose network's addresses agree (the replicas trust the proxy's address,
+#     nginx's upstreams are the replicas' addresses), that compose sets DBCERT_PUBLIC_URL on
+#     the proxy's published port, that `kubectl apply -f deploy/kubernetes/` (which reads only
+#     *.yaml, *.yml and *.json) applies no Secret, and that the Secret example has the keys
+#     the Deployment reads;
+#   - deploy/compose/make-secrets.sh (as root only: it chowns), run in a scratch copy: it
+#     writes every file, rewrites none, and restores a deleted half of the password pair.
 # Exits non-zero naming the file at fault. Usage: bash .ci/validate-deploy.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +31,9 @@ echo "-- compose: Compose Specification schema"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose/compose.yaml
 
 echo "-- kubernetes: strict schemas"
+mapfile -t manifests < <(find deploy/kubernetes -type f | sort)
 for version in 1.29 1.37; do
-  "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" deploy/kubernetes/*.yaml
+  "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "${manifests[@]}"
 done
 echo "ok -- kubernetes manifests valid for 1.29 and 1.37"
 
@@ -75,16 +82,60 @@ for ip, _ in upstreams:
     if ip not in {s["networks"]["backend"]["ipv4_address"] for s in replicas.values()}:
         errors.append(f"nginx.conf: upstream {ip} is no replica of compose.yaml")
 
-for path in sorted(pathlib.Path("deploy/kubernetes").glob("*.yaml")):
+public_url = next(iter(replicas.values()))["environment"].get("DBCERT_PUBLIC_URL", "")
+published = [p.split(":")[-1] for p in services["proxy"].get("ports", [])]
+if not re.fullmatch(r"https://[^/:]+:(\d+)", public_url) or public_url.rsplit(":", 1)[1] not in published:
+    errors.append(f"compose.yaml: DBCERT_PUBLIC_URL {public_url!r} is not https:// on the proxy's published port {published}")
+
+secret_keys_read, secret_keys_example = set(), set()
+for path in sorted(p for p in pathlib.Path("deploy/kubernetes").rglob("*") if p.is_file()):
+    applied = path.suffix in (".yaml", ".yml", ".json")
     for doc in yaml.safe_load_all(path.read_text()):
+        if doc.get("kind") == "Secret":
+            if applied:
+                errors.append(f"{path}: a Secret that `kubectl apply -f deploy/kubernetes/` would apply over the real one")
+            secret_keys_example |= set(doc.get("stringData", {})) | set(doc.get("data", {}))
         if doc.get("kind") == "ConfigMap":
             check_names(path.name, doc.get("data", {}))
         if doc.get("kind") == "Deployment":
-            for c in doc["spec"]["template"]["spec"]["containers"]:
+            spec = doc["spec"]["template"]["spec"]
+            for c in spec["containers"]:
                 check_names(path.name, [e["name"] for e in c.get("env", [])])
+                secret_keys_read |= {e["valueFrom"]["secretKeyRef"]["key"] for e in c.get("env", [])
+                                     if "secretKeyRef" in e.get("valueFrom", {})}
+            for v in spec.get("volumes", []):
+                secret_keys_read |= {i["key"] for i in v.get("secret", {}).get("items", [])}
+if secret_keys_read - secret_keys_example:
+    errors.append(f"deploy/kubernetes: the Secret example lacks {sorted(secret_keys_read - secret_keys_example)}")
 
 if errors:
     print("\n".join(errors), file=sys.stderr)
     sys.exit(1)
-print(f"ok -- {len(known)} known DBCERT_* variables; addresses agree")
+print(f"ok -- {len(known)} known DBCERT_* variables; addresses agree; no Secret applied")
 PY
+
+echo "-- make-secrets.sh"
+if [[ $(id -u) != 0 ]]; then
+  echo "skipped -- make-secrets.sh chowns: run this script as root to check it"
+else
+  mkdir "$scratch/compose"
+  cp deploy/compose/make-secrets.sh "$scratch/compose/"
+  ms() { "$scratch/compose/make-secrets.sh" >"$scratch/ms.log" 2>&1; }
+  ms_fail() { cat "$scratch/ms.log" >&2; echo "make-secrets.sh: $*" >&2; exit 1; }
+  s="$scratch/compose/secrets"
+  ms || ms_fail "failed on an empty directory"
+  for f in master-key:10001 pgpass:10001 postgres-password:999 bootstrap.env:0 tls/proxy.key:0 tls/proxy.crt:0; do
+    [[ $(stat -c %u "$s/${f%:*}") == "${f#*:}" ]] || ms_fail "${f%:*} is not owned by ${f#*:}"
+  done
+  before=$(cd "$s" && sha256sum master-key pgpass postgres-password bootstrap.env tls/*)
+  rm "$s/postgres-password"
+  ms || ms_fail "failed to restore a deleted postgres-password"
+  rm "$s/pgpass" "$s/tls/proxy.crt"
+  ms || ms_fail "failed to restore a deleted pgpass and proxy.crt"
+  ms || ms_fail "failed on a complete directory"
+  after=$(cd "$s" && sha256sum master-key pgpass postgres-password bootstrap.env tls/proxy.key)
+  [[ $after == "$(grep -v proxy.crt <<<"$before")" ]] || ms_fail "a file changed: $(diff <(echo "$before") <(echo "$after"))"
+  chmod u+w "$s/pgpass" && echo '*:*:dbcert:dbcert:other' >"$s/pgpass"
+  ! ms || ms_fail "accepted a pgpass that disagrees with postgres-password"
+  echo "ok -- make-secrets.sh writes each file once, restores either password file, refuses a mismatch"
+fi

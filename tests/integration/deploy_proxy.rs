@@ -7,7 +7,9 @@
 //!
 //! The configuration is the committed file with only the compose network's addresses and
 //! port replaced by loopback ones, and the proxy's outgoing address pinned (`proxy_bind`,
-//! `grpc_bind`), so the client (127.0.0.1) and the proxy differ. Needs nginx, grpcurl and
+//! `grpc_bind`), so the client (127.0.0.1) and the proxy differ. The replicas get
+//! compose.yaml's `DBCERT_PUBLIC_URL` (its port replaced by the proxy's), so a client forging
+//! `Host` or `X-Forwarded-Host` must not see its host in `links`. Needs nginx, grpcurl and
 //! `DBCERT_TEST_DATABASE_URL`; skipped without them (a failure under `DBCERT_REQUIRE_TOOLS=1`).
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
@@ -50,9 +52,32 @@ fn replace(text: &str, from: &str, to: &str, times: usize) -> String {
     assert_eq!(
         text.matches(from).count(),
         times,
-        "deploy/compose/nginx.conf should contain {from:?} {times} time(s)"
+        "the committed deploy/compose file should contain {from:?} {times} time(s)"
     );
     text.replace(from, to)
+}
+
+/// A file of `deploy/compose/`.
+fn compose_file(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/compose")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// compose.yaml's `DBCERT_PUBLIC_URL` with the proxy's published port (8443) replaced by
+/// `port`; `None` if compose.yaml sets none (the replicas then build `links` from the request,
+/// and the forged-host check fails).
+fn compose_public_url(port: u16) -> Option<String> {
+    let compose = compose_file("compose.yaml");
+    let value = compose
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("DBCERT_PUBLIC_URL:"))?
+        .trim()
+        .trim_matches('"');
+    Some(replace(value, ":8443", &format!(":{port}"), 1))
 }
 
 /// A port free on 127.0.0.1 a moment ago (nginx cannot report a port the kernel chose).
@@ -64,14 +89,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts nginx on the committed configuration, rendered for `replicas` (gRPC, HTTP).
-async fn start_nginx(dir: &Path, replicas: [(String, String); 2]) -> Nginx {
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/compose/nginx.conf"
-    ))
-    .unwrap();
-    let port = free_port();
+/// Starts nginx on `port` with the committed configuration, rendered for `replicas` (gRPC,
+/// HTTP).
+async fn start_nginx(dir: &Path, port: u16, replicas: [(String, String); 2]) -> Nginx {
+    let committed = compose_file("nginx.conf");
     let mut conf = replace(
         &committed,
         "listen 8443 ssl http2;",
@@ -141,9 +162,17 @@ async fn start_nginx(dir: &Path, replicas: [(String, String); 2]) -> Nginx {
 }
 
 /// A dbcert replica on the shared database, trusting only the proxy's address.
-async fn replica(database_url: &str, master_key: &str, key: &Key) -> (Spawned, tempfile::TempDir) {
+async fn replica(
+    database_url: &str,
+    master_key: &str,
+    key: &Key,
+    public_url: Option<&str>,
+) -> (Spawned, tempfile::TempDir) {
     let data_dir = tempfile::tempdir().unwrap();
     let mut command = serve_command(data_dir.path());
+    if let Some(url) = public_url {
+        command.env("DBCERT_PUBLIC_URL", url);
+    }
     command
         .env("DBCERT_DATABASE", database_url)
         .env("DBCERT_MASTER_KEY", master_key)
@@ -176,18 +205,20 @@ fn run(command: &mut Command) -> String {
     stdout
 }
 
-/// A curl call through the proxy with Digest authentication; returns the JSON body.
+/// A curl call through the proxy with Digest authentication and the curl `options` given;
+/// returns the JSON body.
 fn curl(
     nginx: &Nginx,
     cert: &Path,
     key: &Key,
-    method: &str,
-    path: &str,
+    (method, path): (&str, &str),
     body: Option<&str>,
+    options: &[&str],
 ) -> serde_json::Value {
     let mut command = Command::new("curl");
     command
         .args(["--silent", "--show-error", "--fail-with-body", "--digest"])
+        .args(options)
         .arg("--user")
         .arg(format!("{}:{}", key.public, key.private))
         .arg("--cacert")
@@ -240,13 +271,16 @@ async fn the_compose_proxy_forwards_grpc_and_rest_and_the_client_address() {
     };
     let master_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     let key = Key::random();
+    let port = free_port();
+    let public_url = compose_public_url(port);
     let ((a, _a_dir), (b, _b_dir)) = tokio::join!(
-        replica(&db.url, &master_key, &key),
-        replica(&db.url, &master_key, &key)
+        replica(&db.url, &master_key, &key, public_url.as_deref()),
+        replica(&db.url, &master_key, &key, public_url.as_deref())
     );
     let dir = tempfile::tempdir().unwrap();
     let nginx = start_nginx(
         dir.path(),
+        port,
         [
             (a.grpc_addr.to_string(), a.http_addr.to_string()),
             (b.grpc_addr.to_string(), b.http_addr.to_string()),
@@ -259,25 +293,46 @@ async fn the_compose_proxy_forwards_grpc_and_rest_and_the_client_address() {
     let health = grpcurl(&nginx, &cert, &key, "grpc.health.v1.Health/Check", "{}");
     assert_eq!(health["status"], "SERVING", "{health}");
 
-    // REST: a project, with links naming the proxy's scheme and host (X-Forwarded-Proto/Host).
+    // REST: a project, with links naming the proxy's public URL.
     let project = curl(
         &nginx,
         &cert,
         &key,
-        "POST",
-        "/api/atlas/v1.0/groups",
+        ("POST", "/api/atlas/v1.0/groups"),
         Some(r#"{"name":"behind-nginx"}"#),
+        &[],
     );
     let group_id = project["id"].as_str().unwrap().to_owned();
-    let self_link = project["links"][0]["href"].as_str().unwrap();
-    assert_eq!(
-        self_link,
-        format!(
-            "https://localhost:{}/api/atlas/v1.0/groups/{group_id}",
-            nginx.port
-        ),
-        "{project}"
+    let self_href = format!(
+        "https://localhost:{}/api/atlas/v1.0/groups/{group_id}",
+        nginx.port
     );
+    assert_eq!(project["links"][0]["href"], self_href.as_str(), "{project}");
+
+    // A client forging its Host (which nginx passes on as Host and X-Forwarded-Host) or
+    // X-Forwarded-Host gets the public URL in links, over HTTP/1.1 and HTTP/2 (:authority),
+    // never its own host: links are not a way to point other readers at another server.
+    for protocol in ["--http1.1", "--http2"] {
+        let forged = curl(
+            &nginx,
+            &cert,
+            &key,
+            ("GET", &format!("/api/atlas/v1.0/groups/{group_id}")),
+            None,
+            &[
+                protocol,
+                "--header",
+                "Host: evil.example",
+                "--header",
+                "X-Forwarded-Host: evil.example",
+            ],
+        );
+        assert!(
+            !forged.to_string().contains("evil.example"),
+            "{protocol}: a forged Host reached the links: {forged}"
+        );
+        assert_eq!(forged["links"][0]["href"], self_href.as_str(), "{forged}");
+    }
 
     // gRPC: a database user and a certificate.
     grpcurl(
@@ -311,9 +366,12 @@ async fn the_compose_proxy_forwards_grpc_and_rest_and_the_client_address() {
         &nginx,
         &cert,
         &key,
-        "GET",
-        &format!("/api/atlas/v1.0/groups/{group_id}/events?itemsPerPage=500"),
+        (
+            "GET",
+            &format!("/api/atlas/v1.0/groups/{group_id}/events?itemsPerPage=500"),
+        ),
         None,
+        &[],
     );
     let seen: Vec<(String, String)> = events["results"]
         .as_array()
