@@ -271,6 +271,13 @@ pub trait CertificateStore: Send + Sync + 'static {
         username: &str,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
+    /// Counts every project's certificates unexpired at `now` that expire by `until` (for the
+    /// expiry metrics; a range over `not_after`, read from an index).
+    async fn count_certificates_expiring(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<u64>;
     /// Records an issued certificate and its audit event in one transaction, so neither is
     /// stored without the other; `Conflict` when the serial is taken for the CA.
     async fn record_certificate(

@@ -103,7 +103,10 @@ async fn write_batches(store: SqlStore, mut pending: mpsc::Receiver<Pending>) {
             .drain(..)
             .map(|p| ((p.record, p.event), p.reply))
             .unzip();
-        match store.record_certificates(&items).await {
+        let started = std::time::Instant::now();
+        let outcome = store.record_certificates(&items).await;
+        crate::metrics::STORE.observe_commit(records, started.elapsed());
+        match outcome {
             Ok(results) if results.len() == items.len() => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
