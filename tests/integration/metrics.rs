@@ -419,6 +419,29 @@ async fn counters_histograms_and_gauges_follow_the_calls_made() {
     );
     assert!(refreshed >= now as f64, "{refreshed} < {now}");
 
+    // Every series the shipped alert rules use is one dbcert exposes.
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/alerts.yaml"
+    ))
+    .unwrap();
+    let mut referenced = 0;
+    for (at, _) in rules.match_indices("dbcert_") {
+        let name: String = rules[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        referenced += 1;
+        assert!(
+            samples.iter().any(|s| s.name == name || s.family == name),
+            "deploy/prometheus/alerts.yaml uses {name}, which /metrics does not expose"
+        );
+    }
+    assert!(
+        referenced >= 8,
+        "{referenced} series referenced by the alert rules"
+    );
+
     // Types as declared.
     for (family, kind) in [
         ("dbcert_grpc_requests", "counter"),
