@@ -33,6 +33,7 @@ use crate::grpc::{GrpcLimitErrors, Services};
 use crate::http_server::{
     self, HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, MAX_PENDING_ACCEPT_RESET_STREAMS,
 };
+use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::middleware::{AdmissionLayer, GrpcDeadlineLayer, LimitErrorsLayer, Limits};
 use crate::proto::v1::{
     api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer,
@@ -50,13 +51,16 @@ pub use crate::secrets::{BOOTSTRAP_KEY_FILE, MASTER_KEY_FILE, read_master_key_fi
 /// The largest gRPC message accepted (bytes).
 pub const MAX_GRPC_MESSAGE: usize = 1024 * 1024;
 
-/// The two listeners a server answers on, bound by the caller (tests bind `127.0.0.1:0`).
+/// The listeners a server answers on, bound by the caller (tests bind `127.0.0.1:0`).
 #[derive(Debug)]
 pub struct Listeners {
     /// The gRPC listener.
     pub grpc: TcpListener,
-    /// The HTTP (Atlas REST gateway) listener.
+    /// The HTTP (Atlas REST gateway) listener; it serves `/metrics` too unless `metrics` is
+    /// given.
     pub http: TcpListener,
+    /// The listener of `/metrics` alone (`--metrics-listen`), if the operator chose one.
+    pub metrics: Option<TcpListener>,
 }
 
 /// An application built from its configuration, ready to serve (see the module documentation).
@@ -68,6 +72,10 @@ pub struct App {
     grpc: (Routes, GrpcLayers),
     /// `/metrics` and the REST gateway in its layers.
     http: axum::Router,
+    /// The REST gateway in its layers alone, for an HTTP listener beside a metrics listener.
+    gateway: axum::Router,
+    /// `/metrics` alone, for a listener of its own.
+    metrics: axum::Router,
     tls: ListenerTls,
     tls_reload: Option<TlsReload>,
     limits: Limits,
@@ -78,7 +86,10 @@ pub struct App {
 /// The layers of the gRPC services, outermost last (as `ServiceBuilder` nests them).
 type GrpcLayers = Stack<
     GrpcDeadlineLayer,
-    Stack<AdmissionLayer, Stack<LimitErrorsLayer<GrpcLimitErrors>, Identity>>,
+    Stack<
+        AdmissionLayer,
+        Stack<LimitErrorsLayer<GrpcLimitErrors>, Stack<GrpcMetricsLayer, Identity>>,
+    >,
 >;
 
 /// Runs a server until `shutdown` resolves, then lets in-flight calls finish.
@@ -112,7 +123,15 @@ pub async fn bind(grpc: SocketAddr, http: SocketAddr) -> anyhow::Result<Listener
         http: TcpListener::bind(http)
             .await
             .with_context(|| format!("failed to bind the HTTP listener on {http}"))?,
+        metrics: None,
     })
+}
+
+/// Binds the metrics listener (`--metrics-listen`).
+pub async fn bind_metrics(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to bind the metrics listener on {addr}"))
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -169,7 +188,8 @@ impl App {
         let limits = config.limits;
         // One pool of permits for both listeners: the limit is global, not per connection.
         let permits = Arc::new(Semaphore::new(limits.max_concurrent_requests));
-        let (services, gateway) = front_doors(&config, &core);
+        let metrics = Metrics::new(core.clone(), key_pool.clone());
+        let (services, gateway) = front_doors(&config, &core, &metrics);
 
         let grpc_routes = Routes::new(health_service)
             .add_service(reflection_v1()?)
@@ -201,9 +221,11 @@ impl App {
             .add_service(
                 AuditServiceServer::from_arc(services).max_decoding_message_size(MAX_GRPC_MESSAGE),
             );
-        // Outermost first: render refusals as gRPC statuses, shed beyond the global limit, time
-        // out (at the caller's `grpc-timeout` if it is shorter).
+        // Outermost first: count and time every call (with the status the layers below gave
+        // it), render refusals as gRPC statuses, shed beyond the global limit, time out (at the
+        // caller's `grpc-timeout` if it is shorter).
         let grpc_layers = ServiceBuilder::new()
+            .layer(metrics.grpc().layer())
             .layer(LimitErrorsLayer::new(GrpcLimitErrors))
             .layer(AdmissionLayer::new(permits.clone()))
             .layer(GrpcDeadlineLayer::new(limits.request_timeout))
@@ -211,13 +233,16 @@ impl App {
 
         // The same order on the REST side, with tower's timeout.
         let gateway = ServiceBuilder::new()
+            .layer(metrics.rest().layer())
             .layer(LimitErrorsLayer::new(gateway::RestLimitErrors))
             .layer(AdmissionLayer::new(permits))
             .layer(TimeoutLayer::new(limits.request_timeout))
             .service(gateway::router(gateway));
         // `/metrics` is answered outside the admission limit: it reads counters only, and an
         // overloaded server is when its operators most need to scrape it.
-        let http = metrics::router(key_pool.clone()).fallback_service(gateway);
+        let metrics = metrics::router(metrics);
+        let http = metrics.clone().fallback_service(gateway.clone());
+        let gateway = axum::Router::new().fallback_service(gateway);
 
         Ok(Self {
             core,
@@ -225,6 +250,8 @@ impl App {
             health,
             grpc: (grpc_routes, grpc_layers),
             http,
+            gateway,
+            metrics,
             tls,
             tls_reload,
             limits,
@@ -253,6 +280,8 @@ impl App {
             health,
             grpc: (grpc_routes, grpc_layers),
             http,
+            gateway,
+            metrics,
             tls,
             tls_reload,
             limits,
@@ -277,9 +306,27 @@ impl App {
                 listener::incoming(listeners.grpc, tls.grpc, limits.header_read_timeout),
                 background::stopped(stop_rx.clone()),
             );
+        // With a metrics listener, `/metrics` is served there only.
+        let metrics_server = match listeners.metrics {
+            Some(listener) => {
+                let metrics_addr = listener.local_addr()?;
+                info!(%metrics_addr, "metrics served on their own listener");
+                Some(tokio::spawn(http_server::serve(
+                    listener::incoming(listener, None, limits.header_read_timeout),
+                    metrics,
+                    limits,
+                    background::stopped(stop_rx.clone()),
+                )))
+            }
+            None => None,
+        };
         let http_server = http_server::serve(
             listener::incoming(listeners.http, tls.http, limits.header_read_timeout),
-            http,
+            if metrics_server.is_some() {
+                gateway
+            } else {
+                http
+            },
             limits,
             background::stopped(stop_rx.clone()),
         );
@@ -307,6 +354,12 @@ impl App {
                     .context("grpc server failed")?;
                 http.context("http server panicked")?
                     .context("http server failed")?;
+                if let Some(metrics) = metrics_server {
+                    metrics
+                        .await
+                        .context("metrics server panicked")?
+                        .context("metrics server failed")?;
+                }
                 info!("shut down cleanly");
             }
             Err(_) => {
@@ -322,7 +375,11 @@ impl App {
 /// Builds the two front doors over the core: the gRPC services and the REST gateway (which calls
 /// those services in-process), sharing one [`Authenticator`] (and so one failed-authentication
 /// throttle and one view of the trusted proxies).
-fn front_doors(config: &Config, core: &Arc<Core>) -> (Arc<Services>, gateway::Gateway) {
+fn front_doors(
+    config: &Config,
+    core: &Arc<Core>,
+    metrics: &Metrics,
+) -> (Arc<Services>, gateway::Gateway) {
     let trusted_proxies = config.trusted_proxies.clone();
     if !trusted_proxies.networks().is_empty() {
         info!(trusted_proxies = ?trusted_proxies.networks(), "x-forwarded-for trusted from these proxies");
@@ -338,12 +395,14 @@ fn front_doors(config: &Config, core: &Arc<Core>) -> (Arc<Services>, gateway::Ga
         tls: config.tls.is_some(),
         trusted_proxies: trusted_proxies.clone(),
     };
-    let authenticator = Arc::new(Authenticator::new(
-        core.clone(),
-        config.throttle,
-        trusted_proxies,
-    ));
-    let services = Arc::new(Services::new(core.clone(), authenticator.clone()));
+    let authenticator = Arc::new(
+        Authenticator::new(core.clone(), config.throttle, trusted_proxies)
+            .with_metrics(metrics.auth().clone()),
+    );
+    let services = Arc::new(
+        Services::new(core.clone(), authenticator.clone())
+            .with_issued_counter(metrics.issued().clone()),
+    );
     let gateway = gateway::Gateway::new(services.clone(), authenticator).with_links(links);
     (services, gateway)
 }

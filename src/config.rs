@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// Address of the HTTP listener (the Atlas REST gateway).
     #[arg(long, env = "DBCERT_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
     pub http_listen: SocketAddr,
+    /// Address of a plaintext listener serving only `GET /metrics`; the HTTP listener then
+    /// serves no `/metrics`. Default: `/metrics` on the HTTP listener.
+    #[arg(long, env = "DBCERT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory for the embedded database, the generated master key and bootstrap key.
     #[arg(long, env = "DBCERT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -632,6 +636,7 @@ impl fmt::Debug for ServeArgs {
         let Self {
             grpc_listen,
             http_listen,
+            metrics_listen,
             data_dir,
             database,
             master_key_file,
@@ -669,6 +674,7 @@ impl fmt::Debug for ServeArgs {
         f.debug_struct("ServeArgs")
             .field("grpc_listen", grpc_listen)
             .field("http_listen", http_listen)
+            .field("metrics_listen", metrics_listen)
             .field("data_dir", data_dir)
             .field("database", &database.as_deref().map(redact_url))
             .field("master_key_file", master_key_file)

@@ -13,9 +13,13 @@ async fn main() -> ExitCode {
         Command::Serve(args) => {
             let _log = telemetry::init(args.log_format);
             let (grpc_addr, http_addr) = (args.grpc_listen, args.http_listen);
+            let metrics_addr = args.metrics_listen;
             let result = async {
                 let config = args.into_config()?;
-                let listeners = app::bind(grpc_addr, http_addr).await?;
+                let mut listeners = app::bind(grpc_addr, http_addr).await?;
+                if let Some(addr) = metrics_addr {
+                    listeners.metrics = Some(app::bind_metrics(addr).await?);
+                }
                 app::serve(config, listeners, app::shutdown_signal()).await
             }
             .await;

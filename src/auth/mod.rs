@@ -51,6 +51,7 @@ pub use self::throttle::{
     Attempt, AuthThrottle, FailureKind, GuessingAlert, ThrottleSettings, Throttled, ThrottledBy,
 };
 use crate::domain::{AtlasError, Core, ErrorCode, Principal, is_public_key};
+use crate::metrics::AuthMetrics;
 
 /// Authenticates requests of both listeners: throttles, verifies, records failures.
 #[derive(Debug)]
@@ -59,6 +60,7 @@ pub struct Authenticator {
     throttle: AuthThrottle,
     failures: FailureLog,
     trusted_proxies: TrustedProxies,
+    metrics: AuthMetrics,
 }
 
 /// Why a request was not authenticated. The transports map it: gRPC with `grpc/status.rs`,
@@ -124,6 +126,7 @@ impl Authenticator {
             throttle: AuthThrottle::new(throttle),
             failures: FailureLog::new(),
             trusted_proxies,
+            metrics: AuthMetrics::default(),
         }
     }
 
@@ -142,9 +145,27 @@ impl Authenticator {
         self.trusted_proxies.client_address(peer, forwarded_for)
     }
 
+    /// Counts refused authentications in `metrics` (`metrics/auth.rs`).
+    pub fn with_metrics(mut self, metrics: AuthMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// Authenticates credentials presented from `client` (see the module header for the
-    /// sequence); the principal carries `client` for the audit trail.
+    /// sequence); the principal carries `client` for the audit trail. A refusal is counted in
+    /// the metrics, by scheme and reason.
     pub async fn authenticate(
+        &self,
+        credentials: Credentials<'_>,
+        client: Option<SocketAddr>,
+    ) -> Result<Principal, AuthError> {
+        let scheme = credentials.scheme();
+        let result = self.authenticate_unobserved(credentials, client).await;
+        self.metrics.observe(scheme, &result);
+        result
+    }
+
+    async fn authenticate_unobserved(
         &self,
         credentials: Credentials<'_>,
         client: Option<SocketAddr>,

@@ -206,6 +206,19 @@ impl Core {
             .map_err(store_error)
     }
 
+    /// Counts every project's certificates unexpired now that expire within `within` (for the
+    /// expiry metrics; not an operation of any principal, so nothing is authorised).
+    pub async fn count_certificates_expiring_within(
+        &self,
+        within: std::time::Duration,
+    ) -> AtlasResult<u64> {
+        let now = self.clock.now();
+        self.store
+            .count_certificates_expiring(now, now + within)
+            .await
+            .map_err(store_error)
+    }
+
     /// Returns the project's CA if it exists; `PROJECT_CA_NOT_FOUND` (404) before the first
     /// certificate.
     ///

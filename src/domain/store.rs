@@ -305,6 +305,13 @@ pub trait CertificateStore: Send + Sync + 'static {
         username: &str,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
+    /// Counts every project's certificates unexpired at `now` that expire by `until` (for the
+    /// expiry metrics; a range over `not_after`, read from an index).
+    async fn count_certificates_expiring(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<u64>;
     /// Records an issued certificate and its audit event in one transaction, so neither is
     /// stored without the other, if it fits its user's limit. The limit is checked in that
     /// transaction, serialised with every other record of the user (on any replica), so

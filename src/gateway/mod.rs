@@ -121,7 +121,11 @@ pub fn route_templates() -> Vec<String> {
 /// the flags and body-size layer, request ids and tracing.
 pub fn router(gateway: Gateway) -> Router {
     let links = gateway.links.clone();
-    atlas(routes::routes().fallback(not_found).with_state(gateway)).layer(axum::Extension(links))
+    atlas(routes::routes().fallback(not_found).with_state(gateway))
+        .layer(axum::Extension(links))
+        // After routing (a `Router::layer` runs per route): the matched route template for the
+        // REST metrics, never the raw path.
+        .layer(crate::metrics::RouteTagLayer)
 }
 
 /// The layers around the routes: the Atlas layer ([`atlas_layer`]), request ids and tracing.

@@ -35,6 +35,7 @@ impl CertificateService for Services {
             )
             .await
             .map_err(to_status)?;
+        self.issued.inc(key_type);
         // The key's buffer moves into the message rather than being copied; what is left in
         // `issued` (an empty string) is zeroized on drop. The message itself cannot be
         // zeroized: prost encodes it into tonic's buffers (see SECURITY.md).

@@ -21,12 +21,15 @@ pub use self::status::{
 };
 use crate::auth::Authenticator;
 use crate::domain::Core;
+use crate::metrics::IssuedCertificates;
 
 /// The gRPC adapter: one value implements every `dbcert.v1` service over a shared core.
 #[derive(Clone, Debug)]
 pub struct Services {
     core: Arc<Core>,
     authenticator: Arc<Authenticator>,
+    /// Certificates issued, per key type (counted here: the core records no metrics).
+    issued: IssuedCertificates,
 }
 
 impl Services {
@@ -36,7 +39,14 @@ impl Services {
         Self {
             core,
             authenticator,
+            issued: IssuedCertificates::default(),
         }
+    }
+
+    /// Counts the certificates issued in `issued` (`metrics/mod.rs`).
+    pub fn with_issued_counter(mut self, issued: IssuedCertificates) -> Self {
+        self.issued = issued;
+        self
     }
 
     /// Authenticates a call (see [`auth::authenticate`]).

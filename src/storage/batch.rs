@@ -96,7 +96,10 @@ async fn write_batches(store: SqlStore, mut pending: mpsc::Receiver<Pending>) {
         RECORDS.fetch_add(records as u64, Ordering::Relaxed);
         let (items, replies): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|p| (p.certificate, p.reply)).unzip();
-        match store.record_certificates(&items).await {
+        let started = std::time::Instant::now();
+        let outcome = store.record_certificates(&items).await;
+        crate::metrics::STORE.observe_commit(records, started.elapsed());
+        match outcome {
             Ok(results) if results.len() == items.len() => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);

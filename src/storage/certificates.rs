@@ -326,6 +326,26 @@ impl CertificateStore for SqlStore {
         }
         Ok(results)
     }
+
+    async fn count_certificates_expiring(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        // A range on `certificates_by_not_after` (migration 0007): only the certificates in the
+        // window are read, however many have expired or expire later.
+        let count: i64 = dispatch!(&self.db, |pools: DB| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) AS n FROM certificates WHERE not_after > $1 AND not_after <= $2",
+            )
+            .bind(to_secs(now))
+            .bind(to_secs(until))
+            .fetch_one(&pools.read)
+            .await
+            .map_err(DB::map_err)?
+        });
+        Ok(count.max(0) as u64)
+    }
 }
 
 impl SqlStore {

@@ -46,6 +46,7 @@ mod crash;
 mod lifecycle;
 mod log_scan;
 mod master_key_rotation;
+mod metrics;
 mod replicas;
 mod sec_files;
 mod sec_mtls;

@@ -100,6 +100,7 @@ macro_rules! conformance_suite {
             concurrent_project_ca_inserts_have_one_winner,
             certificate_serials_are_unique_per_project,
             list_certificates_only_unexpired_oldest_first,
+            certificates_expiring_are_counted_over_every_project,
             certificate_paging,
             paging_edge_cases,
             digest_nonce_uses_refuse_replays_and_purge,
@@ -970,6 +971,43 @@ async fn list_certificates_only_unexpired_oldest_first(store: Arc<dyn Store>) {
             .results
             .is_empty()
     );
+}
+
+async fn certificates_expiring_are_counted_over_every_project(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let first = new_project(store.as_ref(), &org, "expiring-a").await;
+    let second = new_project(store.as_ref(), &org, "expiring-b").await;
+    let t = now();
+    let day = 86_400;
+    // (project, serial, days until notAfter): expired, expiring now (expired at `t`), within
+    // 7 days, exactly at 7 days (included), within 30, beyond 30.
+    for (project, serial, not_after) in [
+        (&first, 1, t - secs(1)),
+        (&first, 2, t),
+        (&first, 3, t + secs(3 * day)),
+        (&second, 4, t + secs(7 * day)),
+        (&second, 5, t + secs(20 * day)),
+        (&first, 6, t + secs(40 * day)),
+    ] {
+        let record = CertificateRecord {
+            not_after,
+            ..certificate(project, "alice", serial, t - secs(day))
+        };
+        record_with_event(store.as_ref(), &record).await.unwrap();
+    }
+    let expiring = |days: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .count_certificates_expiring(t, t + secs(days * day))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(expiring(7).await, 2);
+    assert_eq!(expiring(30).await, 3);
+    assert_eq!(expiring(365).await, 4);
+    assert_eq!(expiring(0).await, 0);
 }
 
 async fn certificate_paging(store: Arc<dyn Store>) {

@@ -107,12 +107,20 @@ impl TestServer {
         let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
         let (tx, rx) = oneshot::channel();
         let (now_tx, mut now_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(app::serve(config, Listeners { grpc, http }, async move {
-            tokio::select! {
-                _ = rx => {}
-                _ = now_rx.wait_for(|v| *v) => {}
-            }
-        }));
+        let task = tokio::spawn(app::serve(
+            config,
+            Listeners {
+                grpc,
+                http,
+                metrics: None,
+            },
+            async move {
+                tokio::select! {
+                    _ = rx => {}
+                    _ = now_rx.wait_for(|v| *v) => {}
+                }
+            },
+        ));
         let server = Self {
             grpc_addr,
             http_addr,
