@@ -281,25 +281,65 @@ fn check_private(path: &Path, metadata: &std::fs::Metadata) -> Result<(), CliErr
     Ok(())
 }
 
-/// Parses the file's profiles. The error names the line, never a value.
+/// The settings a profile may hold, as the file spells them.
+const SETTINGS: [&str; 9] = [
+    "server",
+    "public_api_key",
+    "private_api_key",
+    "project_id",
+    "output",
+    "ca_file",
+    "server_name",
+    "client_cert_file",
+    "client_key_file",
+];
+
+/// Parses the file's profiles. The error names the line and, when it is one of [`SETTINGS`],
+/// the setting, with a fixed reason: never toml's or serde's message, which quote values
+/// (`invalid type: integer `…``, `unknown variant `…``) and unknown keys (which may be a key
+/// pasted on the wrong side of `=`).
 fn parse_profiles(text: &str) -> Result<BTreeMap<String, Profile>, String> {
     toml::from_str(text).map_err(|error| {
-        // toml's message quotes the offending line, which may be a key: keep its position and
-        // the reason only.
-        let position = error
-            .span()
-            .map(|span| {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!("line {line}: ")
-            })
-            .unwrap_or_default();
-        let reason = error
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("invalid")
-            .to_owned();
-        format!("{position}{reason}")
+        let line = error.span().map(|span| {
+            let start = span.start.min(text.len());
+            let number = text[..start].matches('\n').count() + 1;
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            (number, &text[line_start..line_end])
+        });
+        let setting = line.and_then(|(_, line)| {
+            let (key, _) = line.split_once('=')?;
+            SETTINGS.iter().copied().find(|name| *name == key.trim())
+        });
+        let message = error.message();
+        let reason = if message.starts_with("unknown field") {
+            format!("unknown setting (a profile holds {})", SETTINGS.join(", "))
+        } else if [
+            "invalid type",
+            "invalid value",
+            "invalid length",
+            "unknown variant",
+        ]
+        .iter()
+        .any(|prefix| message.starts_with(prefix))
+        {
+            match setting {
+                Some("output") => "invalid value for output: expected \"human\" or \"json\"".into(),
+                Some(setting) => format!("invalid value for {setting}: expected a quoted string"),
+                None => "invalid value: each profile is a [table] of settings".into(),
+            }
+        } else if message.starts_with("duplicate") {
+            match setting {
+                Some(setting) => format!("{setting} is set twice"),
+                None => "a key or table is defined twice".into(),
+            }
+        } else {
+            "not valid TOML (see https://toml.io)".into()
+        };
+        match line {
+            Some((number, _)) => format!("line {number}: {reason}"),
+            None => reason,
+        }
     })
 }
 
@@ -319,6 +359,43 @@ mod tests {
         let error = parse_profiles("[default]\nprivate_key = \"hunter2\"\n").unwrap_err();
         assert!(error.starts_with("line 2: "), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_setting_and_line_but_never_a_value() {
+        // Serde's messages quote the value (`invalid type: integer `…``, `unknown variant
+        // `…``), and an unknown key may be a key pasted on the wrong side of `=`.
+        let cases = [
+            (
+                "[default]\nserver = \"http://a:1\"\nprivate_api_key = 73196284\n",
+                "73196284",
+                "line 3: invalid value for private_api_key",
+            ),
+            (
+                "[default]\noutput = \"s3cr3t-pasted\"\n",
+                "s3cr3t-pasted",
+                "line 2: invalid value for output",
+            ),
+            (
+                "[default]\ns3cr3t-as-a-key = \"x\"\n",
+                "s3cr3t",
+                "line 2: unknown setting",
+            ),
+            (
+                "[default]\npublic_api_key = [\"s3cr3t\"]\n",
+                "s3cr3t",
+                "line 2: invalid value for public_api_key",
+            ),
+            ("[default]\nserver = \"s3cr3t\n", "s3cr3t", "line 2: "),
+        ];
+        for (text, secret, expected) in cases {
+            let error = parse_profiles(text).unwrap_err();
+            assert!(!error.contains(secret), "{error}");
+            assert!(
+                error.starts_with(expected),
+                "{error:?} should start with {expected:?}"
+            );
+        }
     }
 
     #[test]
