@@ -127,25 +127,30 @@ impl Settings {
     pub fn resolve(args: &ClientArgs) -> Result<Self, CliError> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let profile = load_profile(args)?;
-        let public = env(PUBLIC_KEY_VAR).or(profile.public_api_key);
-        let private = env(PRIVATE_KEY_VAR)
-            .map(Zeroizing::new)
-            .or(profile.private_api_key);
-        let api_key = match (public, private) {
+        let server = args
+            .server
+            .clone()
+            .or_else(|| profile.server.clone())
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        let api_key = match (
+            env(PUBLIC_KEY_VAR),
+            env(PRIVATE_KEY_VAR).map(Zeroizing::new),
+        ) {
+            // The environment's pair, whole: never completed from the profile.
             (Some(public), Some(private)) => Some(ApiKey { public, private }),
-            (None, None) => None,
             (Some(_), None) => {
                 return Err(CliError::usage(format!(
-                    "a public API key is set but no private one: set {PRIVATE_KEY_VAR} (or \
-                     private_api_key in the profile)"
+                    "{PUBLIC_KEY_VAR} is set but {PRIVATE_KEY_VAR} is not: set both (a key \
+                     pair is never half from the environment, half from the profile)"
                 )));
             }
             (None, Some(_)) => {
                 return Err(CliError::usage(format!(
-                    "a private API key is set but no public one: set {PUBLIC_KEY_VAR} (or \
-                     public_api_key in the profile)"
+                    "{PRIVATE_KEY_VAR} is set but {PUBLIC_KEY_VAR} is not: set both (a key \
+                     pair is never half from the environment, half from the profile)"
                 )));
             }
+            (None, None) => profile_key(&profile, &server)?,
         };
         let client_cert = match (
             args.client_cert_file.clone().or(profile.client_cert_file),
@@ -160,11 +165,7 @@ impl Settings {
             }
         };
         Ok(Self {
-            server: args
-                .server
-                .clone()
-                .or(profile.server)
-                .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+            server,
             api_key,
             project_id: profile.project_id,
             output: args.output.or(profile.output).unwrap_or_default(),
@@ -184,6 +185,37 @@ impl Settings {
                      profile)",
                 )
             })
+    }
+}
+
+/// The profile's API key, whole, for `server`: a profile that names a server binds its key to
+/// it, so a server from --server or `DBCERT_SERVER` never receives the profile's key.
+fn profile_key(profile: &Profile, server: &str) -> Result<Option<ApiKey>, CliError> {
+    let key = match (&profile.public_api_key, &profile.private_api_key) {
+        (Some(public), Some(private)) => ApiKey {
+            public: public.clone(),
+            private: private.clone(),
+        },
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(CliError::usage(
+                "the profile has public_api_key but no private_api_key: set both",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(CliError::usage(
+                "the profile has private_api_key but no public_api_key: set both",
+            ));
+        }
+    };
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    match &profile.server {
+        Some(own) if !same(own, server) => Err(CliError::usage(format!(
+            "the profile's API key is for its server {own}, not {server} (from --server or \
+             DBCERT_SERVER): for {server}, set {PUBLIC_KEY_VAR} and {PRIVATE_KEY_VAR}, or use \
+             a profile naming it (-P)"
+        ))),
+        _ => Ok(Some(key)),
     }
 }
 

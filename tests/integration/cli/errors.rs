@@ -113,6 +113,68 @@ async fn profiles_supply_server_and_credentials_and_must_be_private() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_key_pair_comes_from_one_source_and_a_profile_key_only_goes_to_its_server() {
+    let server = TestServer::start().await;
+    let cli = Client::new(&server);
+    let config = cli.dir().join("config.toml");
+    let write_config = |server_line: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[default]\n{server_line}public_api_key = \"{}\"\nprivate_api_key = \"{}\"\n",
+                cli.key.public, cli.key.private
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_config(&format!("server = \"{}\"\n", cli.server));
+    let list = || cli.bare(&["projects", "list", "--config-file", path_str(&config)]);
+    // The profile's pair, to its own server (DBCERT_SERVER names the same one).
+    Run::of(list()).await.expect(0);
+
+    // Half a pair in the environment is not completed from the profile: refused, naming the
+    // missing variable.
+    for (set, missing) in [
+        ("DBCERT_PUBLIC_API_KEY", "DBCERT_PRIVATE_API_KEY"),
+        ("DBCERT_PRIVATE_API_KEY", "DBCERT_PUBLIC_API_KEY"),
+    ] {
+        let value = if set == "DBCERT_PUBLIC_API_KEY" {
+            &cli.key.public
+        } else {
+            &cli.key.private
+        };
+        let mut command = list();
+        command.env(set, value);
+        let run = Run::of(command).await;
+        run.expect(2);
+        assert!(run.stderr.contains(missing), "{}", run.stderr);
+    }
+
+    // The profile's key is not sent to a server the profile does not name (here the same
+    // server spelled otherwise, which would accept it).
+    let elsewhere = cli.server.replace("127.0.0.1", "localhost");
+    let mut command = list();
+    command.env("DBCERT_SERVER", &elsewhere);
+    let run = Run::of(command).await;
+    run.expect(2);
+    assert!(run.stderr.contains(&elsewhere), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains(&cli.key.private),
+        "the key must not be printed"
+    );
+    // The environment's own pair may go there.
+    let mut command = cli.command(&["projects", "list", "--config-file", path_str(&config)]);
+    command.env("DBCERT_SERVER", &elsewhere);
+    Run::of(command).await.expect(0);
+    // A profile that names no server binds its key to none: it goes to the server given.
+    write_config("");
+    let mut command = list();
+    command.env("DBCERT_SERVER", &elsewhere);
+    Run::of(command).await.expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn conflicts_limits_and_missing_roles_have_their_codes() {
     use dbcert::proto::v1::{AssignApiKeyToProjectRequest, CreateApiKeyRequest, GetProjectRequest};
 
