@@ -3,9 +3,11 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 use super::{Client, Run, path_str};
-use crate::harness::TestServer;
+use crate::harness::binary::BIN;
+use crate::harness::{TestServer, skip_missing_tool};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_exit_with_the_documented_codes() {
@@ -283,4 +285,88 @@ async fn conflicts_limits_and_missing_roles_have_their_codes() {
     .await;
     run.expect(7);
     assert!(run.stderr.contains("USER_UNAUTHORIZED"), "{}", run.stderr);
+}
+
+/// Runs the client on a pseudo-terminal (Python's `pty`, as a person at a shell), answers its
+/// first `[y/N]` prompt with `answer`, and returns how it exited and all it printed.
+async fn on_a_terminal(cli: &Client, args: &[&str], answer: &str) -> Option<Run> {
+    const SCRIPT: &str = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+out = b""
+def read():
+    global out
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        return False
+    out += chunk
+    return bool(chunk)
+while b"[y/N]" not in out and read():
+    pass
+if b"[y/N]" in out:
+    os.write(fd, sys.argv[1].encode() + b"\n")
+while read():
+    pass
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let python = std::env::var("DBCERT_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    if Command::new(&python).arg("--version").output().is_err()
+        && skip_missing_tool("python", "DBCERT_TEST_PYTHON unset and no python3")
+    {
+        return None;
+    }
+    let mut command = Command::new(python);
+    command
+        .args(["-c", SCRIPT, answer, BIN])
+        .args(args)
+        .env_clear()
+        .env("HOME", cli.dir())
+        .env("DBCERT_SERVER", &cli.server)
+        .env("DBCERT_PUBLIC_API_KEY", &cli.key.public)
+        .env("DBCERT_PRIVATE_API_KEY", &cli.key.private)
+        .stdin(Stdio::null());
+    Some(Run::of(command).await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_declined_at_the_prompt_exits_2_and_deletes_nothing() {
+    let server = TestServer::start().await;
+    let cli = Client::new(&server);
+    let group_id = server.clients().await.create_project("prompted").await;
+    cli.run(&[
+        "dbusers",
+        "create",
+        "--username",
+        "kept",
+        "--projectId",
+        &group_id,
+    ])
+    .await
+    .expect(0);
+    let delete = ["dbusers", "delete", "kept", "--projectId", &group_id];
+    let count = || async {
+        cli.run(&["dbusers", "list", "-o", "json", "--projectId", &group_id])
+            .await
+            .expect(0)
+            .json()["totalCount"]
+            .clone()
+    };
+
+    // "n": nothing deleted, and a script's `&&` stops (exit 2, as a refused prompt).
+    let Some(run) = on_a_terminal(&cli, &delete, "n").await else {
+        return;
+    };
+    run.expect(2);
+    assert!(run.stdout.contains("not confirmed"), "{}", run.stdout);
+    assert_eq!(count().await, 1);
+    // "y": deleted.
+    let run = on_a_terminal(&cli, &delete, "y").await.unwrap();
+    run.expect(0);
+    assert!(run.stdout.contains("deleted"), "{}", run.stdout);
+    assert_eq!(count().await, 0);
 }
