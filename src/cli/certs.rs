@@ -8,12 +8,13 @@
 use std::io::Write as _;
 
 use serde_json::json;
+use tonic_types::StatusExt as _;
 use zeroize::Zeroizing;
 
 use super::connection::Connection;
 use super::output::{OutFile, list_json, print_json, print_table, timestamp, timestamp_text};
 use super::profile::Settings;
-use super::{CertsCommand, CliError, CreateCertArgs, OutputFormat};
+use super::{CertsCommand, CliError, CreateCertArgs, Exit, OutputFormat};
 use crate::proto::v1::certificate_service_client::CertificateServiceClient;
 use crate::proto::v1::{CreateUserCertificateRequest, KeyType, ListUserCertificatesRequest};
 
@@ -123,7 +124,21 @@ async fn create(settings: &Settings, args: CreateCertArgs) -> Result<(), CliErro
             key_type: key_type as i32,
         })
         .await
-        .map_err(|s| connection.error(&s))?
+        .map_err(|status| {
+            let error = connection.error(&status);
+            if !may_have_issued(&status) {
+                return error;
+            }
+            CliError::new(
+                error.exit(),
+                format!(
+                    "{error} (the server may have issued the certificate before the answer was \
+                     lost: check `dbcert dbusers certs list {} --projectId {group_id}` before \
+                     retrying, as each certificate counts against the user's limit)",
+                    args.username
+                ),
+            )
+        })?
         .into_inner();
     let mut pem = Zeroizing::new(String::with_capacity(
         response.certificate_pem.len() + response.private_key_pem.len() + 1,
@@ -143,11 +158,17 @@ async fn create(settings: &Settings, args: CreateCertArgs) -> Result<(), CliErro
             return Ok(());
         }
         Destination::File(out) => {
-            out.write(pem.as_bytes()).map_err(|error| {
+            out.write(pem.as_bytes()).map_err(|failure| {
+                let fate = if failure.kept().is_some() {
+                    "keep that file private"
+                } else {
+                    "its key is lost, so issue another"
+                };
                 CliError::new(
-                    error.exit(),
+                    failure.error().exit(),
                     format!(
-                        "{error} (certificate {} was issued; its key is lost, so issue another)",
+                        "{} (certificate {} was issued; {fate})",
+                        failure.error(),
                         response.serial_number
                     ),
                 )
@@ -174,5 +195,50 @@ async fn create(settings: &Settings, args: CreateCertArgs) -> Result<(), CliErro
             );
             Ok(())
         }
+    }
+}
+
+/// Whether a failed `CreateUserCertificate` may still have issued a certificate: a failure of
+/// the transport or a timeout (exit 6) can come after the server committed it, unless the server
+/// answered that it throttled the call (`RATE_LIMITED`), which it decides first.
+fn may_have_issued(status: &tonic::Status) -> bool {
+    let throttled = status
+        .get_error_details()
+        .error_info()
+        .is_some_and(|info| info.reason == "RATE_LIMITED");
+    !throttled && CliError::from_status(status, "").exit() == Exit::Unavailable
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::{Code, Status};
+    use tonic_types::ErrorDetails;
+
+    use super::*;
+
+    #[test]
+    fn a_lost_answer_may_have_issued_a_certificate_a_refusal_did_not() {
+        let with_code = |code: Code, error_code: &str| {
+            let details = ErrorDetails::with_error_info(error_code, "dbcert", []);
+            Status::with_error_details(code, "detail", details)
+        };
+        assert!(may_have_issued(&Status::deadline_exceeded("timeout")));
+        assert!(may_have_issued(&Status::unavailable("connection reset")));
+        assert!(may_have_issued(&with_code(
+            Code::DeadlineExceeded,
+            "TIMEOUT"
+        )));
+        assert!(!may_have_issued(&with_code(
+            Code::ResourceExhausted,
+            "RATE_LIMITED"
+        )));
+        assert!(!may_have_issued(&with_code(
+            Code::NotFound,
+            "USER_NOT_FOUND"
+        )));
+        assert!(!may_have_issued(&with_code(
+            Code::ResourceExhausted,
+            "ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED"
+        )));
     }
 }

@@ -35,9 +35,11 @@ pub async fn run(args: DbusersArgs) -> Result<(), CliError> {
             project,
         } => {
             let group_id = settings.project_id(&project.project_id)?;
+            // A "no" is not a success: a script's `dbcert dbusers delete … && next` stops.
             if !force && !confirm(&format!("Are you sure you want to delete: {username}"))? {
-                println!("Nothing deleted.");
-                return Ok(());
+                return Err(CliError::usage(format!(
+                    "not deleted: {username} not confirmed"
+                )));
             }
             let connection = Connection::open(&settings).await?;
             DatabaseUserServiceClient::new(connection.authed())

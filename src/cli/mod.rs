@@ -51,7 +51,8 @@ pub struct ClientArgs {
     #[arg(long, env = "DBCERT_SERVER_NAME", global = true)]
     pub server_name: Option<String>,
     /// PEM client certificate for mutual TLS; a server with `--grpc-client-ca-file` then acts
-    /// as the API key its CN names, and no API key is needed.
+    /// as the API key its subjectAltName URI `dbcert:api-key:<publicKey>` names (the subject
+    /// is not read), and no API key is needed.
     #[arg(long, env = "DBCERT_CLIENT_CERT_FILE", global = true)]
     pub client_cert_file: Option<PathBuf>,
     /// PEM private key of --client-cert-file.

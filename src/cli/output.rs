@@ -123,7 +123,21 @@ impl OutFile {
     /// Writes `contents` atomically: into a new temporary file (0600) beside the target,
     /// synced, then linked to the target name, which fails if a file appeared there meanwhile
     /// (or, with `--force`, renamed over it). A reader never sees a partial file.
-    pub fn write(&self, contents: &[u8]) -> Result<(), CliError> {
+    ///
+    /// If the contents were written but cannot take the target name (a file appeared there, a
+    /// file system without hard links, …), the temporary file is kept, not removed: it may be
+    /// the only copy of an issued private key. The error names it.
+    pub fn write(&self, contents: &[u8]) -> Result<(), WriteError> {
+        self.write_with(contents, |temp, target| std::fs::hard_link(temp, target))
+    }
+
+    /// [`Self::write`], linking with `link` (a test's stand-in for a file system that refuses
+    /// hard links).
+    fn write_with(
+        &self,
+        contents: &[u8],
+        link: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
+    ) -> Result<(), WriteError> {
         let dir = parent(&self.path);
         let name = self
             .path
@@ -143,35 +157,80 @@ impl OutFile {
             {
                 Ok(file) => break (candidate, file),
                 Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(error) => return Err(io("create a temporary file for", error)),
+                Err(error) => return Err(io("create a temporary file for", error).into()),
             }
         };
-        let result = temp
-            .write_all(contents)
-            .and_then(|()| temp.sync_all())
-            .map_err(|e| io("write", e))
-            .and_then(|()| {
-                if self.force {
-                    std::fs::rename(&temp_path, &self.path).map_err(|e| io("replace", e))
-                } else {
-                    match std::fs::hard_link(&temp_path, &self.path) {
-                        Ok(()) => Ok(()),
-                        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                            Err(exists(&self.path, "file"))
-                        }
-                        Err(error) => Err(io("create", error)),
-                    }
+        if let Err(error) = temp.write_all(contents).and_then(|()| temp.sync_all()) {
+            // Incomplete or not durable: nothing worth keeping.
+            let _ = std::fs::remove_file(&temp_path);
+            return Err(io("write", error).into());
+        }
+        drop(temp);
+        let placed = if self.force {
+            std::fs::rename(&temp_path, &self.path).map_err(|e| io("replace", e))
+        } else {
+            match link(&temp_path, &self.path) {
+                Ok(()) => {
+                    // The target name holds the contents now; the temporary one goes.
+                    let _ = std::fs::remove_file(&temp_path);
+                    Ok(())
                 }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(exists(&self.path, "file"))
+                }
+                Err(error) => Err(io("create", error)),
+            }
+        };
+        if let Err(error) = placed {
+            let message = format!(
+                "{error}; the contents are kept in {} (mode 0600): move it where you want \
+                 it, e.g. mv -n {} {}",
+                temp_path.display(),
+                temp_path.display(),
+                self.path.display()
+            );
+            return Err(WriteError {
+                error: CliError::new(error.exit(), message),
+                kept: Some(temp_path),
             });
-        // After a rename the temporary name is gone already; after a link it is removed.
-        let _ = std::fs::remove_file(&temp_path);
-        if result.is_ok()
-            && let Ok(dir) = std::fs::File::open(dir)
-        {
+        }
+        if let Ok(dir) = std::fs::File::open(dir) {
             // Makes the new name durable (best effort: some file systems refuse it).
             let _ = dir.sync_all();
         }
-        result
+        Ok(())
+    }
+}
+
+/// A failed [`OutFile::write`]: the error, and the temporary file holding the contents if
+/// they were written but could not take the target name.
+#[derive(Debug)]
+pub struct WriteError {
+    error: CliError,
+    kept: Option<PathBuf>,
+}
+
+impl WriteError {
+    /// The temporary file that still holds the contents, if any.
+    pub fn kept(&self) -> Option<&Path> {
+        self.kept.as_deref()
+    }
+
+    /// The error (its message names the kept file, if any).
+    pub fn error(&self) -> &CliError {
+        &self.error
+    }
+}
+
+impl From<CliError> for WriteError {
+    fn from(error: CliError) -> Self {
+        Self { error, kept: None }
+    }
+}
+
+impl From<WriteError> for CliError {
+    fn from(failure: WriteError) -> Self {
+        failure.error
     }
 }
 
@@ -210,14 +269,51 @@ mod tests {
             Exit::Conflict
         );
         // A file that appears between the check and the write is not replaced either.
+        // Its contents are kept, 0600, in the temporary file the error names.
         let late = OutFile::check(&dir.path().join("b.pem"), false).unwrap();
         std::fs::write(dir.path().join("b.pem"), "theirs").unwrap();
-        assert_eq!(late.write(b"ours").unwrap_err().exit(), Exit::Conflict);
+        let failure = late.write(b"ours").unwrap_err();
+        assert_eq!(failure.error().exit(), Exit::Conflict);
         assert_eq!(std::fs::read(dir.path().join("b.pem")).unwrap(), b"theirs");
+        let kept = failure.kept().expect("the contents are kept").to_owned();
+        assert!(
+            failure
+                .error()
+                .to_string()
+                .contains(&kept.display().to_string())
+        );
+        assert_eq!(std::fs::read(&kept).unwrap(), b"ours");
+        std::fs::remove_file(&kept).unwrap();
         OutFile::check(&path, true).unwrap().write(b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        // No temporary file is left behind.
+        // No temporary file is left behind after a write that succeeded.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn contents_that_cannot_be_linked_into_place_are_kept_and_named() {
+        // A file system without hard links (vfat, some FUSE and SMB mounts) refuses the link:
+        // the temporary file, maybe the only copy of an issued key, stays.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.pem");
+        let failure = OutFile::check(&path, false)
+            .unwrap()
+            .write_with(b"only copy", |_, _| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "operation not permitted",
+                ))
+            })
+            .unwrap_err();
+        assert_eq!(failure.error().exit(), Exit::Other);
+        assert!(!path.exists());
+        let kept = failure.kept().expect("the contents are kept");
+        let message = failure.error().to_string();
+        assert!(message.contains(&kept.display().to_string()), "{message}");
+        assert!(message.contains("operation not permitted"), "{message}");
+        assert_eq!(std::fs::read(kept).unwrap(), b"only copy");
+        let mode = std::fs::metadata(kept).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

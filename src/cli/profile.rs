@@ -127,25 +127,30 @@ impl Settings {
     pub fn resolve(args: &ClientArgs) -> Result<Self, CliError> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let profile = load_profile(args)?;
-        let public = env(PUBLIC_KEY_VAR).or(profile.public_api_key);
-        let private = env(PRIVATE_KEY_VAR)
-            .map(Zeroizing::new)
-            .or(profile.private_api_key);
-        let api_key = match (public, private) {
+        let server = args
+            .server
+            .clone()
+            .or_else(|| profile.server.clone())
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        let api_key = match (
+            env(PUBLIC_KEY_VAR),
+            env(PRIVATE_KEY_VAR).map(Zeroizing::new),
+        ) {
+            // The environment's pair, whole: never completed from the profile.
             (Some(public), Some(private)) => Some(ApiKey { public, private }),
-            (None, None) => None,
             (Some(_), None) => {
                 return Err(CliError::usage(format!(
-                    "a public API key is set but no private one: set {PRIVATE_KEY_VAR} (or \
-                     private_api_key in the profile)"
+                    "{PUBLIC_KEY_VAR} is set but {PRIVATE_KEY_VAR} is not: set both (a key \
+                     pair is never half from the environment, half from the profile)"
                 )));
             }
             (None, Some(_)) => {
                 return Err(CliError::usage(format!(
-                    "a private API key is set but no public one: set {PUBLIC_KEY_VAR} (or \
-                     public_api_key in the profile)"
+                    "{PRIVATE_KEY_VAR} is set but {PUBLIC_KEY_VAR} is not: set both (a key \
+                     pair is never half from the environment, half from the profile)"
                 )));
             }
+            (None, None) => profile_key(&profile, &server)?,
         };
         let client_cert = match (
             args.client_cert_file.clone().or(profile.client_cert_file),
@@ -160,11 +165,7 @@ impl Settings {
             }
         };
         Ok(Self {
-            server: args
-                .server
-                .clone()
-                .or(profile.server)
-                .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+            server,
             api_key,
             project_id: profile.project_id,
             output: args.output.or(profile.output).unwrap_or_default(),
@@ -184,6 +185,37 @@ impl Settings {
                      profile)",
                 )
             })
+    }
+}
+
+/// The profile's API key, whole, for `server`: a profile that names a server binds its key to
+/// it, so a server from --server or `DBCERT_SERVER` never receives the profile's key.
+fn profile_key(profile: &Profile, server: &str) -> Result<Option<ApiKey>, CliError> {
+    let key = match (&profile.public_api_key, &profile.private_api_key) {
+        (Some(public), Some(private)) => ApiKey {
+            public: public.clone(),
+            private: private.clone(),
+        },
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(CliError::usage(
+                "the profile has public_api_key but no private_api_key: set both",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(CliError::usage(
+                "the profile has private_api_key but no public_api_key: set both",
+            ));
+        }
+    };
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    match &profile.server {
+        Some(own) if !same(own, server) => Err(CliError::usage(format!(
+            "the profile's API key is for its server {own}, not {server} (from --server or \
+             DBCERT_SERVER): for {server}, set {PUBLIC_KEY_VAR} and {PRIVATE_KEY_VAR}, or use \
+             a profile naming it (-P)"
+        ))),
+        _ => Ok(Some(key)),
     }
 }
 
@@ -281,25 +313,65 @@ fn check_private(path: &Path, metadata: &std::fs::Metadata) -> Result<(), CliErr
     Ok(())
 }
 
-/// Parses the file's profiles. The error names the line, never a value.
+/// The settings a profile may hold, as the file spells them.
+const SETTINGS: [&str; 9] = [
+    "server",
+    "public_api_key",
+    "private_api_key",
+    "project_id",
+    "output",
+    "ca_file",
+    "server_name",
+    "client_cert_file",
+    "client_key_file",
+];
+
+/// Parses the file's profiles. The error names the line and, when it is one of [`SETTINGS`],
+/// the setting, with a fixed reason: never toml's or serde's message, which quote values
+/// (`invalid type: integer `…``, `unknown variant `…``) and unknown keys (which may be a key
+/// pasted on the wrong side of `=`).
 fn parse_profiles(text: &str) -> Result<BTreeMap<String, Profile>, String> {
     toml::from_str(text).map_err(|error| {
-        // toml's message quotes the offending line, which may be a key: keep its position and
-        // the reason only.
-        let position = error
-            .span()
-            .map(|span| {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!("line {line}: ")
-            })
-            .unwrap_or_default();
-        let reason = error
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("invalid")
-            .to_owned();
-        format!("{position}{reason}")
+        let line = error.span().map(|span| {
+            let start = span.start.min(text.len());
+            let number = text[..start].matches('\n').count() + 1;
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            (number, &text[line_start..line_end])
+        });
+        let setting = line.and_then(|(_, line)| {
+            let (key, _) = line.split_once('=')?;
+            SETTINGS.iter().copied().find(|name| *name == key.trim())
+        });
+        let message = error.message();
+        let reason = if message.starts_with("unknown field") {
+            format!("unknown setting (a profile holds {})", SETTINGS.join(", "))
+        } else if [
+            "invalid type",
+            "invalid value",
+            "invalid length",
+            "unknown variant",
+        ]
+        .iter()
+        .any(|prefix| message.starts_with(prefix))
+        {
+            match setting {
+                Some("output") => "invalid value for output: expected \"human\" or \"json\"".into(),
+                Some(setting) => format!("invalid value for {setting}: expected a quoted string"),
+                None => "invalid value: each profile is a [table] of settings".into(),
+            }
+        } else if message.starts_with("duplicate") {
+            match setting {
+                Some(setting) => format!("{setting} is set twice"),
+                None => "a key or table is defined twice".into(),
+            }
+        } else {
+            "not valid TOML (see https://toml.io)".into()
+        };
+        match line {
+            Some((number, _)) => format!("line {number}: {reason}"),
+            None => reason,
+        }
     })
 }
 
@@ -319,6 +391,43 @@ mod tests {
         let error = parse_profiles("[default]\nprivate_key = \"hunter2\"\n").unwrap_err();
         assert!(error.starts_with("line 2: "), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_setting_and_line_but_never_a_value() {
+        // Serde's messages quote the value (`invalid type: integer `…``, `unknown variant
+        // `…``), and an unknown key may be a key pasted on the wrong side of `=`.
+        let cases = [
+            (
+                "[default]\nserver = \"http://a:1\"\nprivate_api_key = 73196284\n",
+                "73196284",
+                "line 3: invalid value for private_api_key",
+            ),
+            (
+                "[default]\noutput = \"s3cr3t-pasted\"\n",
+                "s3cr3t-pasted",
+                "line 2: invalid value for output",
+            ),
+            (
+                "[default]\ns3cr3t-as-a-key = \"x\"\n",
+                "s3cr3t",
+                "line 2: unknown setting",
+            ),
+            (
+                "[default]\npublic_api_key = [\"s3cr3t\"]\n",
+                "s3cr3t",
+                "line 2: invalid value for public_api_key",
+            ),
+            ("[default]\nserver = \"s3cr3t\n", "s3cr3t", "line 2: "),
+        ];
+        for (text, secret, expected) in cases {
+            let error = parse_profiles(text).unwrap_err();
+            assert!(!error.contains(secret), "{error}");
+            assert!(
+                error.starts_with(expected),
+                "{error:?} should start with {expected:?}"
+            );
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 use super::{Client, Run, path_str};
-use crate::harness::TestServer;
+use crate::harness::binary::BIN;
+use crate::harness::{TestServer, skip_missing_tool};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_exit_with_the_documented_codes() {
@@ -110,6 +112,68 @@ async fn profiles_supply_server_and_credentials_and_must_be_private() {
         !run.stderr.contains(&cli.key.private),
         "the key must not be printed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_pair_comes_from_one_source_and_a_profile_key_only_goes_to_its_server() {
+    let server = TestServer::start().await;
+    let cli = Client::new(&server);
+    let config = cli.dir().join("config.toml");
+    let write_config = |server_line: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[default]\n{server_line}public_api_key = \"{}\"\nprivate_api_key = \"{}\"\n",
+                cli.key.public, cli.key.private
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_config(&format!("server = \"{}\"\n", cli.server));
+    let list = || cli.bare(&["projects", "list", "--config-file", path_str(&config)]);
+    // The profile's pair, to its own server (DBCERT_SERVER names the same one).
+    Run::of(list()).await.expect(0);
+
+    // Half a pair in the environment is not completed from the profile: refused, naming the
+    // missing variable.
+    for (set, missing) in [
+        ("DBCERT_PUBLIC_API_KEY", "DBCERT_PRIVATE_API_KEY"),
+        ("DBCERT_PRIVATE_API_KEY", "DBCERT_PUBLIC_API_KEY"),
+    ] {
+        let value = if set == "DBCERT_PUBLIC_API_KEY" {
+            &cli.key.public
+        } else {
+            &cli.key.private
+        };
+        let mut command = list();
+        command.env(set, value);
+        let run = Run::of(command).await;
+        run.expect(2);
+        assert!(run.stderr.contains(missing), "{}", run.stderr);
+    }
+
+    // The profile's key is not sent to a server the profile does not name (here the same
+    // server spelled otherwise, which would accept it).
+    let elsewhere = cli.server.replace("127.0.0.1", "localhost");
+    let mut command = list();
+    command.env("DBCERT_SERVER", &elsewhere);
+    let run = Run::of(command).await;
+    run.expect(2);
+    assert!(run.stderr.contains(&elsewhere), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains(&cli.key.private),
+        "the key must not be printed"
+    );
+    // The environment's own pair may go there.
+    let mut command = cli.command(&["projects", "list", "--config-file", path_str(&config)]);
+    command.env("DBCERT_SERVER", &elsewhere);
+    Run::of(command).await.expect(0);
+    // A profile that names no server binds its key to none: it goes to the server given.
+    write_config("");
+    let mut command = list();
+    command.env("DBCERT_SERVER", &elsewhere);
+    Run::of(command).await.expect(0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -221,4 +285,88 @@ async fn conflicts_limits_and_missing_roles_have_their_codes() {
     .await;
     run.expect(7);
     assert!(run.stderr.contains("USER_UNAUTHORIZED"), "{}", run.stderr);
+}
+
+/// Runs the client on a pseudo-terminal (Python's `pty`, as a person at a shell), answers its
+/// first `[y/N]` prompt with `answer`, and returns how it exited and all it printed.
+async fn on_a_terminal(cli: &Client, args: &[&str], answer: &str) -> Option<Run> {
+    const SCRIPT: &str = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+out = b""
+def read():
+    global out
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        return False
+    out += chunk
+    return bool(chunk)
+while b"[y/N]" not in out and read():
+    pass
+if b"[y/N]" in out:
+    os.write(fd, sys.argv[1].encode() + b"\n")
+while read():
+    pass
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let python = std::env::var("DBCERT_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    if Command::new(&python).arg("--version").output().is_err()
+        && skip_missing_tool("python", "DBCERT_TEST_PYTHON unset and no python3")
+    {
+        return None;
+    }
+    let mut command = Command::new(python);
+    command
+        .args(["-c", SCRIPT, answer, BIN])
+        .args(args)
+        .env_clear()
+        .env("HOME", cli.dir())
+        .env("DBCERT_SERVER", &cli.server)
+        .env("DBCERT_PUBLIC_API_KEY", &cli.key.public)
+        .env("DBCERT_PRIVATE_API_KEY", &cli.key.private)
+        .stdin(Stdio::null());
+    Some(Run::of(command).await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_declined_at_the_prompt_exits_2_and_deletes_nothing() {
+    let server = TestServer::start().await;
+    let cli = Client::new(&server);
+    let group_id = server.clients().await.create_project("prompted").await;
+    cli.run(&[
+        "dbusers",
+        "create",
+        "--username",
+        "kept",
+        "--projectId",
+        &group_id,
+    ])
+    .await
+    .expect(0);
+    let delete = ["dbusers", "delete", "kept", "--projectId", &group_id];
+    let count = || async {
+        cli.run(&["dbusers", "list", "-o", "json", "--projectId", &group_id])
+            .await
+            .expect(0)
+            .json()["totalCount"]
+            .clone()
+    };
+
+    // "n": nothing deleted, and a script's `&&` stops (exit 2, as a refused prompt).
+    let Some(run) = on_a_terminal(&cli, &delete, "n").await else {
+        return;
+    };
+    run.expect(2);
+    assert!(run.stdout.contains("not confirmed"), "{}", run.stdout);
+    assert_eq!(count().await, 1);
+    // "y": deleted.
+    let run = on_a_terminal(&cli, &delete, "y").await.unwrap();
+    run.expect(0);
+    assert!(run.stdout.contains("deleted"), "{}", run.stdout);
+    assert_eq!(count().await, 0);
 }
