@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_stream::StreamExt as _;
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -33,6 +34,7 @@ use crate::grpc::{GrpcLimitErrors, Services};
 use crate::http_server::{
     self, HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, MAX_PENDING_ACCEPT_RESET_STREAMS,
 };
+use crate::keep_alive::{Activity, ConnTimeouts, KeepAliveIo};
 use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::middleware::{AdmissionLayer, GrpcDeadlineLayer, LimitErrorsLayer, Limits};
 use crate::proto::v1::{
@@ -294,6 +296,22 @@ impl App {
         warn_if_plaintext("HTTP", http_addr, tls.http.is_some());
         let (stop_tx, stop_rx) = watch::channel(false);
 
+        // A gRPC connection must complete the HTTP/2 preface within the header read timeout of
+        // the accept (after the TLS handshake), and a peer that stops reading is dropped after
+        // the request timeout (`keep_alive`); no service is tracked, so no idle timeout.
+        let grpc_timeouts = ConnTimeouts {
+            idle: limits.http_idle_timeout,
+            header_read: limits.header_read_timeout,
+            write: limits.request_timeout,
+        };
+        let grpc_incoming = listener::incoming(
+            listeners.grpc,
+            tls.grpc,
+            limits.header_read_timeout,
+        )
+        .map(move |conn| {
+            conn.map(|conn| KeepAliveIo::new(conn, Arc::new(Activity::default()), grpc_timeouts))
+        });
         let grpc_server = Server::builder()
             .max_concurrent_streams(limits.http2_max_concurrent_streams)
             .http2_max_header_list_size(limits.max_header_bytes)
@@ -302,10 +320,7 @@ impl App {
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .layer(grpc_layers)
             .add_routes(grpc_routes)
-            .serve_with_incoming_shutdown(
-                listener::incoming(listeners.grpc, tls.grpc, limits.header_read_timeout),
-                background::stopped(stop_rx.clone()),
-            );
+            .serve_with_incoming_shutdown(grpc_incoming, background::stopped(stop_rx.clone()));
         // With a metrics listener, `/metrics` is served there only.
         let metrics_server = match listeners.metrics {
             Some(listener) => {

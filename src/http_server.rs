@@ -77,6 +77,7 @@ where
     let timeouts = ConnTimeouts {
         idle: limits.http_idle_timeout,
         header_read: limits.header_read_timeout,
+        write: limits.request_timeout,
     };
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let refusals = Refusals::new(max_head_bytes, MAX_HTTP1_HEADERS);

@@ -1,5 +1,7 @@
-//! HTTP/1 keep-alive on the HTTP listener: the idle timeout between requests, and the header
-//! read timeout from the first byte of a request until its head is complete.
+//! The timeouts of a connection under hyper: on the HTTP listener, HTTP/1 keep-alive (the idle
+//! timeout between requests, and the header read timeout from the first byte of a request until
+//! its head is complete); on both listeners, the bound on a connection's first byte and on a
+//! peer that stops reading.
 //!
 //! # Why not hyper's `header_read_timeout`
 //!
@@ -12,14 +14,22 @@
 //! hyper's disabled (`src/http_server.rs`):
 //!
 //! - **idle** ([`ConnTimeouts::idle`], `--http-idle-timeout`): from the end of the last
-//!   response (or from the accept) to the first byte of the next request. When it passes, the
-//!   connection reads as closed by the client: hyper, idle, then closes it cleanly (TLS
-//!   `close_notify`, then FIN), between requests, never while one is in flight. A client sees
-//!   the close on an idle connection, before it sends (urllib3, Go and hyper's pools check for
-//!   it).
-//! - **header read** ([`ConnTimeouts::header_read`], `--header-read-timeout`): from the first
-//!   byte of a request to its complete head (hyper hands the request to the service). When it
-//!   passes, the read fails and hyper drops the connection (a slow or stalled head, slowloris).
+//!   response to the first byte of the next request, on a kept-alive connection only. When it
+//!   passes, the connection reads as closed by the client: hyper, idle, then closes it cleanly
+//!   (TLS `close_notify`, then FIN), between requests, never while one is in flight. A client
+//!   sees the close on an idle connection, before it sends (urllib3, Go and hyper's pools check
+//!   for it).
+//! - **header read** ([`ConnTimeouts::header_read`], `--header-read-timeout`): from the accept
+//!   (after the TLS handshake) to the first byte of the connection, then from the first byte of
+//!   a request to its complete head (hyper hands the request to the service). A new connection
+//!   that sends nothing reads as closed by the client when it passes; a head not complete in
+//!   time fails the read, and hyper drops the connection (a slow or stalled head, slowloris).
+//! - **write** ([`ConnTimeouts::write`], the request timeout): how long a write (or flush, or
+//!   the close) may wait for the peer to make room, in any state, HTTP/2 included. When it
+//!   passes, the write fails and hyper drops the connection: a client that asks for a response
+//!   and never reads it does not hold the connection. (An HTTP/2 peer that keeps reading but
+//!   never opens its flow-control window makes hyper wait without writing: nothing here bounds
+//!   that; the request timeout bounds the service only.)
 //!
 //! # How
 //!
@@ -28,16 +38,23 @@
 //! requests answered (counted when hyper drops the response body, after writing its last
 //! byte). The IO applies the timer of its state when a read finds nothing to read:
 //!
-//! - idle (no request in progress, no byte of the next one): the idle timeout;
+//! - first (nothing read yet on the connection): the header read timeout;
+//! - idle (a request answered, none in progress, no byte of the next one): the idle timeout;
 //! - head (a byte arrived, the head is not complete): the header read timeout;
 //! - busy (a request handed over and not answered): none (the request timeout bounds the
-//!   service, `middleware.rs`);
+//!   service, `middleware.rs`; the write timeout bounds the writing of its response);
 //! - HTTP/2 (the connection began with the HTTP/2 preface): none; HTTP/2 has its own pings
 //!   (`http_server.rs`).
 //!
+//! On the gRPC listener (tonic, HTTP/2 only) no service is tracked: a connection is first, then
+//! head from its first byte until the HTTP/2 preface is complete, then HTTP/2. A peer that
+//! never completes the preface is closed at the header read timeout.
+//!
 //! A request pipelined behind another, whose first bytes hyper read together with the previous
 //! request, is timed from the end of the previous response by the idle timeout (bytes already
-//! read cannot be told apart here); with its next byte the header read timeout applies.
+//! read cannot be told apart here); with its next byte the header read timeout applies. If the
+//! idle timeout passes first, the connection reads as closed, and hyper closes it without
+//! answering the bytes it holds (the pipelining client retries, RFC 9112, section 9.3.2).
 
 use std::io;
 use std::pin::Pin;
@@ -59,8 +76,11 @@ const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub struct ConnTimeouts {
     /// From the end of a response (or the accept) to the first byte of the next request.
     pub idle: Duration,
-    /// From the first byte of a request to its complete head.
+    /// From the accept to the first byte, and from the first byte of a request to its complete
+    /// head.
     pub header_read: Duration,
+    /// How long a write, flush or shutdown may wait for the peer to read.
+    pub write: Duration,
 }
 
 /// What the IO and the service of one connection share: how many requests hyper handed to the
@@ -87,11 +107,17 @@ pub struct KeepAliveIo<T> {
     /// How many bytes of the HTTP/2 preface the connection began with, until it is decided.
     preface: Preface,
     timer: Pin<Box<Sleep>>,
+    /// Runs while a write waits for the peer (see `stalled`).
+    write_timer: Pin<Box<Sleep>>,
+    /// Whether the last write, flush or shutdown returned `Pending` (the write timer runs).
+    stalled: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// Waiting for the first byte of a request (the idle timer runs).
+    /// Nothing read yet on the connection (the header read timer runs).
+    First,
+    /// Waiting for the first byte of a request after an answer (the idle timer runs).
     Idle,
     /// A request's first bytes arrived, its head is not complete (the header read timer runs).
     Head,
@@ -170,11 +196,39 @@ impl<T> KeepAliveIo<T> {
             inner,
             activity,
             timeouts,
-            state: State::Idle,
+            state: State::First,
             seen_started: 0,
             preface: Preface::Matched(0),
-            timer: Box::pin(tokio::time::sleep(timeouts.idle)),
+            timer: Box::pin(tokio::time::sleep(timeouts.header_read)),
+            write_timer: Box::pin(tokio::time::sleep(timeouts.write)),
+            stalled: false,
         }
+    }
+
+    /// Applies the write timer to the result of a write, flush or shutdown of the inner IO.
+    fn time_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if result.is_ready() {
+            self.stalled = false;
+            return result;
+        }
+        if !self.stalled {
+            self.stalled = true;
+            self.write_timer
+                .as_mut()
+                .reset(Instant::now() + self.timeouts.write);
+        }
+        if self.write_timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        debug!(write = ?self.timeouts.write, "peer not reading: connection closed");
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the peer read nothing within the write timeout",
+        )))
     }
 
     /// Moves to the state the shared counts imply.
@@ -210,7 +264,7 @@ impl<T> KeepAliveIo<T> {
                 Preface::Matched(matched + len)
             };
         }
-        if self.state == State::Idle {
+        if matches!(self.state, State::First | State::Idle) {
             self.state = State::Head;
             self.timer
                 .as_mut()
@@ -234,7 +288,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for KeepAliveIo<T> {
                 this.activity.register(cx.waker());
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
-            State::Idle | State::Head => {}
+            State::First | State::Idle | State::Head => {}
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -253,10 +307,18 @@ impl<T: AsyncRead + Unpin> AsyncRead for KeepAliveIo<T> {
         if this.timer.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        if this.state == State::Idle {
-            debug!(idle = ?this.timeouts.idle, "idle keep-alive connection closed");
-            this.state = State::Closed;
-            return Poll::Ready(Ok(()));
+        match this.state {
+            State::Idle => {
+                debug!(idle = ?this.timeouts.idle, "idle keep-alive connection closed");
+                this.state = State::Closed;
+                return Poll::Ready(Ok(()));
+            }
+            State::First => {
+                debug!(header_read = ?this.timeouts.header_read, "nothing received on a new connection: closed");
+                this.state = State::Closed;
+                return Poll::Ready(Ok(()));
+            }
+            _ => {}
         }
         debug!(header_read = ?this.timeouts.header_read, "request head not complete in time: connection closed");
         Poll::Ready(Err(io::Error::new(
@@ -272,7 +334,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for KeepAliveIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.time_write(cx, result)
     }
 
     fn poll_write_vectored(
@@ -280,7 +344,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for KeepAliveIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.time_write(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -288,11 +354,26 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for KeepAliveIo<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.time_write(cx, result)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.time_write(cx, result)
+    }
+}
+
+/// tonic reads the peer of a connection from the IO it serves (the gRPC listener).
+impl<T: tonic::transport::server::Connected> tonic::transport::server::Connected
+    for KeepAliveIo<T>
+{
+    type ConnectInfo = T::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
     }
 }
 
@@ -364,24 +445,87 @@ mod tests {
     const TIMEOUTS: ConnTimeouts = ConnTimeouts {
         idle: Duration::from_secs(5),
         header_read: Duration::from_millis(100),
+        write: Duration::from_secs(3600),
     };
     /// Longer than the header read timeout, far shorter than the idle timeout.
     const WAIT: Duration = Duration::from_millis(600);
+    /// Far longer than any timeout a test expects to fire; far shorter than the hour of a
+    /// timeout it expects not to decide. It only bounds a hang.
+    const BOUND: Duration = Duration::from_secs(60);
 
     fn pair() -> (KeepAliveIo<DuplexStream>, DuplexStream, Arc<Activity>) {
+        pair_with(TIMEOUTS)
+    }
+
+    fn pair_with(
+        timeouts: ConnTimeouts,
+    ) -> (KeepAliveIo<DuplexStream>, DuplexStream, Arc<Activity>) {
         let (server, client) = tokio::io::duplex(1024);
         let activity = Arc::new(Activity::default());
-        let io = KeepAliveIo::new(server, activity.clone(), TIMEOUTS);
+        let io = KeepAliveIo::new(server, activity.clone(), timeouts);
         (io, client, activity)
     }
 
     #[tokio::test]
-    async fn an_idle_connection_outlives_the_header_read_timeout_then_reads_as_closed() {
-        let (mut io, _client, _) = pair();
+    async fn a_new_connection_gets_the_header_read_timeout_for_its_first_byte() {
+        // An hour of idle timeout: only the header read timeout can close it within BOUND.
+        let (mut io, _client, _) = pair_with(ConnTimeouts {
+            idle: Duration::from_secs(3600),
+            ..TIMEOUTS
+        });
         let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(BOUND, io.read(&mut buf)).await;
+        assert_eq!(
+            read.expect("a silent new connection was held past the header read timeout")
+                .unwrap(),
+            0,
+            "a silent new connection reads as closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_outlives_the_header_read_timeout_then_reads_as_closed() {
+        let (mut io, mut client, activity) = pair();
+        let request = b"GET / HTTP/1.1\r\n\r\n";
+        client.write_all(request).await.unwrap();
+        let mut buf = [0u8; 64];
+        io.read_exact(&mut buf[..request.len()]).await.unwrap();
+        drop(activity.start());
         let read = tokio::time::timeout(WAIT, io.read(&mut buf)).await;
         assert!(read.is_err(), "an idle connection was cut early: {read:?}");
         assert_eq!(io.read(&mut buf).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_reads_fails_the_write_at_the_write_timeout() {
+        let (mut io, _client, _) = pair_with(ConnTimeouts {
+            write: Duration::from_millis(100),
+            ..TIMEOUTS
+        });
+        // Far more than the pipe holds, and the client reads nothing.
+        let response = vec![b'x'; 64 * 1024];
+        let written = tokio::time::timeout(BOUND, io.write_all(&response)).await;
+        let error = written
+            .expect("a write to a peer that never reads was never failed")
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn a_reading_peer_gets_a_response_larger_than_the_buffers() {
+        let (mut io, mut client, _) = pair_with(ConnTimeouts {
+            write: Duration::from_secs(30),
+            ..TIMEOUTS
+        });
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).await.unwrap();
+            all.len()
+        });
+        io.write_all(&vec![b'x'; 64 * 1024]).await.unwrap();
+        io.shutdown().await.unwrap();
+        drop(io);
+        assert_eq!(reader.await.unwrap(), 64 * 1024);
     }
 
     #[tokio::test]

@@ -69,8 +69,9 @@ pub const API_KEY_URI_PREFIX: &str = "dbcert:api-key:";
 /// How a verified client certificate maps to the API key it acts as.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum PrincipalRule {
-    /// The certificate carries exactly one subjectAltName URI `dbcert:api-key:<publicKey>`
-    /// ([`API_KEY_URI_PREFIX`]) whose public key is well formed; the key must exist, and its
+    /// The certificate carries exactly one subjectAltName URI of the `dbcert` scheme (in any
+    /// case), and it is `dbcert:api-key:<publicKey>` ([`API_KEY_URI_PREFIX`], exactly this
+    /// lowercase form) with a well-formed public key; the key must exist, and its
     /// roles apply as if it had sent Basic credentials. The subject (CN included) is not read:
     /// the Atlas leaf profile dbcert issues has a CN (the username) and no SAN, so no
     /// certificate dbcert issues can name a key.
@@ -286,25 +287,35 @@ impl PrincipalRule {
             Self::SanUri => {
                 // A SAN extension that does not parse (or appears twice) names nothing.
                 let san = cert.subject_alternative_name().ok()??;
-                let mut keys = san
+                // Every URI of the `dbcert` scheme is a candidate, in any case (URI schemes are
+                // case-insensitive, RFC 3986 section 3.1): `DBCERT:api-key:...` next to a
+                // marker makes two, not one.
+                let mut candidates = san
                     .value
                     .general_names
                     .iter()
                     .filter_map(|name| match name {
-                        x509_parser::extensions::GeneralName::URI(uri) => {
-                            uri.strip_prefix(API_KEY_URI_PREFIX)
-                        }
+                        x509_parser::extensions::GeneralName::URI(uri) => Some(*uri),
                         _ => None,
-                    });
-                let key = keys.next()?;
-                // Exactly one marker, of a public key's shape: nothing ambiguous maps to a key.
-                if keys.next().is_some() || !crate::domain::is_public_key(key) {
+                    })
+                    .filter(|uri| is_dbcert_scheme(uri));
+                let uri = candidates.next()?;
+                // Exactly one candidate, in the exact lowercase form, of a public key's shape:
+                // nothing ambiguous maps to a key.
+                if candidates.next().is_some() {
                     return None;
                 }
-                Some(key.to_owned())
+                let key = uri.strip_prefix(API_KEY_URI_PREFIX)?;
+                crate::domain::is_public_key(key).then(|| key.to_owned())
             }
         }
     }
+}
+
+/// Whether a URI's scheme is `dbcert`, in any case.
+fn is_dbcert_scheme(uri: &str) -> bool {
+    uri.split_once(':')
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("dbcert"))
 }
 
 fn build_config(
@@ -419,6 +430,25 @@ mod tests {
             ),
             None
         );
+        // The scheme is case-insensitive: another case is a second candidate (no way around
+        // "exactly one"), and alone it names nothing (only the exact lowercase form maps).
+        for other in [
+            "DBCERT:api-key:bcdefghi",
+            "Dbcert:api-key:abcdefgh",
+            "dbcert:API-KEY:abcdefgh",
+        ] {
+            assert_eq!(
+                key(None, &[other, "dbcert:api-key:abcdefgh"]),
+                None,
+                "{other}"
+            );
+            assert_eq!(
+                key(None, &["dbcert:api-key:abcdefgh", other]),
+                None,
+                "{other}"
+            );
+            assert_eq!(key(None, &[other]), None, "{other}");
+        }
         assert_eq!(key(None, &["dbcert:api-key:ABCDEFGH"]), None);
         assert_eq!(key(None, &["dbcert:api-key:abcdefgh/x"]), None);
         assert_eq!(key(None, &["urn:dbcert:api-key:abcdefgh"]), None);

@@ -84,9 +84,10 @@ async fn a_kept_alive_connection_is_reused_after_eleven_idle_seconds() {
     server.stop().await;
 }
 
-/// A server with short timeouts: idle 2 s, header read 1 s.
+/// A server with short timeouts: idle 8 s, header read 1 s (the 1.5 s pause below sits far
+/// from both, however loaded the machine).
 fn short_timeouts(config: &mut dbcert::config::Config) {
-    config.limits.http_idle_timeout = Duration::from_secs(2);
+    config.limits.http_idle_timeout = Duration::from_secs(8);
     config.limits.header_read_timeout = Duration::from_secs(1);
 }
 
@@ -103,7 +104,7 @@ async fn an_idle_connection_is_closed_cleanly_after_its_response() {
     // Then idle past the idle timeout: end of stream (FIN), not a reset, nothing else sent.
     assert_eq!(closed(&mut tcp).await.unwrap(), 0);
 
-    // A connection that never sends a byte is closed the same way.
+    // A connection that never sends a byte is closed the same way (at the header read timeout).
     let mut silent = TcpStream::connect(server.http_addr).await.unwrap();
     assert_eq!(closed(&mut silent).await.unwrap(), 0);
     server.stop().await;
@@ -131,6 +132,41 @@ async fn over_tls_an_idle_connection_ends_with_close_notify() {
     let end = closed(&mut tls).await;
     assert_eq!(end.unwrap(), 0, "the idle close must be a TLS close_notify");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_connection_must_start_within_the_header_read_timeout_on_both_listeners() {
+    // An idle timeout far beyond the wait bound: only the header read timeout can end these.
+    let server = TestServer::start_with(|config| {
+        config.limits.http_idle_timeout = Duration::from_secs(600);
+        config.limits.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // HTTP: a connection that never sends its first byte (issue 13 item 11 wanted the idle
+    // timeout for kept-alive connections only).
+    let mut silent = TcpStream::connect(server.http_addr).await.unwrap();
+    assert_eq!(closed(&mut silent).await.unwrap(), 0, "a clean close");
+    // gRPC: a connection that never sends the HTTP/2 preface, and one that stops halfway (the
+    // server may send its SETTINGS first: read to the end).
+    let mut silent = TcpStream::connect(server.grpc_addr).await.unwrap();
+    ends(&mut silent).await;
+    let mut half = TcpStream::connect(server.grpc_addr).await.unwrap();
+    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    ends(&mut half).await;
+    server.stop().await;
+}
+
+/// Reads whatever the server sends until it ends the connection (end of stream or an error).
+async fn ends(stream: &mut (impl AsyncRead + Unpin)) {
+    let mut buf = [0u8; 1024];
+    let read_to_end = async {
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            let _ = n;
+        }
+    };
+    tokio::time::timeout(BOUND, read_to_end)
+        .await
+        .expect("the server must close the connection");
 }
 
 /// Sends `bytes` of a request head, then nothing; the server must end the connection.

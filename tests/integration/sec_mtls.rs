@@ -165,7 +165,15 @@ async fn an_openssl_client_certificate_with_the_san_uri_acts_as_its_key() {
     let server_ca = Ca::new("server ca");
     let files = write_leaf(dir.path(), &server_ca.server_leaf());
     let key = Key::random();
-    let Some(client) = openssl_client_certificate(dir.path(), &key.public) else {
+    let marker = format!("URI:dbcert:api-key:{}", key.public);
+    let Some(client) = openssl_client_certificate(dir.path(), &marker) else {
+        return;
+    };
+    // The same marker next to a `dbcert` URI in another case (URI schemes are case-insensitive)
+    // names no key: "exactly one" cannot be got around by case.
+    let other = Key::random();
+    let uppercase = format!("URI:DBCERT:api-key:{},{marker}", other.public);
+    let Some(ambiguous) = openssl_client_certificate(dir.path(), &uppercase) else {
         return;
     };
     let mut command = serve_command(&data);
@@ -190,42 +198,53 @@ async fn an_openssl_client_certificate_with_the_san_uri_acts_as_its_key() {
         "{}",
         child.log()
     );
+    let channel = tls_channel(addr, client_config(&server_ca, Some(&ambiguous))).await;
+    let refused = list_orgs(channel, None).await;
+    assert_eq!(
+        refused.as_ref().map_err(tonic::Status::code),
+        Err(tonic::Code::Unauthenticated),
+        "{refused:?}\n{}",
+        child.log()
+    );
 }
 
-/// Runs the README's openssl commands in `dir`: a client CA (`client-ca.pem`) and a client
-/// certificate for `public_key`. `None` when openssl is missing (and allowed to be).
-fn openssl_client_certificate(dir: &Path, public_key: &str) -> Option<Leaf> {
+/// Runs the README's openssl commands in `dir`: a client CA (`client-ca.pem`, made once) and a
+/// client certificate with the subjectAltName `san` (`URI:dbcert:api-key:<publicKey>` in the
+/// README). `None` when openssl is missing (and allowed to be).
+fn openssl_client_certificate(dir: &Path, san: &str) -> Option<Leaf> {
     let run = |args: &[&str]| {
         std::process::Command::new("openssl")
             .args(args)
             .current_dir(dir)
             .output()
     };
-    let ca = run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "client-ca.key",
-        "-out",
-        "client-ca.pem",
-        "-days",
-        "365",
-        "-subj",
-        "/CN=dbcert API key clients",
-    ]);
-    match ca {
-        Err(error) => {
-            crate::harness::skip_missing_tool("openssl", &error.to_string());
-            return None;
+    if !dir.join("client-ca.pem").exists() {
+        let ca = run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "client-ca.key",
+            "-out",
+            "client-ca.pem",
+            "-days",
+            "365",
+            "-subj",
+            "/CN=dbcert API key clients",
+        ]);
+        match ca {
+            Err(error) => {
+                crate::harness::skip_missing_tool("openssl", &error.to_string());
+                return None;
+            }
+            Ok(output) => assert!(output.status.success(), "{output:?}"),
         }
-        Ok(output) => assert!(output.status.success(), "{output:?}"),
     }
-    let san = format!("subjectAltName=URI:dbcert:api-key:{public_key}");
+    let san = format!("subjectAltName={san}");
     for args in [
         vec![
             "req",
