@@ -2,7 +2,7 @@
 //! within 7 and within 30 days.
 //!
 //! Counted in the store (so every replica over a shared PostgreSQL reports the same, complete
-//! numbers), as a range on the `not_after` index (migration 0007), at scrape time but at most
+//! numbers), as a range on the `not_after` index (migration 0008), at scrape time but at most
 //! once per [`EXPIRY_REFRESH`] per replica: other scrapes are answered from the last count.
 //! Concurrent scrapes wait for one count. A count that fails or takes longer than
 //! [`EXPIRY_QUERY_TIMEOUT`] keeps the previous values (logged); the timestamp of the last

@@ -332,7 +332,7 @@ impl CertificateStore for SqlStore {
         now: OffsetDateTime,
         until: OffsetDateTime,
     ) -> StoreResult<u64> {
-        // A range on `certificates_by_not_after` (migration 0007): only the certificates in the
+        // A range on `certificates_by_not_after` (migration 0008): only the certificates in the
         // window are read, however many have expired or expire later.
         let count: i64 = dispatch!(&self.db, |pools: DB| {
             sqlx::query_scalar(
