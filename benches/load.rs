@@ -525,6 +525,7 @@ async fn setup_project(server: &Server, name: &str, ca_type: v1::KeyType) -> Str
                 username: user(0),
                 months_until_expiration: Some(1),
                 key_type: v1::KeyType::EcdsaP256 as i32,
+                csr_pem: None,
             },
         ))
         .await
@@ -640,6 +641,7 @@ impl Client {
                     username,
                     months_until_expiration: Some(3),
                     key_type: *key_type as i32,
+                    csr_pem: None,
                 });
                 request
                     .metadata_mut()

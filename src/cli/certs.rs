@@ -122,6 +122,7 @@ async fn create(settings: &Settings, args: CreateCertArgs) -> Result<(), CliErro
             username: args.username.clone(),
             months_until_expiration: args.months_until_expiration,
             key_type: key_type as i32,
+            csr_pem: None,
         })
         .await
         .map_err(|status| {

@@ -5,13 +5,15 @@ use std::fmt;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, SerialNumber,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384,
+    PublicKeyData, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
+use super::csr::CsrPublicKey;
 use super::key_type::KeyType;
 use super::model::{ProjectId, Username};
 use super::secret::SecretDer;
@@ -71,8 +73,11 @@ pub struct ProjectCa {
 pub struct IssuedCertificate {
     /// The certificate, PEM.
     pub certificate_pem: String,
-    /// The unencrypted PKCS#8 private key, PEM. Zeroized on drop.
+    /// The unencrypted PKCS#8 private key, PEM, zeroized on drop; empty when the key came from
+    /// a certificate signing request (the caller holds it).
     pub private_key_pem: Zeroizing<String>,
+    /// The type of the certificate's key.
+    pub key_type: KeyType,
     /// The serial number.
     pub serial: i64,
     /// `CN=<username>`.
@@ -170,19 +175,46 @@ impl ProjectCa {
         key_type: KeyType,
     ) -> Result<IssuedCertificate, CaError> {
         let mut key = key_type.generate()?;
-        let issued = self.issue_with_key(username, validity, serial, &key);
+        let issued = self.issue_with_key(username, validity, serial, &key, key_type);
         zeroize::Zeroize::zeroize(&mut key);
         issued
     }
 
-    /// Issues a client certificate for the given key: the Atlas profile of reference §2 (only
-    /// the key and, with an ECDSA CA, the signature algorithm differ).
+    /// Issues a client certificate for the given key of the given type: the Atlas profile of
+    /// reference §2 (only the key and, with an ECDSA CA, the signature algorithm differ).
     pub fn issue_with_key(
         &self,
         username: &Username,
         validity: Validity,
         serial: i64,
         key: &KeyPair,
+        key_type: KeyType,
+    ) -> Result<IssuedCertificate, CaError> {
+        let mut issued = self.sign_leaf(username, validity, serial, key, key_type)?;
+        issued.private_key_pem = Zeroizing::new(key.serialize_pem());
+        Ok(issued)
+    }
+
+    /// Issues a client certificate for the public key of a verified certificate signing
+    /// request: the same profile as [`ProjectCa::issue_with_key`], and no private key.
+    pub fn issue_for_csr(
+        &self,
+        username: &Username,
+        validity: Validity,
+        serial: i64,
+        key: &CsrPublicKey,
+    ) -> Result<IssuedCertificate, CaError> {
+        self.sign_leaf(username, validity, serial, key, key.key_type())
+    }
+
+    /// Signs the Atlas leaf profile for a public key; the result has no private key.
+    fn sign_leaf(
+        &self,
+        username: &Username,
+        validity: Validity,
+        serial: i64,
+        key: &impl PublicKeyData,
+        key_type: KeyType,
     ) -> Result<IssuedCertificate, CaError> {
         debug_assert!(serial > 0, "serials are positive");
         let mut params = CertificateParams::default();
@@ -205,7 +237,8 @@ impl ProjectCa {
         let cert = params.signed_by(key, &self.issuer)?;
         Ok(IssuedCertificate {
             certificate_pem: cert.pem(),
-            private_key_pem: Zeroizing::new(key.serialize_pem()),
+            private_key_pem: Zeroizing::new(String::new()),
+            key_type,
             serial,
             subject: format!("CN={}", escape_rfc4514(username.as_str())),
             validity,
@@ -269,12 +302,14 @@ impl fmt::Debug for IssuedCertificate {
         let Self {
             certificate_pem: _,
             private_key_pem: _,
+            key_type,
             serial,
             subject,
             validity,
             sha256_fingerprint,
         } = self;
         f.debug_struct("IssuedCertificate")
+            .field("key_type", key_type)
             .field("serial", serial)
             .field("subject", subject)
             .field("validity", validity)

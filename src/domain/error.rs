@@ -17,6 +17,12 @@ pub enum ErrorCode {
     CannotGenerateCertIfAdvancedX509,
     /// More than 24 months were asked for.
     CertExpiryCannotExceedTwoYears,
+    /// A certificate signing request's key is not RSA 2048/3072/4096 or ECDSA P-256/P-384.
+    CsrKeyTypeNotSupported,
+    /// A certificate signing request's signature does not verify with its own key.
+    CsrSignatureInvalid,
+    /// A certificate signing request names a subject other than `CN=<username>`.
+    CsrSubjectMismatch,
     /// A non-X.509 user must live on the `admin` database.
     DatabaseNameInvalidAdmin,
     /// An X.509 user must live on the `$external` database.
@@ -29,6 +35,8 @@ pub enum ErrorCode {
     GroupNotFound,
     /// An attribute has an invalid value.
     InvalidAttribute,
+    /// A certificate signing request is not one PEM PKCS#10 request, or is too large.
+    InvalidCsr,
     /// An enumeration value (a role, an x509Type) is unknown.
     InvalidEnumValue,
     /// The project id is not 24 hexadecimal characters.
@@ -96,12 +104,16 @@ impl ErrorCode {
             Self::CaKeyTypeImmutable => "CA_KEY_TYPE_IMMUTABLE",
             Self::CannotGenerateCertIfAdvancedX509 => "CANNOT_GENERATE_CERT_IF_ADVANCED_X509",
             Self::CertExpiryCannotExceedTwoYears => "CERT_EXPIRY_CANNOT_EXCEED_TWO_YEARS",
+            Self::CsrKeyTypeNotSupported => "CSR_KEY_TYPE_NOT_SUPPORTED",
+            Self::CsrSignatureInvalid => "CSR_SIGNATURE_INVALID",
+            Self::CsrSubjectMismatch => "CSR_SUBJECT_MISMATCH",
             Self::DatabaseNameInvalidAdmin => "DATABASE_NAME_INVALID_ADMIN",
             Self::DatabaseNameInvalidExternal => "DATABASE_NAME_INVALID_EXTERNAL",
             Self::ExpiredX509CaCertificate => "EXPIRED_X509_CA_CERTIFICATE",
             Self::GroupAlreadyExists => "GROUP_ALREADY_EXISTS",
             Self::GroupNotFound => "GROUP_NOT_FOUND",
             Self::InvalidAttribute => "INVALID_ATTRIBUTE",
+            Self::InvalidCsr => "INVALID_CSR",
             Self::InvalidEnumValue => "INVALID_ENUM_VALUE",
             Self::InvalidGroupId => "INVALID_GROUP_ID",
             Self::InvalidApiKeyId => "INVALID_API_KEY_ID",
@@ -128,10 +140,14 @@ impl ErrorCode {
             | Self::CaKeyTypeImmutable
             | Self::CannotGenerateCertIfAdvancedX509
             | Self::CertExpiryCannotExceedTwoYears
+            | Self::CsrKeyTypeNotSupported
+            | Self::CsrSignatureInvalid
+            | Self::CsrSubjectMismatch
             | Self::DatabaseNameInvalidAdmin
             | Self::DatabaseNameInvalidExternal
             | Self::ExpiredX509CaCertificate
             | Self::InvalidAttribute
+            | Self::InvalidCsr
             | Self::InvalidEnumValue
             | Self::InvalidQueryParameter
             | Self::InvalidX509CaCertificate
@@ -159,10 +175,14 @@ impl ErrorCode {
             | Self::CannotGenerateCertIfAdvancedX509
             | Self::UserNotManagedX509 => ErrorKind::FailedPrecondition,
             Self::CertExpiryCannotExceedTwoYears
+            | Self::CsrKeyTypeNotSupported
+            | Self::CsrSignatureInvalid
+            | Self::CsrSubjectMismatch
             | Self::DatabaseNameInvalidAdmin
             | Self::DatabaseNameInvalidExternal
             | Self::ExpiredX509CaCertificate
             | Self::InvalidAttribute
+            | Self::InvalidCsr
             | Self::InvalidEnumValue
             | Self::InvalidGroupId
             | Self::InvalidApiKeyId
@@ -188,12 +208,16 @@ impl ErrorCode {
         Self::CaKeyTypeImmutable,
         Self::CannotGenerateCertIfAdvancedX509,
         Self::CertExpiryCannotExceedTwoYears,
+        Self::CsrKeyTypeNotSupported,
+        Self::CsrSignatureInvalid,
+        Self::CsrSubjectMismatch,
         Self::DatabaseNameInvalidAdmin,
         Self::DatabaseNameInvalidExternal,
         Self::ExpiredX509CaCertificate,
         Self::GroupAlreadyExists,
         Self::GroupNotFound,
         Self::InvalidAttribute,
+        Self::InvalidCsr,
         Self::InvalidEnumValue,
         Self::InvalidGroupId,
         Self::InvalidApiKeyId,

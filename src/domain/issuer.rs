@@ -7,8 +7,9 @@ use tracing::{info, warn};
 
 use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
-use super::ca::{IssuedCertificate, ProjectCa, random_serial};
+use super::ca::{CaError, IssuedCertificate, ProjectCa, random_serial};
 use super::core::{Core, store_error};
+use super::csr::CsrPublicKey;
 use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::key_pool::PooledKey;
 use super::key_type::KeyType;
@@ -18,26 +19,50 @@ use super::model::{
 use super::store::{CertificateLimit, NewCertificate, StoreError, StoredCa};
 use super::validity::{Months, Validity};
 
+/// Where a new certificate's key comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum KeySource<'a> {
+    /// dbcert generates a key of this type and returns it with the certificate.
+    Generate(KeyType),
+    /// The public key of this PEM certificate signing request (see `csr.rs`); the caller
+    /// keeps the private key.
+    Csr(&'a str),
+}
+
+/// The key a certificate is being signed for.
+enum LeafKey {
+    /// A generated key pair (returned to the caller).
+    Generated(PooledKey, KeyType),
+    /// A CSR's verified public key.
+    Csr(CsrPublicKey),
+}
+
 /// How often a serial collision (one in 2^63) is retried before giving up.
 const SERIAL_ATTEMPTS: usize = 3;
 /// How often a CA creation is retried when the project's CA key type changes meanwhile.
 const CA_CREATION_ATTEMPTS: usize = 3;
 
 impl Core {
-    /// Creates a certificate and private key of the given type for a MANAGED database user.
+    /// Creates a certificate for a MANAGED database user: with a private key of the given type,
+    /// or for the public key of a certificate signing request (checked before anything else
+    /// is read or recorded; see `csr.rs`).
     pub async fn create_user_certificate(
         &self,
         principal: &Principal,
         group_id: &str,
         username: &str,
         months_until_expiration: Option<i64>,
-        key_type: KeyType,
+        key_source: KeySource<'_>,
     ) -> AtlasResult<IssuedCertificate> {
         let project = self
             .authorized_project(principal, group_id, Access::Write)
             .await?;
         let username = Username::parse(username)?;
         let months = Months::parse(months_until_expiration)?;
+        let csr = match key_source {
+            KeySource::Generate(_) => None,
+            KeySource::Csr(pem) => Some(CsrPublicKey::parse(pem, &username)?),
+        };
 
         let security = self
             .store
@@ -93,33 +118,45 @@ impl Core {
         let ca = self.project_ca(&project).await?;
         let validity = Validity::for_months(now, months, ca.not_after());
 
-        // A ready key from the pool when there is one; else a fresh one. RSA key generation
-        // (RSA-4096: about 0.7 s of CPU) and RSA signing (milliseconds) run on blocking
-        // threads; ECDSA generation and signing take tens of microseconds and run inline.
-        let pooled = self.key_pool.take(key_type);
-        let inline = !ca.key_type().is_expensive_to_sign_with()
-            && (pooled.is_some() || !key_type.is_expensive_to_generate());
-        let mut key = match pooled {
-            Some(key) => key,
-            None if inline => key_type
-                .generate()
-                .map(PooledKey::new)
-                .map_err(AtlasError::internal)?,
-            None => tokio::task::spawn_blocking(move || key_type.generate().map(PooledKey::new))
-                .await
-                .map_err(AtlasError::internal)?
-                .map_err(AtlasError::internal)?,
+        // A CSR's key; else a ready key from the pool when there is one; else a fresh one. RSA
+        // key generation (RSA-4096: about 0.7 s of CPU) and RSA signing (milliseconds) run on
+        // blocking threads; ECDSA generation and signing take tens of microseconds and run
+        // inline.
+        let (mut key, inline) = match (csr, key_source) {
+            (Some(csr), _) => (
+                LeafKey::Csr(csr),
+                !ca.key_type().is_expensive_to_sign_with(),
+            ),
+            (None, KeySource::Csr(_)) => unreachable!("a csr source was parsed above"),
+            (None, KeySource::Generate(key_type)) => {
+                let pooled = self.key_pool.take(key_type);
+                let inline = !ca.key_type().is_expensive_to_sign_with()
+                    && (pooled.is_some() || !key_type.is_expensive_to_generate());
+                let key = match pooled {
+                    Some(key) => key,
+                    None if inline => key_type
+                        .generate()
+                        .map(PooledKey::new)
+                        .map_err(AtlasError::internal)?,
+                    None => {
+                        tokio::task::spawn_blocking(move || key_type.generate().map(PooledKey::new))
+                            .await
+                            .map_err(AtlasError::internal)?
+                            .map_err(AtlasError::internal)?
+                    }
+                };
+                (LeafKey::Generated(key, key_type), inline)
+            }
         };
 
         for attempt in 1..=SERIAL_ATTEMPTS {
             let serial = random_serial();
             let issued = if inline {
-                ca.issue_with_key(&username, validity, serial, key.key_pair())
+                key.sign(&ca, &username, validity, serial)
             } else {
                 let (signing_ca, subject_user) = (ca.clone(), username.clone());
                 let (issued, returned_key) = tokio::task::spawn_blocking(move || {
-                    let issued =
-                        signing_ca.issue_with_key(&subject_user, validity, serial, key.key_pair());
+                    let issued = key.sign(&signing_ca, &subject_user, validity, serial);
                     (issued, key)
                 })
                 .await
@@ -166,6 +203,7 @@ impl Core {
                         sha256 = %issued.sha256_fingerprint,
                         not_after = %validity.not_after,
                         key_id = %principal.key_id,
+                        key_source = issued_key_source(&issued),
                         "issued client certificate"
                     );
                     return Ok(issued);
@@ -373,6 +411,35 @@ impl Core {
         Err(AtlasError::internal(
             "project ca key type kept changing during ca creation",
         ))
+    }
+}
+
+// === impl LeafKey ===
+
+impl LeafKey {
+    /// Signs the Atlas leaf profile for this key.
+    fn sign(
+        &self,
+        ca: &ProjectCa,
+        username: &Username,
+        validity: Validity,
+        serial: i64,
+    ) -> Result<IssuedCertificate, CaError> {
+        match self {
+            Self::Generated(key, key_type) => {
+                ca.issue_with_key(username, validity, serial, key.key_pair(), *key_type)
+            }
+            Self::Csr(key) => ca.issue_for_csr(username, validity, serial, key),
+        }
+    }
+}
+
+/// `csr` when the certificate's key came from a CSR (no private key), else `generated`.
+fn issued_key_source(issued: &IssuedCertificate) -> &'static str {
+    if issued.private_key_pem.is_empty() {
+        "csr"
+    } else {
+        "generated"
     }
 }
 

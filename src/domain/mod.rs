@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod ca;
 mod core;
+mod csr;
 mod database_users;
 mod error;
 mod issuer;
@@ -27,8 +28,10 @@ pub use self::auth::{
 };
 pub use self::ca::{CA_LIFETIME, CaError, CaSubject, IssuedCertificate, ProjectCa, random_serial};
 pub use self::core::{Clock, Core, CoreSettings, DIGEST_NONCE_LABEL, SystemClock};
+pub use self::csr::{CsrPublicKey, MAX_CSR_PEM_BYTES};
 pub use self::database_users::{MAX_ROLES, NewDatabaseUser};
 pub use self::error::{AtlasError, AtlasResult, ErrorCode, ErrorKind};
+pub use self::issuer::KeySource;
 pub use self::key_pool::{KeyPool, KeyPoolConfig, KeyPoolStats, PooledKey};
 pub use self::key_type::KeyType;
 pub use self::model::*;

@@ -62,6 +62,7 @@ async fn create_certificate(
         months_until_expiration: body.months_until_expiration,
         // The Atlas API has no key type: REST certificates stay RSA-4096.
         key_type: v1::KeyType::Unspecified as i32,
+        csr_pem: None,
     };
     let mut issued =
         CertificateService::create_user_certificate(&*gateway.services, rpc(&auth, request))

@@ -24,6 +24,7 @@
 mod api_keys;
 mod body;
 mod certificates;
+mod csr;
 mod database_users;
 mod events;
 pub mod extract;

@@ -12,7 +12,7 @@ use axum::routing::MethodRouter;
 
 use super::response::ApiVersion;
 use super::{
-    Gateway, api_keys, certificates, database_users, events, openapi, organizations, projects,
+    Gateway, api_keys, certificates, csr, database_users, events, openapi, organizations, projects,
     user_security,
 };
 
@@ -75,5 +75,6 @@ fn table() -> Routes {
                 routes.merge(resource(Routes::new(prefix)))
             })
         })
+        .merge(csr::routes(Routes::new(openapi::PREFIX)))
         .merge(openapi::routes(Routes::new(openapi::PREFIX)))
 }

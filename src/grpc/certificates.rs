@@ -6,6 +6,7 @@ use tracing::instrument;
 use super::Services;
 use super::convert::{key_type_from_proto, page, page_parts, timestamp};
 use super::status::to_status;
+use crate::domain::{AtlasError, ErrorCode, KeySource};
 use crate::proto::v1::{
     self, CreateUserCertificateRequest, CreateUserCertificateResponse,
     GetProjectCaCertificateRequest, GetProjectCaCertificateResponse, ListUserCertificatesRequest,
@@ -21,9 +22,12 @@ impl CertificateService for Services {
     ) -> Result<Response<CreateUserCertificateResponse>, Status> {
         let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
-        let key_type = key_type_from_proto("key_type", req.key_type)
-            .map_err(to_status)?
-            .unwrap_or_default();
+        let key_type = key_type_from_proto("key_type", req.key_type).map_err(to_status)?;
+        let key_source = match (&req.csr_pem, key_type) {
+            (None, key_type) => KeySource::Generate(key_type.unwrap_or_default()),
+            (Some(csr_pem), None) => KeySource::Csr(csr_pem),
+            (Some(_), Some(_)) => return Err(to_status(key_type_with_csr())),
+        };
         let mut issued = self
             .core
             .create_user_certificate(
@@ -31,11 +35,11 @@ impl CertificateService for Services {
                 &req.group_id,
                 &req.username,
                 req.months_until_expiration,
-                key_type,
+                key_source,
             )
             .await
             .map_err(to_status)?;
-        self.issued.inc(key_type);
+        self.issued.inc(issued.key_type);
         // The key's buffer moves into the message rather than being copied; what is left in
         // `issued` (an empty string) is zeroized on drop. The message itself cannot be
         // zeroized: prost encodes it into tonic's buffers (see SECURITY.md).
@@ -96,4 +100,15 @@ impl CertificateService for Services {
             not_after: Some(timestamp(ca.not_after())),
         }))
     }
+}
+
+/// `INVALID_ATTRIBUTE`: a key type was asked for with a CSR, whose key decides the type.
+fn key_type_with_csr() -> AtlasError {
+    AtlasError::new(
+        ErrorCode::InvalidAttribute,
+        "The attribute keyType cannot be combined with a certificate signing request: the \
+         certificate is for the request's key.",
+        vec!["keyType".to_owned()],
+    )
+    .with_field("key_type")
 }

@@ -185,6 +185,7 @@ async fn a_callers_deadline_shorter_than_the_work_is_deadline_exceeded() {
         username: "alice".into(),
         months_until_expiration: Some(1),
         key_type: KeyType::Rsa4096 as i32,
+        csr_pem: None,
     };
     let request = grpc_request(
         &server,

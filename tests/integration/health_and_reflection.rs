@@ -127,6 +127,7 @@ async fn in_flight_calls_finish_during_shutdown() {
                     username: "drain".into(),
                     months_until_expiration: None,
                     key_type: dbcert::proto::v1::KeyType::EcdsaP256 as i32,
+                    csr_pem: None,
                 })
                 .await
                 .map(|r| r.into_inner())

@@ -735,6 +735,7 @@ async fn hostile_grpc_requests_get_atlas_errors_and_the_server_stays_healthy() {
                     username,
                     months_until_expiration: months,
                     key_type: 0,
+                    csr_pem: None,
                 })
                 .await
         }

@@ -45,6 +45,7 @@ async fn issue(
             username: username.into(),
             months_until_expiration: Some(1),
             key_type: key_type as i32,
+            csr_pem: None,
         })
         .await
         .map(|r| r.into_inner())
@@ -209,6 +210,7 @@ async fn leaf_key_types_keep_the_atlas_profile_under_rsa_and_ecdsa_cas() {
             username: "rsa-user".into(),
             months_until_expiration: None,
             key_type: 42,
+            csr_pem: None,
         })
         .await
         .unwrap_err();

@@ -164,6 +164,7 @@ async fn issue_ecdsa(clients: &Clients, group_id: &str) -> Result<i64, tonic::St
             username: "metrics-user".into(),
             months_until_expiration: Some(12),
             key_type: KeyType::EcdsaP256 as i32,
+            csr_pem: None,
         })
         .await
         .map(|r| r.into_inner().serial_number)

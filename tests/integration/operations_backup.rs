@@ -44,6 +44,7 @@ async fn issue(clients: &Clients, group_id: &str) -> i64 {
             username: "app-user".into(),
             months_until_expiration: Some(3),
             key_type: KeyType::EcdsaP256 as i32,
+            csr_pem: None,
         })
         .await
         .unwrap()
@@ -160,6 +161,7 @@ async fn an_online_sqlite_backup_restores_into_a_working_server() {
             username: "app-user".into(),
             months_until_expiration: Some(3),
             key_type: KeyType::EcdsaP256 as i32,
+            csr_pem: None,
         })
         .await
         .unwrap_or_else(|status| panic!("{status:?}\n{}", second.log()))

@@ -595,6 +595,7 @@ async fn issue_ecdsa(
             username: user.into(),
             months_until_expiration: Some(1),
             key_type: KeyType::EcdsaP256 as i32,
+            csr_pem: None,
         })
         .await
         .map(drop)

@@ -257,6 +257,7 @@ async fn the_audit_trail_records_the_forwarded_client() {
         username: "alice".into(),
         months_until_expiration: Some(1),
         key_type: dbcert::proto::v1::KeyType::EcdsaP256 as i32,
+        csr_pem: None,
     });
     request
         .metadata_mut()

@@ -309,6 +309,18 @@ fn success_responses(
                 }),
             );
         }
+        Success::CertificatePem => {
+            responses.insert(
+                "201".into(),
+                json!({
+                    "description": "The certificate alone as PEM text (LF line endings, \
+                        64-character lines), NOT JSON although the media type says so, as the \
+                        Atlas route answers; no private key (the caller holds it). Enveloped, \
+                        `{\"status\":201,\"content\":\"<the PEM text>\"}`.",
+                    "content": {media_type: {}},
+                }),
+            );
+        }
         Success::Empty => {
             responses.insert("204".into(), json!({"description": "Done; no body."}));
             responses.insert(

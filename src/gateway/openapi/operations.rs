@@ -7,6 +7,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 use crate::gateway::api_keys::{ApiKey, Assignment, NewApiKey};
 use crate::gateway::certificates::{Certificate, NewCertificate};
+use crate::gateway::csr::CsrCertificateRequest;
 use crate::gateway::database_users::{DatabaseUser, DatabaseUserChanges, NewDatabaseUser};
 use crate::gateway::events::Event;
 use crate::gateway::organizations::Organization;
@@ -62,6 +63,8 @@ pub enum Success {
     List(SchemaFn),
     /// The PEM text of a certificate and its key (201).
     Pem,
+    /// The PEM text of a certificate alone (201): its key stayed with the caller.
+    CertificatePem,
     /// No content (204; 200 when enveloped).
     Empty,
 }
@@ -342,6 +345,26 @@ pub const OPERATIONS: &[Operation] = &[
                       project's CA is created with its first certificate.",
         body: Some(schema::<NewCertificate>),
         success: Success::Pem,
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "post",
+        path: "/groups/{groupId}/databaseUsers/{username}/certs",
+        id: "createDatabaseUserCertificateFromCsr",
+        tag: "X.509 Authentication",
+        summary: "Issue an X.509 client certificate for the key of a certificate signing request",
+        description: "Needs GROUP_OWNER. The Atlas route's rules (a MANAGED user, the per-user \
+                      limit, `monthsUntilExpiration` 1 to 24, default 3, not in self-managed \
+                      X.509 mode) and profile, for the public key of `csr`, a PEM PKCS#10 \
+                      request (at most 16 KiB) whose signature must verify: RSA 2048/3072/4096 \
+                      or ECDSA P-256/P-384, subject empty or exactly `CN=<username>`; its \
+                      requested extensions are ignored. Refusals: `INVALID_CSR`, \
+                      `CSR_SIGNATURE_INVALID`, `CSR_KEY_TYPE_NOT_SUPPORTED`, \
+                      `CSR_SUBJECT_MISMATCH` (400); nothing is recorded.",
+        body: Some(schema::<CsrCertificateRequest>),
+        success: Success::CertificatePem,
         query: Query::Flags,
         errors: &[404],
     },
