@@ -28,7 +28,8 @@ mod sec_links;
 mod sec_state;
 mod trusted_proxies;
 
-// The Atlas REST gateway.
+// The Atlas REST gateway (and dbcert's own routes beside it).
+mod csr_issuance;
 mod gateway_atlas_certs;
 mod gateway_digest;
 mod gateway_real_clients;
