@@ -3,9 +3,11 @@
 //! `create` writes the certificate and then the private key (mongod's
 //! `tlsCertificateKeyFile`) to `--out FILE`, created 0600 and never over an existing file
 //! without `--force`, or to standard output with `--out -`. The key is never printed
-//! otherwise, and never in the JSON or human summary.
+//! otherwise, and never in the JSON or human summary. With `--csr FILE` the certificate is for
+//! the request's key and is written alone, the same way.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::path::Path;
 
 use serde_json::json;
 use tonic_types::StatusExt as _;
@@ -15,6 +17,7 @@ use super::connection::Connection;
 use super::output::{OutFile, list_json, print_json, print_table, timestamp, timestamp_text};
 use super::profile::Settings;
 use super::{CertsCommand, CliError, CreateCertArgs, Exit, OutputFormat};
+use crate::domain::MAX_CSR_PEM_BYTES;
 use crate::proto::v1::certificate_service_client::CertificateServiceClient;
 use crate::proto::v1::{CreateUserCertificateRequest, KeyType, ListUserCertificatesRequest};
 
@@ -91,6 +94,12 @@ async fn create(settings: &Settings, args: CreateCertArgs) -> Result<(), CliErro
     // Checked before the call: a certificate issued with nowhere to put its key would count
     // against the user's limit for nothing.
     let destination = match args.out.as_deref() {
+        None if args.csr.is_some() => {
+            return Err(CliError::usage(
+                "no --out: give --out FILE (created 0600) or --out - (standard output) for the \
+                 certificate",
+            ));
+        }
         None => {
             return Err(CliError::usage(
                 "no --out: the private key exists only in this answer; give --out FILE (created \
@@ -115,6 +124,7 @@ async fn create(settings: &Settings, args: CreateCertArgs) -> Result<(), CliErro
                 CliError::other(format!("no protocol key type {}", key_type.as_str()))
             })?,
     };
+    let csr_pem = args.csr.as_deref().map(read_csr).transpose()?;
     let connection = Connection::open(settings).await?;
     let response = CertificateServiceClient::new(connection.authed())
         .create_user_certificate(CreateUserCertificateRequest {
@@ -122,7 +132,7 @@ async fn create(settings: &Settings, args: CreateCertArgs) -> Result<(), CliErro
             username: args.username.clone(),
             months_until_expiration: args.months_until_expiration,
             key_type: key_type as i32,
-            csr_pem: None,
+            csr_pem,
         })
         .await
         .map_err(|status| {
@@ -188,8 +198,13 @@ async fn create(settings: &Settings, args: CreateCertArgs) -> Result<(), CliErro
             "file": file,
         })),
         OutputFormat::Human => {
+            let what = if response.private_key_pem.is_empty() {
+                ""
+            } else {
+                " and its private key"
+            };
             println!(
-                "Certificate {} for {} (valid until {}) and its private key written to {file}",
+                "Certificate {} for {} (valid until {}){what} written to {file}",
                 response.serial_number,
                 response.subject,
                 timestamp_text(response.not_after)
@@ -197,6 +212,25 @@ async fn create(settings: &Settings, args: CreateCertArgs) -> Result<(), CliErro
             Ok(())
         }
     }
+}
+
+/// Reads a `--csr` file, refusing one larger than the server accepts before reading it all.
+fn read_csr(path: &Path) -> Result<String, CliError> {
+    let unreadable =
+        |e: std::io::Error| CliError::usage(format!("cannot read --csr {}: {e}", path.display()));
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(MAX_CSR_PEM_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    if text.len() > MAX_CSR_PEM_BYTES {
+        return Err(CliError::usage(format!(
+            "--csr {} is larger than {MAX_CSR_PEM_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
 }
 
 /// Whether a failed `CreateUserCertificate` may still have issued a certificate: a failure of

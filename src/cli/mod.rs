@@ -211,9 +211,13 @@ pub struct CreateCertArgs {
     /// ECDSA_P256, ECDSA_P384.
     #[arg(long = "keyType", value_parser = parse_key_type)]
     pub key_type: Option<KeyType>,
-    /// Where to write the certificate and private key: a file (created 0600, never over an
-    /// existing one without --force), or `-` for standard output. Required: the key exists only
-    /// in this answer.
+    /// A PEM certificate signing request (at most 16 KiB; `openssl req -new`): the certificate
+    /// is for its public key, and only the certificate is written (the key stays yours).
+    #[arg(long, value_name = "FILE", conflicts_with = "key_type")]
+    pub csr: Option<PathBuf>,
+    /// Where to write the certificate and private key (with --csr, the certificate alone): a
+    /// file (created 0600, never over an existing one without --force), or `-` for standard
+    /// output. Required: the key exists only in this answer.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Replaces an existing --out file.
