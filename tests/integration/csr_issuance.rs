@@ -326,10 +326,19 @@ async fn bad_csrs_get_their_own_error_codes_and_record_nothing() {
         .unwrap_err();
     assert_eq!(harness::error_code(&status), "INVALID_ATTRIBUTE");
 
-    // Nothing was recorded: no certificate, no event, and the one place is still free.
+    // Nothing was recorded: no certificate, no event, not even the project's CA (which would
+    // fix its key type), and the one place is still free.
     let list = format!("/api/atlas/v1.0/groups/{group}/databaseUsers/{user}/certs");
     assert_eq!(atlas.get(&list).await.json()["totalCount"], 0);
     assert_eq!(event_count(&atlas, &group).await, events_before);
+    let no_ca = clients
+        .certificates()
+        .get_project_ca_certificate(dbcert::proto::v1::GetProjectCaCertificateRequest {
+            group_id: group.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(harness::error_code(&no_ca), "PROJECT_CA_NOT_FOUND");
     let resp = rest_issue(&atlas, &group, user, &good, 3).await;
     assert_eq!(resp.status, 201, "{}", resp.body);
     // The limit holds for CSRs as for the Atlas route.
