@@ -29,6 +29,14 @@ pub enum KeySource<'a> {
     Csr(&'a str),
 }
 
+/// The key asked for, once a CSR is verified.
+enum RequestedKey {
+    /// A key of this type, to generate (or take from the pool).
+    Generate(KeyType),
+    /// A CSR's verified public key.
+    Csr(CsrPublicKey),
+}
+
 /// The key a certificate is being signed for.
 enum LeafKey {
     /// A generated key pair (returned to the caller).
@@ -59,9 +67,11 @@ impl Core {
             .await?;
         let username = Username::parse(username)?;
         let months = Months::parse(months_until_expiration)?;
-        let csr = match key_source {
-            KeySource::Generate(_) => None,
-            KeySource::Csr(pem) => Some(CsrPublicKey::parse(pem, &username)?),
+        // A CSR is checked here, before anything is read or written: a refused one leaves
+        // no trace (not even the project's CA).
+        let requested = match key_source {
+            KeySource::Generate(key_type) => RequestedKey::Generate(key_type),
+            KeySource::Csr(pem) => RequestedKey::Csr(CsrPublicKey::parse(pem, &username)?),
         };
 
         let security = self
@@ -122,13 +132,12 @@ impl Core {
         // key generation (RSA-4096: about 0.7 s of CPU) and RSA signing (milliseconds) run on
         // blocking threads; ECDSA generation and signing take tens of microseconds and run
         // inline.
-        let (mut key, inline) = match (csr, key_source) {
-            (Some(csr), _) => (
+        let (mut key, inline) = match requested {
+            RequestedKey::Csr(csr) => (
                 LeafKey::Csr(csr),
                 !ca.key_type().is_expensive_to_sign_with(),
             ),
-            (None, KeySource::Csr(_)) => unreachable!("a csr source was parsed above"),
-            (None, KeySource::Generate(key_type)) => {
+            RequestedKey::Generate(key_type) => {
                 let pooled = self.key_pool.take(key_type);
                 let inline = !ca.key_type().is_expensive_to_sign_with()
                     && (pooled.is_some() || !key_type.is_expensive_to_generate());
