@@ -38,7 +38,7 @@ impl Core {
         new: NewDatabaseUser<'_>,
     ) -> AtlasResult<DatabaseUser> {
         let project = self
-            .authorized_project(principal, new.group_id, Access::Write)
+            .authorized_project(principal, new.group_id, Access::ManageDatabaseUsers)
             .await?;
         let user = DatabaseUser {
             project_id: project.id,
@@ -121,7 +121,7 @@ impl Core {
         roles: Option<Vec<DatabaseUserRole>>,
     ) -> AtlasResult<DatabaseUser> {
         let project = self
-            .authorized_project(principal, group_id, Access::Write)
+            .authorized_project(principal, group_id, Access::ManageDatabaseUsers)
             .await?;
         let database_name = DatabaseName::parse(database_name)?;
         let username = Username::parse(username)?;
@@ -174,7 +174,7 @@ impl Core {
         username: &str,
     ) -> AtlasResult<()> {
         let project = self
-            .authorized_project(principal, group_id, Access::Write)
+            .authorized_project(principal, group_id, Access::ManageDatabaseUsers)
             .await?;
         let database_name = DatabaseName::parse(database_name)?;
         let username = Username::parse(username)?;

@@ -14,6 +14,7 @@ mod key_type;
 mod model;
 mod organizations;
 mod projects;
+mod roles;
 mod rotation;
 mod secret;
 mod store;
