@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::key_type::KeyType;
 pub use super::roles::{OrgRole, ProjectRole};
+pub use super::user_attributes::UserAttributes;
 
 // === ids ===
 
@@ -393,6 +394,8 @@ pub struct DatabaseUser {
     pub x509_type: X509Type,
     /// The MongoDB roles.
     pub roles: Vec<DatabaseUserRole>,
+    /// Atlas's description, labels, scopes and deleteAfterDate.
+    pub attributes: UserAttributes,
 }
 
 /// A project's X.509 settings.

@@ -29,11 +29,13 @@ mod sec_state;
 mod trusted_proxies;
 
 // The Atlas REST gateway.
+mod gateway_api_keys;
 mod gateway_atlas_certs;
 mod gateway_digest;
 mod gateway_real_clients;
 mod gateway_resources;
 mod gateway_router;
+mod gateway_user_attributes;
 mod hostile_inputs;
 mod openapi_contract;
 mod proptest_gateway;
