@@ -145,20 +145,6 @@ impl<'de> Deserialize<'de> for NotUsed {
     }
 }
 
-/// An Atlas list dbcert does not keep (`labels`, `scopes`): accepted only empty.
-#[derive(Debug)]
-pub struct NoItems;
-
-impl<'de> Deserialize<'de> for NoItems {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        if Vec::<de::IgnoredAny>::deserialize(deserializer)?.is_empty() {
-            Ok(Self)
-        } else {
-            Err(de::Error::custom("only an empty list is accepted"))
-        }
-    }
-}
-
 /// An Atlas `x509Type`: a string that is not one of its names is 400 `INVALID_ENUM_VALUE`
 /// naming the value; a value that is not a string is `INVALID_ATTRIBUTE`.
 #[derive(Clone, Copy, Debug)]
@@ -220,20 +206,6 @@ impl JsonSchema for NotUsed {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({"const": "NONE"})
-    }
-}
-
-impl JsonSchema for NoItems {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> Cow<'static, str> {
-        "NoItems".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "array", "maxItems": 0})
     }
 }
 

@@ -30,11 +30,13 @@ mod trusted_proxies;
 
 // The Atlas REST gateway (and dbcert's own routes beside it).
 mod csr_issuance;
+mod gateway_api_keys;
 mod gateway_atlas_certs;
 mod gateway_digest;
 mod gateway_real_clients;
 mod gateway_resources;
 mod gateway_router;
+mod gateway_user_attributes;
 mod hostile_inputs;
 mod openapi_contract;
 mod proptest_gateway;
