@@ -30,6 +30,7 @@ mod trusted_proxies;
 
 // The Atlas REST gateway.
 mod gateway_atlas_certs;
+mod gateway_atlas_resources;
 mod gateway_digest;
 mod gateway_real_clients;
 mod gateway_resources;
