@@ -29,22 +29,18 @@ pub struct Organization {
     is_deleted: bool,
     links: Vec<Link>,
     name: String,
+    /// Atlas's default alerts do not exist here: always false, as recorded.
+    skip_default_alerts_settings: bool,
 }
 
 impl Organization {
     fn new(ctx: &RequestContext, org: v1::Organization) -> Self {
-        let path = format!("/orgs/{}", segment(&org.id));
-        let mut links = self_link(ctx.resource_href(&path));
-        // As recorded (`TestAtlasOrgs/Describe`), less the teams and users dbcert does not have.
-        links.push(Link::related(
-            ctx.resource_href(&format!("{path}/groups")),
-            "https://cloud.mongodb.com/groups",
-        ));
         Self {
-            links,
+            links: self_link(ctx.resource_href(&format!("/orgs/{}", segment(&org.id)))),
             id: org.id,
             is_deleted: org.is_deleted,
             name: org.name,
+            skip_default_alerts_settings: false,
         }
     }
 }
@@ -60,7 +56,14 @@ async fn get_org(
     let org = OrganizationService::get_organization(&*gateway.services, rpc(&auth, request))
         .await?
         .into_inner();
-    Ok(entity(StatusCode::OK, &Organization::new(&ctx, org)))
+    let mut org = Organization::new(&ctx, org);
+    // As recorded (the Atlas CLI's e2e snapshot `TestAtlasOrgs/Describe`), less the teams and
+    // users dbcert does not have; list entries link only themselves.
+    org.links.push(Link::related(
+        ctx.resource_href(&format!("/orgs/{}/groups", segment(&org.id))),
+        "https://cloud.mongodb.com/groups",
+    ));
+    Ok(entity(StatusCode::OK, &org))
 }
 
 async fn list_orgs(

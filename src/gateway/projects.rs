@@ -85,6 +85,8 @@ pub struct Project {
     org_id: String,
     /// Always empty: dbcert keeps no tags.
     tags: Vec<String>,
+    /// dbcert has no alerts: always false.
+    with_default_alerts_settings: bool,
 }
 
 impl Project {
@@ -97,6 +99,7 @@ impl Project {
             name: project.name,
             org_id: project.org_id,
             tags: Vec::new(),
+            with_default_alerts_settings: false,
         }
     }
 }

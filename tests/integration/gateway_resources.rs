@@ -37,7 +37,13 @@ async fn projects_orgs_users_and_keys() {
     assert_eq!(org["isDeleted"], false);
     assert_eq!(
         org.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["id", "isDeleted", "links", "name"]
+        [
+            "id",
+            "isDeleted",
+            "links",
+            "name",
+            "skipDefaultAlertsSettings"
+        ]
     );
 
     // Projects: orgId defaults to the key's organization; v2 answers 201 (as recorded) with its
@@ -63,7 +69,8 @@ async fn projects_orgs_users_and_keys() {
             "links",
             "name",
             "orgId",
-            "tags"
+            "tags",
+            "withDefaultAlertsSettings"
         ]
     );
     assert_eq!(
