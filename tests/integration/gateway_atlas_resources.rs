@@ -527,3 +527,137 @@ fn collect_hrefs(value: &Value, hrefs: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// The same operations over gRPC, with their roles: an ORG_READ_ONLY key reads by name but
+/// cannot rename; an ORG_MEMBER key without a role on the project cannot read it by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_operations_over_grpc_with_their_roles() {
+    use dbcert::proto::v1::{
+        CreateApiKeyRequest, GetOrganizationRequest, GetProjectByNameRequest,
+        ListOrganizationsRequest, ListProjectsRequest, UpdateProjectRequest,
+    };
+    use tonic::Code;
+
+    use crate::harness::{Key, error_code};
+
+    let server = TestServer::start().await;
+    let clients = server.clients().await;
+    let org_id = clients
+        .orgs()
+        .list_organizations(ListOrganizationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .results[0]
+        .id
+        .clone();
+    let org = clients
+        .orgs()
+        .get_organization(GetOrganizationRequest {
+            org_id: org_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(org.id, org_id);
+    let group = clients.create_project("grpc").await;
+    clients.create_project("grpc-taken").await;
+
+    let renamed = clients
+        .projects()
+        .update_project(UpdateProjectRequest {
+            group_id: group.clone(),
+            name: "grpc-renamed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renamed.name, "grpc-renamed");
+    let status = clients
+        .projects()
+        .update_project(UpdateProjectRequest {
+            group_id: group.clone(),
+            name: "grpc-taken".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(error_code(&status), "GROUP_ALREADY_EXISTS");
+    let status = clients
+        .projects()
+        .get_project_by_name(GetProjectByNameRequest {
+            name: "grpc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(error_code(&status), "GROUP_NAME_NOT_FOUND");
+    let status = clients
+        .projects()
+        .list_projects(ListProjectsRequest {
+            org_id: "0123456789abcdef01234567".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&status), "USER_UNAUTHORIZED");
+
+    let key_with = |role: &'static str| {
+        let clients = clients.clone();
+        let org_id = org_id.clone();
+        async move {
+            let key = clients
+                .api_keys()
+                .create_api_key(CreateApiKeyRequest {
+                    org_id,
+                    desc: format!("{role} key"),
+                    roles: vec![role.into()],
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .api_key
+                .unwrap();
+            clients.as_key(&Key {
+                public: key.public_key,
+                private: key.private_key,
+            })
+        }
+    };
+    let reader = key_with("ORG_READ_ONLY").await;
+    let found = reader
+        .projects()
+        .get_project_by_name(GetProjectByNameRequest {
+            name: "grpc-renamed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.id, group);
+    let status = reader
+        .projects()
+        .update_project(UpdateProjectRequest {
+            group_id: group.clone(),
+            name: "by-a-reader".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_code(&status), "USER_UNAUTHORIZED");
+
+    let member = key_with("ORG_MEMBER").await;
+    let status = member
+        .projects()
+        .get_project_by_name(GetProjectByNameRequest {
+            name: "grpc-renamed".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    // Its own organization it may read, as it may list it.
+    member
+        .orgs()
+        .get_organization(GetOrganizationRequest { org_id })
+        .await
+        .unwrap();
+}
