@@ -33,6 +33,8 @@ pub enum ErrorCode {
     GroupAlreadyExists,
     /// No such project.
     GroupNotFound,
+    /// No project of that name in the caller's organization (`GET /groups/byName/{name}`).
+    GroupNameNotFound,
     /// An attribute has an invalid value.
     InvalidAttribute,
     /// A certificate signing request is not one PEM PKCS#10 request, or is too large.
@@ -112,6 +114,7 @@ impl ErrorCode {
             Self::ExpiredX509CaCertificate => "EXPIRED_X509_CA_CERTIFICATE",
             Self::GroupAlreadyExists => "GROUP_ALREADY_EXISTS",
             Self::GroupNotFound => "GROUP_NOT_FOUND",
+            Self::GroupNameNotFound => "GROUP_NAME_NOT_FOUND",
             Self::InvalidAttribute => "INVALID_ATTRIBUTE",
             Self::InvalidCsr => "INVALID_CSR",
             Self::InvalidEnumValue => "INVALID_ENUM_VALUE",
@@ -155,6 +158,7 @@ impl ErrorCode {
             | Self::UserNotManagedX509 => 400,
             Self::NotInGroup | Self::Unauthenticated | Self::UserUnauthorized => 401,
             Self::GroupNotFound
+            | Self::GroupNameNotFound
             | Self::InvalidApiKeyId
             | Self::InvalidGroupId
             | Self::InvalidOrgId
@@ -192,6 +196,7 @@ impl ErrorCode {
             | Self::MissingAttribute => ErrorKind::InvalidArgument,
             Self::GroupAlreadyExists | Self::UserAlreadyExists => ErrorKind::AlreadyExists,
             Self::GroupNotFound
+            | Self::GroupNameNotFound
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
             | Self::UsernameNotFound => ErrorKind::NotFound,
@@ -216,6 +221,7 @@ impl ErrorCode {
         Self::ExpiredX509CaCertificate,
         Self::GroupAlreadyExists,
         Self::GroupNotFound,
+        Self::GroupNameNotFound,
         Self::InvalidAttribute,
         Self::InvalidCsr,
         Self::InvalidEnumValue,

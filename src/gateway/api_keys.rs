@@ -56,7 +56,10 @@ pub struct NewApiKey {
     roles: Option<Vec<String>>,
 }
 
-impl AtlasBody for NewApiKey {}
+impl AtlasBody for NewApiKey {
+    /// readOnly in the spec's `ApiKeyUserDetails`, the key as read.
+    const READ_ONLY: &'static [&'static str] = &["id", "links", "privateKey", "publicKey"];
+}
 
 /// The body of `PATCH /orgs/{orgId}/apiKeys/{id}`: either attribute, or both.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -91,6 +94,11 @@ pub struct Assignment {
     desc: Option<String>,
     #[schemars(with = "Option<RoleNames<ProjectRole>>")]
     roles: Option<Vec<String>>,
+}
+
+impl AtlasBody for Assignment {
+    /// readOnly in the spec's `UserAccessRoleAssignment`.
+    const READ_ONLY: &'static [&'static str] = &["userId"];
 }
 
 /// The schema of a `roles` list: the core's role names (the core checks them: another name is

@@ -64,6 +64,8 @@ pub struct NewDatabaseUser {
 
 impl AtlasBody for NewDatabaseUser {
     const PATH_ATTRIBUTES: &'static [(&'static str, &'static str)] = &[("groupId", "group_id")];
+    /// readOnly in the spec's `CloudDatabaseUser`.
+    const READ_ONLY: &'static [&'static str] = &["links"];
 }
 
 /// The body of `PATCH …/databaseUsers/{databaseName}/{username}`: the attributes of
@@ -97,9 +99,11 @@ impl AtlasBody for DatabaseUserChanges {
         ("databaseName", "first"),
         ("username", "second"),
     ];
+    /// readOnly in the spec's `CloudDatabaseUser`.
+    const READ_ONLY: &'static [&'static str] = &["links"];
 }
 
-/// A role in a database user body.
+/// A role in a database user body (the spec's `DatabaseUserRole` has no readOnly attribute).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Role {
@@ -129,6 +133,10 @@ pub struct Scope {
     #[schemars(required, extend("enum" = ["CLUSTER", "DATA_LAKE", "STREAM"]))]
     r#type: Option<String>,
 }
+
+impl AtlasBody for Label {}
+
+impl AtlasBody for Scope {}
 
 fn labels(labels: Vec<Nested<Label>>) -> Vec<v1::DatabaseUserLabel> {
     labels
@@ -166,6 +174,7 @@ fn delete_after_date(value: Option<String>) -> Result<Option<prost_types::Timest
         Err(_) => Err(ApiError::invalid_attribute("deleteAfterDate")),
     }
 }
+impl AtlasBody for Role {}
 
 fn roles(roles: Vec<Nested<Role>>) -> Vec<v1::DatabaseUserRole> {
     roles

@@ -1,4 +1,4 @@
-//! Organizations: `GET /orgs`, the organizations the key belongs to.
+//! Organizations: `GET /orgs`, the organizations the key belongs to, and `GET /orgs/{orgId}`.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -6,15 +6,19 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::Gateway;
-use super::extract::{Authenticated, Paging, RequestContext};
-use super::resource::{Handled, Link, list, rpc, segment, self_link};
+use axum::http::StatusCode;
+
+use super::extract::{AtlasPath, Authenticated, Paging, RequestContext};
+use super::resource::{Handled, Link, entity, list, rpc, segment, self_link};
 use super::routes::Routes;
 use crate::proto::v1;
 use crate::proto::v1::organization_service_server::OrganizationService;
 
 /// The routes under one API version's prefix.
 pub fn routes(routes: Routes) -> Routes {
-    routes.route("/orgs", get(list_orgs))
+    routes
+        .route("/orgs", get(list_orgs))
+        .route("/orgs/{org_id}", get(get_org))
 }
 
 /// An organization as Atlas shows it.
@@ -25,6 +29,8 @@ pub struct Organization {
     is_deleted: bool,
     links: Vec<Link>,
     name: String,
+    /// Atlas's default alerts do not exist here: always false, as recorded.
+    skip_default_alerts_settings: bool,
 }
 
 impl Organization {
@@ -34,8 +40,30 @@ impl Organization {
             id: org.id,
             is_deleted: org.is_deleted,
             name: org.name,
+            skip_default_alerts_settings: false,
         }
     }
+}
+
+/// `GET /orgs/{orgId}`: the key's own organization (another is `USER_UNAUTHORIZED`).
+async fn get_org(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    AtlasPath(org_id): AtlasPath<String>,
+) -> Handled {
+    let request = v1::GetOrganizationRequest { org_id };
+    let org = OrganizationService::get_organization(&*gateway.services, rpc(&auth, request))
+        .await?
+        .into_inner();
+    let mut org = Organization::new(&ctx, org);
+    // As recorded (the Atlas CLI's e2e snapshot `TestAtlasOrgs/Describe`), less the teams and
+    // users dbcert does not have; list entries link only themselves.
+    org.links.push(Link::related(
+        ctx.resource_href(&format!("/orgs/{}/groups", segment(&org.id))),
+        "https://cloud.mongodb.com/groups",
+    ));
+    Ok(entity(StatusCode::OK, &org))
 }
 
 async fn list_orgs(

@@ -32,6 +32,7 @@ mod trusted_proxies;
 mod csr_issuance;
 mod gateway_api_keys;
 mod gateway_atlas_certs;
+mod gateway_atlas_resources;
 mod gateway_digest;
 mod gateway_real_clients;
 mod gateway_resources;
