@@ -29,6 +29,8 @@ mod sec_state;
 mod trusted_proxies;
 
 // The Atlas REST gateway.
+mod atlas_clients;
+mod atlas_clients_pending;
 mod gateway_atlas_certs;
 mod gateway_digest;
 mod gateway_real_clients;
