@@ -333,3 +333,57 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHand
         text
     })
 }
+
+// === What the Python clients tripped on
+
+/// Python's `http.client` writes a request's head, then its body: the Digest challenge to such
+/// a POST is answered before the body is read, and hyper then closes the connection. The 401
+/// must say so (`Connection: close`), or a pooling client (requests, and the three PyPI
+/// clients above) sends its retry on the closing connection when the machine is loaded:
+/// "Remote end closed connection without response".
+#[tokio::test]
+async fn a_challenge_before_the_body_is_read_says_connection_close() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let server = TestServer::start().await;
+    let body = br#"{"name":"split"}"#;
+    let head = format!(
+        "POST /api/atlas/v1.0/groups HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        server.http_addr,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(server.http_addr)
+        .await
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The body in a write of its own, after the server has the head (as http.client sends it).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes this connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 401 "), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+
+    // A request without a body keeps its connection, and says nothing of closing it.
+    let mut stream = tokio::net::TcpStream::connect(server.http_addr)
+        .await
+        .unwrap();
+    let get = format!(
+        "GET /api/atlas/v1.0/groups HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.http_addr
+    );
+    let mut buffer = vec![0; 4096];
+    for _ in 0..2 {
+        stream.write_all(get.as_bytes()).await.unwrap();
+        let read = stream.read(&mut buffer).await.unwrap();
+        let answer = String::from_utf8_lossy(&buffer[..read]).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 401 "), "{answer}");
+        assert!(!answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    }
+}

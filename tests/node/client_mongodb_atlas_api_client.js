@@ -26,6 +26,9 @@ const PREFIX = "ATLAS-CLIENT-CALL ";
 const OBJECT_ID = /^[0-9a-f]{24}$/;
 const PROJECT = "from-mongodb-atlas-api-client";
 const USER = "node.user";
+// A project's first certificate also makes its RSA-4096 CA key: on a loaded 2-core machine that
+// can pass urllib's default timeout of 5 s, so the certificate calls set their own.
+const ISSUE_TIMEOUT = 120000;
 
 class CheckFailed extends Error {}
 
@@ -162,7 +165,8 @@ async function main() {
     let parsed = false;
     try {
       await transport.fetch(certs, {
-        method: "POST", data: {monthsUntilExpiration: 6}, headers: {"Content-Type": "application/json"}
+        method: "POST", data: {monthsUntilExpiration: 6}, headers: {"Content-Type": "application/json"},
+        timeout: ISSUE_TIMEOUT
       });
       parsed = true;
     } catch (error) {
@@ -170,7 +174,7 @@ async function main() {
     }
     check(!parsed, "the transport parsed the PEM answer");
     const answer = await urllib.request(certs, {
-      method: "POST", data: {monthsUntilExpiration: 6}, dataType: "text",
+      method: "POST", data: {monthsUntilExpiration: 6}, dataType: "text", timeout: ISSUE_TIMEOUT,
       digestAuth: `${publicKey}:${privateKey}`, headers: {"Content-Type": "application/json"}
     });
     check(answer.status === 201, answer.data);

@@ -86,7 +86,7 @@ class Plain:
     def request(self, method, target, **kwargs):
         """`target` is a path under /api/atlas/v1.0, or a whole URL."""
         url = target if target.startswith("http") else self.api + target
-        return requests.request(method, url, auth=self.auth, timeout=30, **kwargs)
+        return requests.request(method, url, auth=self.auth, timeout=120, **kwargs)
 
 
 def check_error(response, status, error_code):

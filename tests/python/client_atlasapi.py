@@ -43,6 +43,7 @@ BASE, PUBLIC_KEY, PRIVATE_KEY = args()
 os.environ["BASE_URL"] = BASE
 
 from atlasapi.atlas import Atlas  # noqa: E402
+from atlasapi.settings import Settings  # noqa: E402
 from atlasapi.errors import ErrAtlasNotFound  # noqa: E402
 from atlasapi.events_event_types import AtlasEventTypes  # noqa: E402
 from atlasapi.specs import DatabaseUsersPermissionsSpecs, DatabaseUsersUpdatePermissionsSpecs  # noqa: E402
@@ -78,6 +79,9 @@ def expect_not_found(function, error_code):
 def main():
     steps = Steps()
     plain = Plain(BASE, PUBLIC_KEY, PRIVATE_KEY)
+    # A project's first certificate also makes its RSA-4096 CA key, which on a loaded 2-core
+    # machine can pass the client's default timeout of 10 s.
+    Settings.requests_timeout = 120
     atlas = Atlas(PUBLIC_KEY, PRIVATE_KEY)
 
     # === Organizations
