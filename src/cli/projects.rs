@@ -92,6 +92,7 @@ async fn list(settings: &Settings, page: &PageArgs) -> Result<(), CliError> {
             page_num: page.page,
             items_per_page: page.limit,
             include_count: Some(!page.omit_count),
+            org_id: String::new(),
         })
         .await
         .map_err(|s| connection.error(&s))?

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     GroupAlreadyExists,
     /// No such project.
     GroupNotFound,
+    /// No project of that name in the caller's organization (`GET /groups/byName/{name}`).
+    GroupNameNotFound,
     /// An attribute has an invalid value.
     InvalidAttribute,
     /// An enumeration value (a role, an x509Type) is unknown.
@@ -101,6 +103,7 @@ impl ErrorCode {
             Self::ExpiredX509CaCertificate => "EXPIRED_X509_CA_CERTIFICATE",
             Self::GroupAlreadyExists => "GROUP_ALREADY_EXISTS",
             Self::GroupNotFound => "GROUP_NOT_FOUND",
+            Self::GroupNameNotFound => "GROUP_NAME_NOT_FOUND",
             Self::InvalidAttribute => "INVALID_ATTRIBUTE",
             Self::InvalidEnumValue => "INVALID_ENUM_VALUE",
             Self::InvalidGroupId => "INVALID_GROUP_ID",
@@ -139,6 +142,7 @@ impl ErrorCode {
             | Self::UserNotManagedX509 => 400,
             Self::NotInGroup | Self::Unauthenticated | Self::UserUnauthorized => 401,
             Self::GroupNotFound
+            | Self::GroupNameNotFound
             | Self::InvalidApiKeyId
             | Self::InvalidGroupId
             | Self::InvalidOrgId
@@ -172,6 +176,7 @@ impl ErrorCode {
             | Self::MissingAttribute => ErrorKind::InvalidArgument,
             Self::GroupAlreadyExists | Self::UserAlreadyExists => ErrorKind::AlreadyExists,
             Self::GroupNotFound
+            | Self::GroupNameNotFound
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
             | Self::UsernameNotFound => ErrorKind::NotFound,
@@ -193,6 +198,7 @@ impl ErrorCode {
         Self::ExpiredX509CaCertificate,
         Self::GroupAlreadyExists,
         Self::GroupNotFound,
+        Self::GroupNameNotFound,
         Self::InvalidAttribute,
         Self::InvalidEnumValue,
         Self::InvalidGroupId,

@@ -53,6 +53,25 @@ impl Core {
         })
     }
 
+    /// Returns organization `org_id`, which must be the calling key's own (any key of it may
+    /// read it, as any may list it); another is `USER_UNAUTHORIZED`, a malformed id
+    /// `INVALID_ORG_ID`.
+    pub async fn organization(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+    ) -> AtlasResult<Organization> {
+        let org_id = OrgId::parse(org_id)?;
+        if org_id != principal.org_id {
+            return Err(AtlasError::user_unauthorized());
+        }
+        self.store
+            .organization(&org_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| org_not_found(&org_id))
+    }
+
     /// Creates an organization with a first ORG_OWNER key. Needs ORG_OWNER of the operator's
     /// organization (the default organization, whose first key is the bootstrap key).
     ///

@@ -35,13 +35,7 @@ impl Core {
         };
         match self.store.insert_project(&project).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => {
-                return Err(AtlasError::new(
-                    ErrorCode::GroupAlreadyExists,
-                    format!("A group with name \"{}\" already exists.", project.name),
-                    vec![project.name.clone()],
-                ));
-            }
+            Err(StoreError::Conflict) => return Err(group_already_exists(&project.name)),
             Err(error) => return Err(store_error(error)),
         }
         info!(project_id = %project.id, key_id = %principal.key_id, "created project");
@@ -77,6 +71,57 @@ impl Core {
             .map_err(store_error)
     }
 
+    /// Returns the caller's organization's project of that name; 404 `GROUP_NAME_NOT_FOUND`
+    /// when there is none (Atlas's `GET /groups/byName/{groupName}`).
+    pub async fn project_by_name(&self, principal: &Principal, name: &str) -> AtlasResult<Project> {
+        let project = self
+            .store
+            .project_by_name(&principal.org_id, name)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| group_name_not_found(name))?;
+        principal.authorize_project(&project, Access::Read)?;
+        Ok(project)
+    }
+
+    /// Lists the projects of organization `org_id` the caller can read: it must be the caller's
+    /// own (Atlas's `GET /orgs/{orgId}/groups`), else `USER_UNAUTHORIZED`.
+    pub async fn list_organization_projects(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        page: Page,
+    ) -> AtlasResult<Paged<Project>> {
+        self.organization(principal, org_id).await?;
+        self.list_projects(principal, page).await
+    }
+
+    /// Renames a project (Atlas's `PATCH /groups/{groupId}`): the name follows the rules of a
+    /// new project's, and is unique among the organization's live projects (409
+    /// `GROUP_ALREADY_EXISTS`, as on create). The same name again changes nothing.
+    pub async fn rename_project(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        name: &str,
+    ) -> AtlasResult<Project> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
+        let name = parse_name("name", "name", name)?;
+        if name == project.name {
+            return Ok(project);
+        }
+        match self.store.rename_project(&project.id, &name).await {
+            Ok(true) => {}
+            Ok(false) => return Err(AtlasError::group_not_found(project.id.as_str())),
+            Err(StoreError::Conflict) => return Err(group_already_exists(&name)),
+            Err(error) => return Err(store_error(error)),
+        }
+        info!(project_id = %project.id, key_id = %principal.key_id, "renamed project");
+        Ok(Project { name, ..project })
+    }
+
     /// Deletes a project: its users and settings go, its CA can sign no more, and the records
     /// of the certificates it issued are kept.
     pub async fn delete_project(&self, principal: &Principal, group_id: &str) -> AtlasResult<()> {
@@ -102,4 +147,22 @@ impl Core {
         .await;
         Ok(())
     }
+}
+
+/// 409 `GROUP_ALREADY_EXISTS`: the organization has a live project of that name.
+fn group_already_exists(name: &str) -> AtlasError {
+    AtlasError::new(
+        ErrorCode::GroupAlreadyExists,
+        format!("A group with name \"{name}\" already exists."),
+        vec![name.to_owned()],
+    )
+}
+
+/// 404 `GROUP_NAME_NOT_FOUND`, Atlas's answer to a name no project of the organization has.
+fn group_name_not_found(name: &str) -> AtlasError {
+    AtlasError::new(
+        ErrorCode::GroupNameNotFound,
+        format!("No group with name \"{name}\" exists."),
+        vec![name.to_owned()],
+    )
 }

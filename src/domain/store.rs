@@ -170,6 +170,11 @@ pub trait ProjectStore: Send + Sync + 'static {
     async fn insert_project(&self, project: &Project) -> StoreResult<()>;
     /// Returns a live (not deleted) project.
     async fn project(&self, id: &ProjectId) -> StoreResult<Option<Project>>;
+    /// Returns an organization's live project of that name (names are unique among them).
+    async fn project_by_name(&self, org_id: &OrgId, name: &str) -> StoreResult<Option<Project>>;
+    /// Renames a live project; `Conflict` when its organization has another live project of
+    /// that name. Returns whether the project existed.
+    async fn rename_project(&self, id: &ProjectId, name: &str) -> StoreResult<bool>;
     /// Lists an organization's live projects, oldest first; with `member`, only the projects
     /// that key holds a role on.
     async fn list_projects(

@@ -48,7 +48,10 @@ pub struct NewApiKey {
     roles: Option<Vec<String>>,
 }
 
-impl AtlasBody for NewApiKey {}
+impl AtlasBody for NewApiKey {
+    /// readOnly in the spec's `ApiKeyUserDetails`, the key as read.
+    const READ_ONLY: &'static [&'static str] = &["id", "links", "privateKey", "publicKey"];
+}
 
 /// One item of an assignment body (v1 sends one object, v2 a list of them).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -56,6 +59,11 @@ impl AtlasBody for NewApiKey {}
 pub struct Assignment {
     #[schemars(with = "Option<RoleNames<ProjectRole>>")]
     roles: Option<Vec<String>>,
+}
+
+impl AtlasBody for Assignment {
+    /// readOnly in the spec's `UserAccessRoleAssignment`.
+    const READ_ONLY: &'static [&'static str] = &["userId"];
 }
 
 /// The schema of a `roles` list: the core's role names (the core checks them: another name is

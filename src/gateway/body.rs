@@ -3,10 +3,14 @@
 //! names from the derive and checks a JSON object against it in a fixed order:
 //!
 //! 1. not an object: 400 `INVALID_JSON`;
-//! 2. an attribute the type does not declare: 400 `INVALID_ATTRIBUTE` naming the first one, before
+//! 2. an attribute the spec marks readOnly ([`AtlasBody::READ_ONLY`]) is dropped, whatever its
+//!    value: Atlas accepts and ignores them, and generated SDKs send them (the v2 spec's `Group`
+//!    is both the answer and the body of a create, with `id`, `links`, `created`,
+//!    `clusterCount` readOnly);
+//! 3. an attribute the type does not declare: 400 `INVALID_ATTRIBUTE` naming the first one, before
 //!    any value is looked at;
-//! 3. `null` is the same as absent;
-//! 4. each attribute in the order the struct declares it: a value of the wrong type or out of
+//! 4. `null` is the same as absent;
+//! 5. each attribute in the order the struct declares it: a value of the wrong type or out of
 //!    its set is 400 `INVALID_ATTRIBUTE` naming it (or what the value's own type says, see
 //!    [`Nested`] and [`X509TypeName`]); an attribute repeating a path parameter
 //!    ([`AtlasBody::PATH_ATTRIBUTES`]) must equal it.
@@ -29,11 +33,16 @@ use super::extract::JsonBody;
 use super::response::{ApiError, Reply};
 use crate::proto::v1;
 
-/// A request body type: a derived `Deserialize` struct of optional fields.
+/// A request body type: a derived `Deserialize` struct of optional fields (also a JSON object
+/// nested in one, read through [`Nested`] or [`Whole`]).
 pub trait AtlasBody: DeserializeOwned {
     /// Attributes that repeat a path parameter and must equal it when present, as (attribute,
     /// path parameter name) pairs; a parameter the route does not have is skipped.
     const PATH_ATTRIBUTES: &'static [(&'static str, &'static str)] = &[];
+    /// Attributes Atlas's v2 spec (`openapi/atlas-api-transformed.yaml` in mongodb/atlas-sdk-go)
+    /// marks `readOnly` in the body's schema: accepted with any value and ignored, as Atlas
+    /// does, so a resource read from the API can be sent back. They are not fields of the type.
+    const READ_ONLY: &'static [&'static str] = &[];
 }
 
 /// A JSON body parsed as `T` (see the module header), read by [`JsonBody`] (size bound,
@@ -71,10 +80,11 @@ where
 
 /// Parses a JSON value as the body type `T`, checking it as the module header says; `pinned`
 /// names attributes that must equal the given value when present.
-pub fn parse<T: DeserializeOwned>(value: Value, pinned: &[(&str, &str)]) -> Result<T, ApiError> {
+pub fn parse<T: AtlasBody>(value: Value, pinned: &[(&str, &str)]) -> Result<T, ApiError> {
     let Value::Object(map) = value else {
         return Err(ApiError::invalid_json());
     };
+    let map = without_read_only::<T>(map);
     let names = attribute_names::<T>();
     if let Some(unknown) = map.keys().find(|k| !names.contains(&k.as_str())) {
         return Err(ApiError::invalid_attribute(unknown));
@@ -103,7 +113,7 @@ pub fn parse<T: DeserializeOwned>(value: Value, pinned: &[(&str, &str)]) -> Resu
 #[derive(Debug)]
 pub struct Nested<T>(pub T);
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Nested<T> {
+impl<'de, T: AtlasBody> Deserialize<'de> for Nested<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         if !value.is_object() {
@@ -119,12 +129,13 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Nested<T> {
 #[derive(Debug)]
 pub struct Whole<T>(pub T);
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Whole<T> {
+impl<'de, T: AtlasBody> Deserialize<'de> for Whole<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         let names = attribute_names::<T>();
+        let known = |k: &String| names.contains(&k.as_str()) || T::READ_ONLY.contains(&k.as_str());
         match &value {
-            Value::Object(map) if map.keys().all(|k| names.contains(&k.as_str())) => {}
+            Value::Object(map) if map.keys().all(known) => {}
             _ => return Err(de::Error::custom("not an object of known attributes")),
         }
         parse(value, &[]).map(Self).map_err(carry)
@@ -278,6 +289,16 @@ fn refusal(name: &str, error: &impl std::fmt::Display) -> ApiError {
     }
 }
 
+/// The object without the attributes `T` declares read-only.
+fn without_read_only<T: AtlasBody>(map: Map<String, Value>) -> Map<String, Value> {
+    if T::READ_ONLY.is_empty() {
+        return map;
+    }
+    map.into_iter()
+        .filter(|(name, _)| !T::READ_ONLY.contains(&name.as_str()))
+        .collect()
+}
+
 /// The attribute names of a derived `Deserialize` struct, in declaration order (what the
 /// derive passes to `deserialize_struct`); empty for any other type.
 fn attribute_names<T: DeserializeOwned>() -> &'static [&'static str] {
@@ -404,10 +425,18 @@ mod tests {
         items: Option<Vec<Nested<Item>>>,
     }
 
+    impl AtlasBody for Sample {
+        const READ_ONLY: &'static [&'static str] = &["id", "links"];
+    }
+
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     struct Item {
         role_name: Option<String>,
+    }
+
+    impl AtlasBody for Item {
+        const READ_ONLY: &'static [&'static str] = &["links"];
     }
 
     fn refused(value: Value) -> (String, Vec<Value>) {
@@ -432,6 +461,27 @@ mod tests {
         );
         assert_eq!(refused(json!([1])).0, "INVALID_JSON");
         assert_eq!(refused(json!("s")).0, "INVALID_JSON");
+    }
+
+    #[test]
+    fn read_only_attributes_are_ignored_whatever_their_value() {
+        let body: Sample = parse(
+            json!({"id": 5, "links": [{"rel": "self"}], "name": "n",
+                   "items": [{"roleName": "r", "links": "anything"}]}),
+            &[("name", "n")],
+        )
+        .unwrap();
+        assert_eq!(body.name.as_deref(), Some("n"));
+        assert_eq!(body.items.unwrap()[0].0.role_name.as_deref(), Some("r"));
+        // Read-only in one type is unknown in another, and unknown names are still refused.
+        assert_eq!(
+            refused(json!({"items": [{"id": 1}]})),
+            ("INVALID_ATTRIBUTE".into(), vec![json!("id")])
+        );
+        assert_eq!(
+            refused(json!({"id": 1, "clusterCount": 0})),
+            ("INVALID_ATTRIBUTE".into(), vec![json!("clusterCount")])
+        );
     }
 
     #[test]
@@ -504,11 +554,15 @@ mod tests {
             #[allow(dead_code)]
             customer_x509: Option<Whole<Inner>>,
         }
+        impl AtlasBody for Outer {}
         #[derive(Debug, Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Inner {
             #[allow(dead_code)]
             cas: Option<String>,
+        }
+        impl AtlasBody for Inner {
+            const READ_ONLY: &'static [&'static str] = &["links"];
         }
         let code = |v: Value| parse::<Outer>(v, &[]).unwrap_err().parameters;
         assert_eq!(
@@ -523,6 +577,7 @@ mod tests {
             code(json!({"customerX509": {"cas": 1}})),
             vec![json!("cas")]
         );
+        assert!(parse::<Outer>(json!({"customerX509": {"cas": "", "links": []}}), &[]).is_ok());
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct NewDatabaseUser {
 
 impl AtlasBody for NewDatabaseUser {
     const PATH_ATTRIBUTES: &'static [(&'static str, &'static str)] = &[("groupId", "group_id")];
+    /// readOnly in the spec's `CloudDatabaseUser`.
+    const READ_ONLY: &'static [&'static str] = &["links"];
 }
 
 /// The body of `PATCH …/databaseUsers/{databaseName}/{username}`: the attributes of
@@ -87,9 +89,11 @@ impl AtlasBody for DatabaseUserChanges {
         ("databaseName", "first"),
         ("username", "second"),
     ];
+    /// readOnly in the spec's `CloudDatabaseUser`.
+    const READ_ONLY: &'static [&'static str] = &["links"];
 }
 
-/// A role in a database user body.
+/// A role in a database user body (the spec's `DatabaseUserRole` has no readOnly attribute).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Role {
@@ -99,6 +103,8 @@ pub struct Role {
     role_name: Option<String>,
     collection_name: Option<String>,
 }
+
+impl AtlasBody for Role {}
 
 fn roles(roles: Vec<Nested<Role>>) -> Vec<v1::DatabaseUserRole> {
     roles

@@ -296,7 +296,11 @@ impl FromRequestParts<Gateway> for Authenticated {
             Some(value) => Credentials::Digest(DigestRequest {
                 response: value.to_str().ok().and_then(digest::parse_authorization),
                 method: parts.method.as_str(),
-                target: &parts.uri,
+                // Digest signs the target as sent, trailing slash included.
+                target: parts
+                    .extensions
+                    .get::<super::trailing_slash::SentUri>()
+                    .map_or(&parts.uri, |sent| &sent.0),
             }),
         };
         match gateway

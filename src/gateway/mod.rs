@@ -17,7 +17,7 @@
 //!
 //! One file per Atlas resource holds its routes, request and response types:
 //! `organizations.rs`, `api_keys.rs`, `projects.rs`, `database_users.rs`, `certificates.rs`,
-//! `user_security.rs`, `events.rs`; `routes.rs` merges them, `resource.rs` holds what they
+//! `user_security.rs`, `events.rs`, and the API root `root.rs`; `routes.rs` merges them, `resource.rs` holds what they
 //! share (the list shape, links, timestamps, path segments). `openapi/` builds the OpenAPI
 //! document of them all from their types and serves it at `/api/dbcert/v1/openapi.json`.
 
@@ -32,9 +32,11 @@ mod organizations;
 mod projects;
 mod resource;
 pub mod response;
+mod root;
 mod routes;
 #[cfg(test)]
 mod tests;
+mod trailing_slash;
 mod unread_body;
 mod user_security;
 
@@ -119,14 +121,21 @@ pub fn route_templates() -> Vec<String> {
 }
 
 /// Builds the gateway's router: the Atlas routes of both versions, Atlas-shaped 404 and 405,
-/// the flags and body-size layer, request ids and tracing.
+/// the flags and body-size layer, request ids and tracing; a trailing slash is trimmed before
+/// routing ([`trailing_slash`]).
 pub fn router(gateway: Gateway) -> Router {
     let links = gateway.links.clone();
-    atlas(routes::routes().fallback(not_found).with_state(gateway))
+    let routed = atlas(routes::routes().fallback(not_found).with_state(gateway))
         .layer(axum::Extension(links))
         // After routing (a `Router::layer` runs per route): the matched route template for the
         // REST metrics, never the raw path.
-        .layer(crate::metrics::RouteTagLayer)
+        .layer(crate::metrics::RouteTagLayer);
+    // A `Router::layer` runs after routing; the path must change before, so the routed router
+    // is the fallback service of an empty one, behind the trimming layer.
+    Router::new().fallback_service(tower::Layer::layer(
+        &trailing_slash::TrimTrailingSlashLayer,
+        routed,
+    ))
 }
 
 /// The layers around the routes: the Atlas layer ([`atlas_layer`]), `Connection: close` after

@@ -1,4 +1,5 @@
-//! Projects (Atlas "groups"): `GET`/`POST /groups`, `GET`/`DELETE /groups/{groupId}`.
+//! Projects (Atlas "groups"): `GET`/`POST /groups`, `GET`/`PATCH`/`DELETE /groups/{groupId}`,
+//! `GET /groups/byName/{groupName}` and an organization's, `GET /orgs/{orgId}/groups`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,9 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Gateway;
-use super::body::{AtlasBody, AtlasJson};
+use super::body::{AtlasBody, AtlasJson, NoItems};
 use super::extract::{AtlasPath, Authenticated, Paging, RequestContext};
-use super::resource::{Handled, Link, created, entity, list, rpc, segment, self_link, timestamp};
+use super::resource::{Handled, Link, entity, list, rpc, segment, self_link, timestamp};
 use super::response::Reply;
 use super::routes::Routes;
 use crate::proto::v1;
@@ -21,25 +22,58 @@ pub fn routes(routes: Routes) -> Routes {
         .route("/groups", get(list_projects).post(create_project))
         .route(
             "/groups/{group_id}",
-            get(get_project).delete(delete_project),
+            get(get_project)
+                .patch(update_project)
+                .delete(delete_project),
         )
+        // A static segment outranks `{group_id}` in the router, as in Atlas.
+        .route("/groups/byName/{group_name}", get(get_project_by_name))
+        .route("/orgs/{org_id}/groups", get(list_org_projects))
 }
 
-/// The body of `POST /groups`, attributes in the order they are checked.
+/// The body of `POST /groups` (the spec's `Group`), attributes in the order they are checked.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewProject {
     /// Alert settings have no meaning here; accepted (Atlas's own CLI sends it) and ignored.
     #[allow(dead_code)]
     with_default_alerts_settings: Option<bool>,
+    /// dbcert keeps no tags: accepted empty, as every project reads (`"tags":[]`).
+    #[allow(dead_code)]
+    tags: Option<NoItems>,
     #[schemars(required, length(min = 1))]
     name: Option<String>,
     org_id: Option<String>,
 }
 
-impl AtlasBody for NewProject {}
+/// The spec's readOnly attributes of `Group`, which generated SDKs send on create.
+const GROUP_READ_ONLY: &[&str] = &["clusterCount", "created", "id", "links"];
 
-/// A project as Atlas shows it.
+impl AtlasBody for NewProject {
+    const READ_ONLY: &'static [&'static str] = GROUP_READ_ONLY;
+}
+
+/// The body of `PATCH /groups/{groupId}` (the spec's `GroupUpdate`): a new `name`; without one
+/// nothing changes.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectChanges {
+    /// Accepted and ignored, as on create.
+    #[allow(dead_code)]
+    with_default_alerts_settings: Option<bool>,
+    /// Accepted empty, as on create.
+    #[allow(dead_code)]
+    tags: Option<NoItems>,
+    #[schemars(length(min = 1))]
+    name: Option<String>,
+}
+
+impl AtlasBody for ProjectChanges {
+    /// `GroupUpdate` has none, but a client may send back the `Group` it read.
+    const READ_ONLY: &'static [&'static str] = GROUP_READ_ONLY;
+}
+
+/// A project as Atlas shows it (keys in the recorded order).
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Project {
@@ -49,6 +83,8 @@ pub struct Project {
     links: Vec<Link>,
     name: String,
     org_id: String,
+    /// Always empty: dbcert keeps no tags.
+    tags: Vec<String>,
 }
 
 impl Project {
@@ -60,6 +96,7 @@ impl Project {
             id: project.id,
             name: project.name,
             org_id: project.org_id,
+            tags: Vec::new(),
         }
     }
 }
@@ -77,7 +114,9 @@ async fn create_project(
     let project = ProjectService::create_project(&*gateway.services, rpc(&auth, request))
         .await?
         .into_inner();
-    Ok(entity(created(&ctx), &Project::new(&ctx, project)))
+    // 201 on both versions: recorded on v2 (the Atlas CLI's e2e snapshot
+    // `TestAtlasProjects/Create/POST_api_atlas_v2_groups_1`, although the spec says 200) and v1.
+    Ok(entity(StatusCode::CREATED, &Project::new(&ctx, project)))
 }
 
 async fn list_projects(
@@ -86,10 +125,33 @@ async fn list_projects(
     auth: Authenticated,
     paging: Paging,
 ) -> Handled {
+    list_projects_of(gateway, ctx, auth, paging, String::new()).await
+}
+
+/// `GET /orgs/{orgId}/groups`: the organization's projects the key can read (the key's own
+/// organization; another is `USER_UNAUTHORIZED`).
+async fn list_org_projects(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    AtlasPath(org_id): AtlasPath<String>,
+    paging: Paging,
+) -> Handled {
+    list_projects_of(gateway, ctx, auth, paging, org_id).await
+}
+
+async fn list_projects_of(
+    gateway: Gateway,
+    ctx: RequestContext,
+    auth: Authenticated,
+    paging: Paging,
+    org_id: String,
+) -> Handled {
     let request = v1::ListProjectsRequest {
         page_num: paging.page_num,
         items_per_page: paging.items_per_page,
         include_count: paging.include_count,
+        org_id,
     };
     let page = ProjectService::list_projects(&*gateway.services, rpc(&auth, request))
         .await?
@@ -118,6 +180,44 @@ async fn get_project(
     let project = ProjectService::get_project(&*gateway.services, rpc(&auth, request))
         .await?
         .into_inner();
+    Ok(entity(StatusCode::OK, &Project::new(&ctx, project)))
+}
+
+/// `GET /groups/byName/{groupName}`: 404 `GROUP_NAME_NOT_FOUND` when the key's organization
+/// has no project of that name.
+async fn get_project_by_name(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    AtlasPath(name): AtlasPath<String>,
+) -> Handled {
+    let request = v1::GetProjectByNameRequest { name };
+    let project = ProjectService::get_project_by_name(&*gateway.services, rpc(&auth, request))
+        .await?
+        .into_inner();
+    Ok(entity(StatusCode::OK, &Project::new(&ctx, project)))
+}
+
+/// `PATCH /groups/{groupId}`: renames the project (200 with it, as recorded); a body without
+/// `name` changes nothing and answers the project.
+async fn update_project(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+    AtlasPath(group_id): AtlasPath<String>,
+    AtlasJson(body): AtlasJson<ProjectChanges>,
+) -> Handled {
+    let project = match body.name {
+        Some(name) => {
+            let request = v1::UpdateProjectRequest { group_id, name };
+            ProjectService::update_project(&*gateway.services, rpc(&auth, request)).await?
+        }
+        None => {
+            let request = v1::GetProjectRequest { group_id };
+            ProjectService::get_project(&*gateway.services, rpc(&auth, request)).await?
+        }
+    }
+    .into_inner();
     Ok(entity(StatusCode::OK, &Project::new(&ctx, project)))
 }
 

@@ -49,25 +49,33 @@ pub struct Link {
     rel: &'static str,
 }
 
+impl Link {
+    /// A link to a related resource, `rel` being Atlas's URL naming the relation.
+    pub fn related(href: String, rel: &'static str) -> Self {
+        Self { href, rel }
+    }
+}
+
 /// The `links` of an entity: its `self` URL.
 pub fn self_link(href: String) -> Vec<Link> {
     vec![Link { href, rel: "self" }]
 }
 
-/// A list object, keys in Atlas's order; `totalCount` is left out when `includeCount=false`.
-/// Enveloped (`envelope=true`), it also has `status`, the HTTP status.
+/// A list object, keys in Atlas's order; `totalCount` is 0 when `includeCount=false`, as
+/// recorded (the Atlas CLI's e2e snapshot `TestEvents/List_Project_Events`: `includeCount=false`
+/// in the self link, `"totalCount":0` in the body). Enveloped (`envelope=true`), it also has
+/// `status`, the HTTP status.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "{T}List")]
 pub struct ListPage<T> {
     links: Vec<Link>,
     results: Vec<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total_count: Option<i64>,
+    total_count: i64,
 }
 
 /// The reply of every list: `links` (self echoing the query, previous/next when they apply),
-/// `results`, and `totalCount` when the service counted.
+/// `results`, and `totalCount` (0 when the service did not count).
 pub fn list<T: Serialize>(
     ctx: &RequestContext,
     paging: Paging,
@@ -92,7 +100,7 @@ pub fn list<T: Serialize>(
     let page = ListPage {
         links,
         results,
-        total_count,
+        total_count: total_count.unwrap_or(0),
     };
     match to_json(&page) {
         Value::Object(body) => Reply::List(StatusCode::OK, body),
@@ -187,7 +195,7 @@ mod tests {
         let text = body(list::<Value>(&ctx, Paging::default(), vec![], None, false));
         assert_eq!(
             text,
-            r#"{"links":[{"href":"http://h:1/api/atlas/v2/groups","rel":"self"}],"results":[]}"#
+            r#"{"links":[{"href":"http://h:1/api/atlas/v2/groups","rel":"self"}],"results":[],"totalCount":0}"#
         );
     }
 }

@@ -13,7 +13,7 @@ use axum::routing::MethodRouter;
 use super::response::ApiVersion;
 use super::{
     Gateway, api_keys, certificates, database_users, events, openapi, organizations, projects,
-    user_security,
+    root, user_security,
 };
 
 /// Routes being added under one prefix, with the path template of each.
@@ -63,6 +63,7 @@ fn table() -> Routes {
         .fold(Routes::new(""), |routes, version| {
             let prefix = version.prefix();
             let resources = [
+                root::routes,
                 organizations::routes,
                 api_keys::routes,
                 projects::routes,

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use schemars::JsonSchema;
-use serde::de::IgnoredAny;
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use super::Gateway;
@@ -30,17 +30,19 @@ pub fn routes(routes: Routes) -> Routes {
         )
 }
 
-/// The body of `PATCH …/userSecurity` (`links` is read-only and ignored).
+/// The body of `PATCH …/userSecurity` (the spec's `UserSecurity`; `links` is read-only and
+/// ignored). What a `GET` answers, sent back, changes nothing.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserSecurityChanges {
     customer_x509: Option<Whole<CustomerX509Body>>,
     #[allow(dead_code)]
-    #[schemars(with = "Option<serde_json::Value>")]
-    links: Option<IgnoredAny>,
+    ldap: Option<Whole<LdapBody>>,
 }
 
-impl AtlasBody for UserSecurityChanges {}
+impl AtlasBody for UserSecurityChanges {
+    const READ_ONLY: &'static [&'static str] = &["links"];
+}
 
 /// `customerX509` in a body: the PEM of the customer's CA(s); empty removes it.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -49,12 +51,68 @@ pub struct CustomerX509Body {
     cas: Option<String>,
 }
 
-/// The user security settings as Atlas shows them.
+impl AtlasBody for CustomerX509Body {
+    const READ_ONLY: &'static [&'static str] = &["links"];
+}
+
+/// `ldap` in a body: dbcert has no LDAP, so only "off" is accepted, as every project reads
+/// (`authenticationEnabled` and `authorizationEnabled` false). Another LDAP attribute names
+/// `ldap` (`INVALID_ATTRIBUTE`); `true` names the flag.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct LdapBody {
+    authentication_enabled: Option<Off>,
+    authorization_enabled: Option<Off>,
+}
+
+impl AtlasBody for LdapBody {
+    const READ_ONLY: &'static [&'static str] = &["links"];
+}
+
+/// A flag of a feature dbcert does not offer: accepted only as `false`.
+#[derive(Debug)]
+pub struct Off;
+
+impl<'de> Deserialize<'de> for Off {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match bool::deserialize(deserializer)? {
+            false => Ok(Self),
+            true => Err(de::Error::custom("only false is accepted")),
+        }
+    }
+}
+
+impl JsonSchema for Off {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Off".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"const": false})
+    }
+}
+
+/// The user security settings as Atlas shows them: `customerX509`, then `ldap` as recorded
+/// (the Atlas CLI's e2e snapshot `TestLDAPWithFlags/Get`), always off here.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSecurity {
     customer_x509: CustomerX509,
+    ldap: Ldap,
     links: Vec<Link>,
+}
+
+/// `ldap` as Atlas shows a project without LDAP.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ldap {
+    authentication_enabled: bool,
+    authorization_enabled: bool,
 }
 
 /// `customerX509` as Atlas shows it: `{}` when none is set.
@@ -70,6 +128,10 @@ impl UserSecurity {
         Self {
             customer_x509: CustomerX509 {
                 cas: (!cas.is_empty()).then_some(cas),
+            },
+            ldap: Ldap {
+                authentication_enabled: false,
+                authorization_enabled: false,
             },
             links: self_link(
                 ctx.resource_href(&format!("/groups/{}/userSecurity", segment(group_id))),
@@ -149,8 +211,10 @@ async fn delete_customer_x509(
         UserSecurityService::delete_customer_x509(&*gateway.services, rpc(&auth, request))
             .await?
             .into_inner();
+    // 202 with the settings on both versions: the v2 spec's `disableSecurityCustomerX509`
+    // answers 202, and v1.0 is the same resource.
     Ok(entity(
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
         &UserSecurity::new(&ctx, &group_id, security),
     ))
 }

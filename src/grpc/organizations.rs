@@ -7,8 +7,9 @@ use super::Services;
 use super::convert::{api_key, organization, page, page_parts};
 use super::status::to_status;
 use crate::proto::v1::{
-    CreateOrganizationRequest, CreateOrganizationResponse, ListOrganizationsRequest,
-    ListOrganizationsResponse, organization_service_server::OrganizationService,
+    CreateOrganizationRequest, CreateOrganizationResponse, GetOrganizationRequest,
+    ListOrganizationsRequest, ListOrganizationsResponse, Organization,
+    organization_service_server::OrganizationService,
 };
 
 #[tonic::async_trait]
@@ -32,6 +33,20 @@ impl OrganizationService for Services {
             total_count,
             has_next_page,
         }))
+    }
+
+    #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
+    async fn get_organization(
+        &self,
+        request: Request<GetOrganizationRequest>,
+    ) -> Result<Response<Organization>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let org = self
+            .core
+            .organization(&principal, &request.get_ref().org_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(organization(org)))
     }
 
     #[instrument(skip_all)]

@@ -7,8 +7,9 @@ use super::Services;
 use super::convert::{page, page_parts, project};
 use super::status::to_status;
 use crate::proto::v1::{
-    CreateProjectRequest, DeleteProjectRequest, DeleteProjectResponse, GetProjectRequest,
-    ListProjectsRequest, ListProjectsResponse, Project, project_service_server::ProjectService,
+    CreateProjectRequest, DeleteProjectRequest, DeleteProjectResponse, GetProjectByNameRequest,
+    GetProjectRequest, ListProjectsRequest, ListProjectsResponse, Project, UpdateProjectRequest,
+    project_service_server::ProjectService,
 };
 
 #[tonic::async_trait]
@@ -50,17 +51,49 @@ impl ProjectService for Services {
         let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
         let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
-        let projects = self
-            .core
-            .list_projects(&principal, page)
-            .await
-            .map_err(to_status)?;
+        let projects = if req.org_id.is_empty() {
+            self.core.list_projects(&principal, page).await
+        } else {
+            self.core
+                .list_organization_projects(&principal, &req.org_id, page)
+                .await
+        }
+        .map_err(to_status)?;
         let (results, total_count, has_next_page) = page_parts(projects, project);
         Ok(Response::new(ListProjectsResponse {
             results,
             total_count,
             has_next_page,
         }))
+    }
+
+    #[instrument(skip_all)]
+    async fn get_project_by_name(
+        &self,
+        request: Request<GetProjectByNameRequest>,
+    ) -> Result<Response<Project>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let found = self
+            .core
+            .project_by_name(&principal, &request.get_ref().name)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(project(found)))
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn update_project(
+        &self,
+        request: Request<UpdateProjectRequest>,
+    ) -> Result<Response<Project>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        let renamed = self
+            .core
+            .rename_project(&principal, &req.group_id, &req.name)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(project(renamed)))
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]

@@ -82,6 +82,40 @@ impl ProjectStore for SqlStore {
             .await
     }
 
+    async fn project_by_name(&self, org_id: &OrgId, name: &str) -> StoreResult<Option<Project>> {
+        let row: Option<ProjectRow> = dispatch!(&self.db, |pools: DB| {
+            sqlx::query_as(
+                "SELECT id, org_id, name, created_at FROM projects \
+                 WHERE org_id = $1 AND name = $2 AND deleted_at IS NULL",
+            )
+            .bind(org_id.as_str())
+            .bind(name)
+            .fetch_optional(&pools.read)
+            .await
+            .map_err(DB::map_err)?
+        });
+        row.map(ProjectRow::into_project).transpose()
+    }
+
+    async fn rename_project(&self, id: &ProjectId, name: &str) -> StoreResult<bool> {
+        let renamed: StoreResult<bool> = async {
+            Ok(dispatch!(&self.db, |pools: DB| {
+                // The unique index on live (org_id, name) turns a taken name into `Conflict`.
+                sqlx::query("UPDATE projects SET name = $1 WHERE id = $2 AND deleted_at IS NULL")
+                    .bind(name)
+                    .bind(id.as_str())
+                    .execute(&pools.read)
+                    .await
+                    .map_err(DB::map_err)?
+                    .rows_affected()
+                    > 0
+            }))
+        }
+        .await;
+        self.cache.forget_project(id);
+        renamed
+    }
+
     async fn list_projects(
         &self,
         org_id: &OrgId,

@@ -32,6 +32,7 @@ mod trusted_proxies;
 mod atlas_clients;
 mod atlas_clients_pending;
 mod gateway_atlas_certs;
+mod gateway_atlas_resources;
 mod gateway_digest;
 mod gateway_real_clients;
 mod gateway_resources;

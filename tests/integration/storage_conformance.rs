@@ -87,6 +87,7 @@ macro_rules! conformance_suite {
             organizations_round_trip,
             projects_round_trip_and_list_oldest_first,
             project_names_are_unique_among_live_projects,
+            projects_are_found_by_name_and_renamed,
             list_projects_of_a_member_key,
             delete_project_keeps_certificates_and_destroys_the_ca_key,
             api_keys_round_trip,
@@ -395,6 +396,49 @@ async fn project_names_are_unique_among_live_projects(store: Arc<dyn Store>) {
     assert!(store.delete_project(&first.id, now()).await.unwrap());
     let second = new_project(store.as_ref(), &org, "shared").await;
     assert_eq!(store.project(&second.id).await.unwrap(), Some(second));
+}
+
+async fn projects_are_found_by_name_and_renamed(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let other = new_org(store.as_ref()).await;
+    let first = new_project(store.as_ref(), &org, "first").await;
+    let second = new_project(store.as_ref(), &org, "second").await;
+    let elsewhere = new_project(store.as_ref(), &other, "third").await;
+    let by_name = |org_id, name| {
+        let store = store.clone();
+        async move { store.project_by_name(&org_id, name).await.unwrap() }
+    };
+    assert_eq!(by_name(org.id.clone(), "first").await, Some(first.clone()));
+    assert_eq!(
+        by_name(org.id.clone(), "third").await,
+        None,
+        "names are per organization"
+    );
+    assert_eq!(by_name(other.id.clone(), "third").await, Some(elsewhere));
+
+    // A name taken in the organization is `Conflict`, and nothing changes.
+    assert_conflict(store.rename_project(&first.id, "second").await);
+    assert_eq!(
+        store.project(&first.id).await.unwrap().unwrap().name,
+        "first"
+    );
+    // A name of another organization is free; the old name is free after the rename.
+    assert!(store.rename_project(&first.id, "third").await.unwrap());
+    assert_eq!(
+        store.project(&first.id).await.unwrap().unwrap().name,
+        "third"
+    );
+    assert_eq!(by_name(org.id.clone(), "first").await, None);
+    assert_eq!(
+        by_name(org.id.clone(), "third").await.map(|p| p.id),
+        Some(first.id.clone())
+    );
+    new_project(store.as_ref(), &org, "first").await;
+
+    // A deleted project is neither found nor renamed.
+    assert!(store.delete_project(&second.id, now()).await.unwrap());
+    assert_eq!(by_name(org.id.clone(), "second").await, None);
+    assert!(!store.rename_project(&second.id, "fourth").await.unwrap());
 }
 
 async fn list_projects_of_a_member_key(store: Arc<dyn Store>) {

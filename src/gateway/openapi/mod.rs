@@ -292,7 +292,7 @@ fn success_responses(
                 json!({
                     "description": "A page of results: `links` (`self` echoing the query, \
                         `previous` and `next` when they exist), `results`, and `totalCount` \
-                        unless `includeCount=false`; enveloped, it also has `status`.",
+                        (0 with `includeCount=false`, as recorded); enveloped, it also has `status`.",
                     "content": {media_type: {"schema": page}},
                 }),
             );
@@ -349,6 +349,7 @@ fn path_parameters(path: &str) -> Vec<Value> {
                 "groupId" => "The project's id: 24 hexadecimal characters.",
                 "orgId" => "The organization's id: 24 hexadecimal characters.",
                 "apiUserId" => "The API key's id: 24 hexadecimal characters.",
+                "groupName" => "The project's name (percent-encoded).",
                 "databaseName" => "`$external` for X.509 users, `admin` for others.",
                 "username" => "The database user's name (percent-encoded).",
                 _ => "",
@@ -397,8 +398,8 @@ fn parameters() -> Value {
                 `INVALID_QUERY_PARAMETER`.",
             "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": MAX_ITEMS_PER_PAGE, "default": 100},
         },
-        "includeCount": flag("includeCount", "Whether the page has `totalCount` (default \
-            true here)."),
+        "includeCount": flag("includeCount", "Whether `totalCount` is counted (default true \
+            here); false answers 0, as recorded."),
         "eventType": {
             "name": "eventType", "in": "query", "required": false,
             "description": "Only events of these types (repeat the parameter for several); an \

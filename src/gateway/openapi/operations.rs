@@ -10,8 +10,9 @@ use crate::gateway::certificates::{Certificate, NewCertificate};
 use crate::gateway::database_users::{DatabaseUser, DatabaseUserChanges, NewDatabaseUser};
 use crate::gateway::events::Event;
 use crate::gateway::organizations::Organization;
-use crate::gateway::projects::{NewProject, Project};
+use crate::gateway::projects::{NewProject, Project, ProjectChanges};
 use crate::gateway::resource::ListPage;
+use crate::gateway::root::SystemStatus;
 use crate::gateway::user_security::{UserSecurity, UserSecurityChanges};
 
 /// A schema of a generator's types (a `$ref` to a component, or inline).
@@ -103,6 +104,48 @@ const READER: &str =
 
 /// Every operation but `GET /api/dbcert/v1/openapi.json`.
 pub const OPERATIONS: &[Operation] = &[
+    Operation {
+        api: Api::Atlas,
+        method: "get",
+        path: "",
+        id: "getSystemStatus",
+        tag: "Root",
+        summary: "Return the calling key and the service",
+        description: "Any key: its id, public key and roles (`accessList` is always empty); \
+                      `appName` is `dbcert`, `build` its version.",
+        body: None,
+        success: Success::Entity(Status::Always(200), schema::<SystemStatus>),
+        query: Query::Flags,
+        errors: &[],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "get",
+        path: "/orgs/{orgId}",
+        id: "getOrganization",
+        tag: "Organizations",
+        summary: "Return the organization of the key",
+        description: "Any key of the organization; another organization's id is 401 \
+                      `USER_UNAUTHORIZED`.",
+        body: None,
+        success: Success::Entity(Status::Always(200), schema::<Organization>),
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "get",
+        path: "/orgs/{orgId}/groups",
+        id: "listOrganizationProjects",
+        tag: "Organizations",
+        summary: "Return the projects of the key's organization it can reach",
+        description: "Any key of the organization: the projects it has a role on (all with an \
+                      organization role); another organization's id is 401 `USER_UNAUTHORIZED`.",
+        body: None,
+        success: Success::List(schema::<ListPage<Project>>),
+        query: Query::Paging,
+        errors: &[404],
+    },
     Operation {
         api: Api::Atlas,
         method: "get",
@@ -217,9 +260,11 @@ pub const OPERATIONS: &[Operation] = &[
         tag: "Projects",
         summary: "Create a project",
         description: "Needs ORG_OWNER. `orgId` defaults to the key's organization; \
-                      `withDefaultAlertsSettings` is accepted and ignored.",
+                      `withDefaultAlertsSettings` is accepted and ignored, `tags` only empty; \
+                      the readOnly `id`, `links`, `created`, `clusterCount` are ignored. 201 \
+                      on both versions (as recorded on v2).",
         body: Some(schema::<NewProject>),
-        success: Success::Entity(Status::Created, schema::<Project>),
+        success: Success::Entity(Status::Always(201), schema::<Project>),
         query: Query::Flags,
         errors: &[404, 409],
     },
@@ -231,6 +276,35 @@ pub const OPERATIONS: &[Operation] = &[
         tag: "Projects",
         summary: "Return a project",
         description: READER,
+        body: None,
+        success: Success::Entity(Status::Always(200), schema::<Project>),
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "patch",
+        path: "/groups/{groupId}",
+        id: "updateProject",
+        tag: "Projects",
+        summary: "Rename a project",
+        description: "Needs GROUP_OWNER. The name is unique among the organization's projects \
+                      (409 `GROUP_ALREADY_EXISTS`); without `name` nothing changes. `tags` only \
+                      empty; the readOnly attributes of a project are ignored.",
+        body: Some(schema::<ProjectChanges>),
+        success: Success::Entity(Status::Always(200), schema::<Project>),
+        query: Query::Flags,
+        errors: &[404, 409],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "get",
+        path: "/groups/byName/{groupName}",
+        id: "getProjectByName",
+        tag: "Projects",
+        summary: "Return a project by its name",
+        description: "Needs GROUP_READ_ONLY on it. No project of that name in the key's \
+                      organization: 404 `GROUP_NAME_NOT_FOUND`.",
         body: None,
         success: Success::Entity(Status::Always(200), schema::<Project>),
         query: Query::Flags,
@@ -380,9 +454,9 @@ pub const OPERATIONS: &[Operation] = &[
         id: "disableCustomerX509",
         tag: "LDAP Configuration",
         summary: "Turn self-managed X.509 off",
-        description: "Needs GROUP_OWNER. Answers the settings (200), as Atlas does.",
+        description: "Needs GROUP_OWNER. Answers the settings (202), as the spec says.",
         body: None,
-        success: Success::Entity(Status::Always(200), schema::<UserSecurity>),
+        success: Success::Entity(Status::Always(202), schema::<UserSecurity>),
         query: Query::Flags,
         errors: &[404],
     },
