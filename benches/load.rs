@@ -510,6 +510,7 @@ async fn setup_project(server: &Server, name: &str, ca_type: v1::KeyType) -> Str
                         role_name: "readWriteAnyDatabase".into(),
                         collection_name: String::new(),
                     }],
+                    ..Default::default()
                 },
             ))
             .await

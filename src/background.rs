@@ -1,5 +1,6 @@
 //! What a server runs beside its two listeners: the store probe behind the health service, the
-//! audit purge, and the TLS reload on SIGHUP. [`Background::start`] spawns them and
+//! audit purge, the deletion of database users at their `deleteAfterDate`, and the TLS reload on
+//! SIGHUP. [`Background::start`] spawns them and
 //! [`Background::stop`] ends them at shutdown. (The key pool's workers belong to the core's
 //! `KeyPool`, which starts and stops them itself.)
 
@@ -29,6 +30,13 @@ const AUDIT_PURGE_BATCH: u32 = 1_000;
 /// (or a PostgreSQL connection) back to back.
 const AUDIT_PURGE_PAUSE: Duration = Duration::from_millis(50);
 
+/// How often database users whose `deleteAfterDate` has come are looked for (and deleted): an
+/// indexed query that finds nothing most of the time. A user goes at most this long after its
+/// time (Atlas gives no precision either).
+const DUE_USERS_INTERVAL: Duration = Duration::from_secs(5);
+/// The most due users one round deletes before the next query.
+const DUE_USERS_BATCH: u32 = 100;
+
 /// The gRPC service names whose health is reported (besides "" for the whole server).
 const SERVICE_NAMES: &[&str] = &[
     "dbcert.v1.ApiKeyService",
@@ -52,6 +60,7 @@ pub struct TlsReload {
 pub struct Background {
     probe: JoinHandle<()>,
     purge: Option<JoinHandle<()>>,
+    due_users: JoinHandle<()>,
 }
 
 /// Sets the status of the whole server and of every service.
@@ -120,12 +129,20 @@ impl Background {
                 None
             }
         };
-        Self { probe, purge }
+        let due_users = tokio::spawn(delete_due_database_users(core.clone(), stop.clone()));
+        Self {
+            probe,
+            purge,
+            due_users,
+        }
     }
 
     /// Ends the probe and the purge at once (the TLS reload ends on the stop signal itself).
     pub fn stop(self) {
         self.probe.abort();
+        // A deletion in flight completes or not as a whole (one statement, then its event);
+        // a user left is deleted at the next start, by this replica or another.
+        self.due_users.abort();
         if let Some(purge) = self.purge {
             // It stops at the signal between batches; a batch in flight may complete or not,
             // either is harmless (the next run deletes what is left).
@@ -193,6 +210,28 @@ async fn probe_store(core: Arc<Core>, reporter: HealthReporter, stop: watch::Rec
                 error!("store unreachable: NOT_SERVING");
                 set_health(&reporter, ServingStatus::NotServing).await;
             }
+        }
+    }
+}
+
+/// Deletes the database users whose `deleteAfterDate` has come, every [`DUE_USERS_INTERVAL`]
+/// (the first round at start, so users due while the server was down go at once). Every replica
+/// runs it; the store lets one replica delete each user, and only that one records it.
+async fn delete_due_database_users(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    loop {
+        loop {
+            match core.delete_due_database_users(DUE_USERS_BATCH).await {
+                Ok(deleted) if deleted >= u64::from(DUE_USERS_BATCH) => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    warn!(%error, "deleting due database users failed; trying again later");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(DUE_USERS_INTERVAL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }
 }

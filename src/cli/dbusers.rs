@@ -1,10 +1,12 @@
 //! `dbcert dbusers create|list|delete` over `dbcert.v1.DatabaseUserService`, with the Atlas
 //! CLI's arguments: built-in roles as positional arguments, `--role roleName[@dbName[.coll]]`,
-//! `--x509Type`, `--authDB`, `--force`. `dbcert dbusers certs …` is in `certs.rs`.
+//! `--x509Type`, `--description`, `--deleteAfter`, `--authDB`, `--force`. `dbcert dbusers certs …` is in `certs.rs`.
 
 use std::io::IsTerminal as _;
 
 use serde_json::json;
+use time::format_description::well_known::{Iso8601, Rfc3339};
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::connection::Connection;
 use super::output::{list_json, print_json, print_table};
@@ -84,6 +86,22 @@ async fn create(settings: &Settings, args: CreateUserArgs) -> Result<(), CliErro
     for spec in &args.role {
         roles.push(parse_role(spec)?);
     }
+    let delete_after_date = args
+        .delete_after
+        .as_deref()
+        .map(|value| {
+            OffsetDateTime::parse(value, &Rfc3339)
+                .or_else(|_| {
+                    PrimitiveDateTime::parse(value, &Iso8601::DEFAULT)
+                        .map(PrimitiveDateTime::assume_utc)
+                })
+                .map(|at| prost_types::Timestamp {
+                    seconds: at.unix_timestamp(),
+                    nanos: 0,
+                })
+                .map_err(|_| CliError::usage(format!("--deleteAfter {value:?} is not ISO 8601")))
+        })
+        .transpose()?;
     let database_name = match x509_type {
         X509Type::None | X509Type::Unspecified => "admin",
         X509Type::Managed | X509Type::Customer => "$external",
@@ -96,6 +114,9 @@ async fn create(settings: &Settings, args: CreateUserArgs) -> Result<(), CliErro
             database_name: database_name.to_owned(),
             x509_type: x509_type as i32,
             roles,
+            description: args.description.unwrap_or_default(),
+            delete_after_date,
+            ..Default::default()
         })
         .await
         .map_err(|s| connection.error(&s))?
@@ -221,13 +242,24 @@ fn user_json(user: &DatabaseUser) -> serde_json::Value {
             value
         })
         .collect();
-    json!({
+    let mut value = json!({
         "groupId": user.group_id,
         "username": user.username,
         "databaseName": user.database_name,
         "x509Type": x509_type_name(user.x509_type),
         "roles": roles,
-    })
+    });
+    if !user.description.is_empty() {
+        value["description"] = json!(user.description);
+    }
+    if let Some(at) = user
+        .delete_after_date
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+    {
+        value["deleteAfterDate"] = json!(at);
+    }
+    value
 }
 
 #[cfg(test)]

@@ -174,6 +174,13 @@ pub struct CreateUserArgs {
     /// comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub role: Vec<String>,
+    /// A description of the user (at most 100 characters).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// When the service deletes the user: ISO 8601, UTC unless an offset is given, within a
+    /// week (Atlas CLI's `--deleteAfter`).
+    #[arg(long = "deleteAfter")]
+    pub delete_after: Option<String>,
     /// The project.
     #[command(flatten)]
     pub project: ProjectArg,

@@ -38,6 +38,12 @@ pub enum AuditAction {
     ApiKeyCreated,
     /// An organization API key was deleted.
     ApiKeyDeleted,
+    /// An API key's description was changed.
+    ApiKeyDescriptionChanged,
+    /// An API key was removed from a project (unassigned).
+    ApiKeyRemovedFromProject,
+    /// An API key's organization roles were changed.
+    ApiKeyRolesChanged,
     /// Credentials were presented and refused.
     AuthenticationFailed,
     /// A client certificate was issued.
@@ -139,6 +145,9 @@ impl AuditAction {
         Self::ApiKeyAssigned,
         Self::ApiKeyCreated,
         Self::ApiKeyDeleted,
+        Self::ApiKeyDescriptionChanged,
+        Self::ApiKeyRemovedFromProject,
+        Self::ApiKeyRolesChanged,
         Self::AuthenticationFailed,
         Self::CertificateIssued,
         Self::CustomerX509Deleted,
@@ -157,6 +166,9 @@ impl AuditAction {
             Self::ApiKeyAssigned => "API_KEY_ASSIGNED",
             Self::ApiKeyCreated => "API_KEY_CREATED",
             Self::ApiKeyDeleted => "API_KEY_DELETED",
+            Self::ApiKeyDescriptionChanged => "API_KEY_DESCRIPTION_CHANGED",
+            Self::ApiKeyRemovedFromProject => "API_KEY_REMOVED_FROM_GROUP",
+            Self::ApiKeyRolesChanged => "API_KEY_ROLES_CHANGED",
             Self::AuthenticationFailed => "AUTHENTICATION_FAILED",
             Self::CertificateIssued => "CERTIFICATE_ISSUED",
             Self::CustomerX509Deleted => "CUSTOMER_X509_DELETED",

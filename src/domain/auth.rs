@@ -16,12 +16,17 @@ use super::store::ApiKeyRecord;
 /// The digest realm of the Atlas Administration API; part of every stored HA1.
 pub const DIGEST_REALM: &str = "MMS Public API";
 
-/// What an operation does to a resource.
+/// What an operation does to a resource; which roles allow what is in `roles.rs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Reads it: GROUP_READ_ONLY suffices.
+    /// Reads it: any project role ("Project Read Only"), any organization role ("Organization
+    /// Member").
     Read,
-    /// Changes it: GROUP_OWNER needed.
+    /// Creates, changes or deletes database users ("Project Database Access Admin").
+    ManageDatabaseUsers,
+    /// Creates projects in an organization ("Organization Project Creator").
+    CreateProject,
+    /// Changes it otherwise: GROUP_OWNER ("Project Owner") or ORG_OWNER.
     Write,
 }
 
@@ -36,8 +41,8 @@ pub struct Principal {
     pub org_id: OrgId,
     /// Its organization roles.
     pub org_roles: Vec<OrgRole>,
-    /// Its project roles.
-    pub project_roles: HashMap<ProjectId, ProjectRole>,
+    /// Its roles on each project it is assigned to.
+    pub project_roles: HashMap<ProjectId, Vec<ProjectRole>>,
     /// The address the request came from, when it came from the network (for the audit
     /// trail); set by the transport.
     pub client_address: Option<std::net::SocketAddr>,
@@ -92,7 +97,7 @@ impl Principal {
             public_key: record.public_key,
             org_id: record.org_id,
             org_roles: record.org_roles,
-            project_roles: record.project_roles.into_iter().collect(),
+            project_roles: group_roles(record.project_roles),
             client_address: None,
         }
     }
@@ -102,41 +107,60 @@ impl Principal {
         self.org_roles.contains(&role)
     }
 
+    /// The roles the key holds on a project of its organization: those it was assigned there
+    /// and those its organization roles imply (ORG_OWNER: GROUP_OWNER, ORG_READ_ONLY:
+    /// GROUP_READ_ONLY).
+    pub fn roles_on(&self, project_id: &ProjectId) -> impl Iterator<Item = ProjectRole> + '_ {
+        let assigned = self
+            .project_roles
+            .get(project_id)
+            .into_iter()
+            .flatten()
+            .copied();
+        let implied = self
+            .org_roles
+            .iter()
+            .filter_map(|role| role.implied_project_role());
+        assigned.chain(implied)
+    }
+
     /// Checks access to a project: another organization's key is `NOT_IN_GROUP`, a key of the
     /// organization without the needed role `USER_UNAUTHORIZED` (or `NOT_IN_GROUP` when it holds
-    /// no role on the project at all). ORG_OWNER implies GROUP_OWNER on every project of its
-    /// organization, ORG_READ_ONLY implies GROUP_READ_ONLY.
+    /// no role on the project at all).
     pub fn authorize_project(&self, project: &Project, access: Access) -> AtlasResult<()> {
         if self.org_id != project.org_id {
             return Err(AtlasError::not_in_group(project.id.as_str()));
         }
-        let project_role = self.project_roles.get(&project.id).copied();
-        let owner =
-            self.has_org_role(OrgRole::OrgOwner) || project_role == Some(ProjectRole::GroupOwner);
-        let reader = owner || self.has_org_role(OrgRole::OrgReadOnly) || project_role.is_some();
-        match access {
-            Access::Write if owner => Ok(()),
-            Access::Read if reader => Ok(()),
-            _ if reader => Err(AtlasError::user_unauthorized()),
-            _ => Err(AtlasError::not_in_group(project.id.as_str())),
+        let mut roles = self.roles_on(&project.id).peekable();
+        if roles.peek().is_none() {
+            return Err(AtlasError::not_in_group(project.id.as_str()));
+        }
+        if roles.any(|role| role.allows(access)) {
+            Ok(())
+        } else {
+            Err(AtlasError::user_unauthorized())
         }
     }
 
     /// Checks access to the organization itself (its keys, its projects list, new projects).
     pub fn authorize_org(&self, org_id: &OrgId, access: Access) -> AtlasResult<()> {
-        let allowed = self.org_id == *org_id
-            && match access {
-                Access::Write => self.has_org_role(OrgRole::OrgOwner),
-                Access::Read => {
-                    self.has_org_role(OrgRole::OrgOwner) || self.has_org_role(OrgRole::OrgReadOnly)
-                }
-            };
+        let allowed =
+            self.org_id == *org_id && self.org_roles.iter().any(|role| role.allows_org(access));
         if allowed {
             Ok(())
         } else {
             Err(AtlasError::user_unauthorized())
         }
     }
+}
+
+/// Groups (project, role) pairs by project.
+fn group_roles(pairs: Vec<(ProjectId, ProjectRole)>) -> HashMap<ProjectId, Vec<ProjectRole>> {
+    let mut roles: HashMap<ProjectId, Vec<ProjectRole>> = HashMap::new();
+    for (project, role) in pairs {
+        roles.entry(project).or_default().push(role);
+    }
+    roles
 }
 
 // === credentials ===
@@ -333,7 +357,7 @@ mod tests {
             public_key: "abcdefgh".into(),
             org_id: org.clone(),
             org_roles,
-            project_roles: project_roles.into_iter().collect(),
+            project_roles: group_roles(project_roles),
             client_address: None,
         }
     }
@@ -369,6 +393,37 @@ mod tests {
         );
         assert_eq!(code(&group_ro, Access::Read), None);
         assert_eq!(code(&group_ro, Access::Write), Some("USER_UNAUTHORIZED"));
+        // Every project role reads; database-user managers manage users, not certificates.
+        let users_admin = principal(
+            &org,
+            vec![OrgRole::OrgMember],
+            vec![
+                (pid.clone(), ProjectRole::GroupDatabaseAccessAdmin),
+                (pid.clone(), ProjectRole::GroupDataAccessReadOnly),
+            ],
+        );
+        assert_eq!(code(&users_admin, Access::Read), None);
+        assert_eq!(code(&users_admin, Access::ManageDatabaseUsers), None);
+        assert_eq!(code(&users_admin, Access::Write), Some("USER_UNAUTHORIZED"));
+        let data_ro = principal(
+            &org,
+            vec![],
+            vec![(pid.clone(), ProjectRole::GroupDataAccessReadOnly)],
+        );
+        assert_eq!(code(&data_ro, Access::Read), None);
+        assert_eq!(
+            code(&data_ro, Access::ManageDatabaseUsers),
+            Some("USER_UNAUTHORIZED")
+        );
+        // Organization roles other than owner and read-only reach no project by themselves.
+        let billing = principal(&org, vec![OrgRole::OrgBillingAdmin], vec![]);
+        assert_eq!(code(&billing, Access::Read), Some("NOT_IN_GROUP"));
+        assert!(billing.authorize_org(&org, Access::Read).is_ok());
+        assert!(billing.authorize_org(&org, Access::CreateProject).is_err());
+        assert!(billing.authorize_org(&other_org, Access::Read).is_err());
+        let creator = principal(&org, vec![OrgRole::OrgGroupCreator], vec![]);
+        assert!(creator.authorize_org(&org, Access::CreateProject).is_ok());
+        assert!(creator.authorize_org(&org, Access::Write).is_err());
         let stranger = principal(&org, vec![], vec![]);
         assert_eq!(code(&stranger, Access::Read), Some("NOT_IN_GROUP"));
         let foreign = principal(

@@ -1,16 +1,18 @@
 //! Database users of a project.
 
+use time::OffsetDateTime;
 use tracing::info;
 
-use super::audit::{AuditAction, AuditEvent};
+use super::audit::{Actor, AuditAction, AuditEvent, AuditOutcome};
 use super::auth::{Access, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::model::{
-    DatabaseName, DatabaseUser, DatabaseUserRole, MAX_MANAGED_USERNAME_CHARS, Page, Paged,
-    Username, X509Type,
+    ApiKeyId, DatabaseName, DatabaseUser, DatabaseUserRole, MAX_MANAGED_USERNAME_CHARS, Page,
+    Paged, ProjectId, Username, X509Type,
 };
 use super::store::StoreError;
+use super::user_attributes::{AttributeChanges, UserAttributes};
 
 /// A request to create a database user, as received (validated here).
 #[derive(Clone, Debug)]
@@ -25,6 +27,8 @@ pub struct NewDatabaseUser<'a> {
     pub x509_type: X509Type,
     /// The MongoDB roles.
     pub roles: Vec<DatabaseUserRole>,
+    /// Description, labels, scopes, deleteAfterDate.
+    pub attributes: AttributeChanges,
 }
 
 /// The most roles one user may hold.
@@ -38,14 +42,17 @@ impl Core {
         new: NewDatabaseUser<'_>,
     ) -> AtlasResult<DatabaseUser> {
         let project = self
-            .authorized_project(principal, new.group_id, Access::Write)
+            .authorized_project(principal, new.group_id, Access::ManageDatabaseUsers)
             .await?;
+        let mut attributes = UserAttributes::default();
+        attributes.apply(new.attributes, self.clock.now())?;
         let user = DatabaseUser {
             project_id: project.id,
             username: Username::parse(new.username)?,
             database_name: DatabaseName::parse(new.database_name)?,
             x509_type: new.x509_type,
             roles: check_roles(new.roles)?,
+            attributes,
         };
         check_database_name(&user)?;
         check_managed_username(&user)?;
@@ -110,7 +117,8 @@ impl Core {
             .map_err(store_error)
     }
 
-    /// Changes a user's x509Type and/or roles (`None` leaves a field unchanged).
+    /// Changes a user's x509Type, roles and/or attributes (`None` leaves a field unchanged).
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_database_user(
         &self,
         principal: &Principal,
@@ -119,9 +127,10 @@ impl Core {
         username: &str,
         x509_type: Option<X509Type>,
         roles: Option<Vec<DatabaseUserRole>>,
+        attributes: AttributeChanges,
     ) -> AtlasResult<DatabaseUser> {
         let project = self
-            .authorized_project(principal, group_id, Access::Write)
+            .authorized_project(principal, group_id, Access::ManageDatabaseUsers)
             .await?;
         let database_name = DatabaseName::parse(database_name)?;
         let username = Username::parse(username)?;
@@ -138,6 +147,7 @@ impl Core {
         if let Some(roles) = roles {
             user.roles = check_roles(roles)?;
         }
+        user.attributes.apply(attributes, self.clock.now())?;
         check_database_name(&user)?;
         if !was_managed {
             // A user made MANAGED gets the CN bound; one that already was keeps its name.
@@ -174,30 +184,81 @@ impl Core {
         username: &str,
     ) -> AtlasResult<()> {
         let project = self
-            .authorized_project(principal, group_id, Access::Write)
+            .authorized_project(principal, group_id, Access::ManageDatabaseUsers)
             .await?;
         let database_name = DatabaseName::parse(database_name)?;
         let username = Username::parse(username)?;
         if !self
-            .store
-            .delete_database_user(&project.id, database_name, &username)
-            .await
-            .map_err(store_error)?
+            .remove_database_user(Some(principal), &project.id, database_name, &username, None)
+            .await?
         {
             return Err(AtlasError::username_not_found(username.as_str()));
         }
-        info!(project_id = %project.id, username = %username, key_id = %principal.key_id, "deleted database user");
-        self.audit(
-            AuditEvent::by(
-                principal,
-                self.clock.now(),
-                AuditAction::DatabaseUserDeleted,
-                Some(&project.id),
-            )
-            .with_target(username.as_str()),
-        )
-        .await;
         Ok(())
+    }
+
+    /// The one deletion path of a database user, for a principal or (`None`) the service
+    /// itself (its deleteAfterDate task, which passes `due`: the user is deleted only if it is
+    /// still due then). Only the caller whose store delete succeeded records the deletion, so
+    /// racing replicas record it once. Returns whether it deleted the user.
+    pub(super) async fn remove_database_user(
+        &self,
+        principal: Option<&Principal>,
+        project_id: &ProjectId,
+        database_name: DatabaseName,
+        username: &Username,
+        due: Option<OffsetDateTime>,
+    ) -> AtlasResult<bool> {
+        let deleted = match due {
+            None => {
+                self.store
+                    .delete_database_user(project_id, database_name, username)
+                    .await
+            }
+            Some(now) => {
+                self.store
+                    .delete_database_user_if_due(project_id, database_name, username, now)
+                    .await
+            }
+        }
+        .map_err(store_error)?;
+        if !deleted {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let event = match principal {
+            Some(principal) => {
+                info!(project_id = %project_id, username = %username, key_id = %principal.key_id, "deleted database user");
+                AuditEvent::by(
+                    principal,
+                    now,
+                    AuditAction::DatabaseUserDeleted,
+                    Some(project_id),
+                )
+            }
+            None => {
+                let org_id = self
+                    .store
+                    .project(project_id)
+                    .await
+                    .map_err(store_error)?
+                    .map(|project| project.org_id);
+                AuditEvent {
+                    id: ApiKeyId::generate(now).as_str().to_owned(),
+                    at: now,
+                    actor: Actor::System,
+                    client_address: None,
+                    org_id,
+                    project_id: Some(project_id.clone()),
+                    action: AuditAction::DatabaseUserDeleted,
+                    target: None,
+                    serial: None,
+                    outcome: AuditOutcome::Success,
+                }
+            }
+        };
+        self.audit(event.with_target(username.as_str())).await;
+        Ok(true)
     }
 }
 

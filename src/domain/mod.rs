@@ -14,9 +14,11 @@ mod key_type;
 mod model;
 mod organizations;
 mod projects;
+mod roles;
 mod rotation;
 mod secret;
 mod store;
+mod user_attributes;
 mod user_security;
 mod validity;
 
@@ -41,6 +43,10 @@ pub use self::store::{
     ApiKeyRecord, ApiKeyStore, AuditStore, CertificateLimit, CertificateStore, DatabaseUserStore,
     MetaStore, NewCertificate, NonceStore, ProjectStore, Store, StoreError, StoreResult, StoredCa,
     UserSecurityStore,
+};
+pub use self::user_attributes::{
+    AttributeChanges, MAX_DELETE_AFTER, MAX_DESCRIPTION_CHARS, MAX_LABELS, MAX_SCOPES, SCOPE_TYPES,
+    UserLabel, UserScope,
 };
 pub use self::user_security::MAX_CUSTOMER_CA_LEN;
 pub use self::validity::{

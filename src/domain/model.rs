@@ -6,6 +6,8 @@ use time::OffsetDateTime;
 
 use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::key_type::KeyType;
+pub use super::roles::{OrgRole, ProjectRole};
+pub use super::user_attributes::UserAttributes;
 
 // === ids ===
 
@@ -272,74 +274,6 @@ impl DatabaseUserRole {
     }
 }
 
-// === roles of API keys ===
-
-/// A role an API key holds in its organization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OrgRole {
-    /// Full control of the organization and, implied, of all its projects.
-    OrgOwner,
-    /// Reads the organization and all its projects.
-    OrgReadOnly,
-    /// Belongs to the organization; reaches only the projects it holds a role on.
-    OrgMember,
-}
-
-impl OrgRole {
-    /// Every organization role.
-    pub const ALL: &[Self] = &[Self::OrgOwner, Self::OrgReadOnly, Self::OrgMember];
-
-    /// Returns the Atlas role name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OrgOwner => "ORG_OWNER",
-            Self::OrgReadOnly => "ORG_READ_ONLY",
-            Self::OrgMember => "ORG_MEMBER",
-        }
-    }
-
-    /// Parses the Atlas role name.
-    pub fn parse(s: &str) -> AtlasResult<Self> {
-        match s {
-            "ORG_OWNER" => Ok(Self::OrgOwner),
-            "ORG_READ_ONLY" => Ok(Self::OrgReadOnly),
-            "ORG_MEMBER" => Ok(Self::OrgMember),
-            _ => Err(AtlasError::invalid_enum_value("roles", s)),
-        }
-    }
-}
-
-/// A role an API key holds on one project.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProjectRole {
-    /// Full control of the project.
-    GroupOwner,
-    /// Reads the project.
-    GroupReadOnly,
-}
-
-impl ProjectRole {
-    /// Every project role.
-    pub const ALL: &[Self] = &[Self::GroupOwner, Self::GroupReadOnly];
-
-    /// Returns the Atlas role name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::GroupOwner => "GROUP_OWNER",
-            Self::GroupReadOnly => "GROUP_READ_ONLY",
-        }
-    }
-
-    /// Parses the Atlas role name.
-    pub fn parse(s: &str) -> AtlasResult<Self> {
-        match s {
-            "GROUP_OWNER" => Ok(Self::GroupOwner),
-            "GROUP_READ_ONLY" => Ok(Self::GroupReadOnly),
-            _ => Err(AtlasError::invalid_enum_value("roles", s)),
-        }
-    }
-}
-
 // === paging ===
 
 /// The default page size of list calls.
@@ -460,6 +394,8 @@ pub struct DatabaseUser {
     pub x509_type: X509Type,
     /// The MongoDB roles.
     pub roles: Vec<DatabaseUserRole>,
+    /// Atlas's description, labels, scopes and deleteAfterDate.
+    pub attributes: UserAttributes,
 }
 
 /// A project's X.509 settings.

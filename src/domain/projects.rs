@@ -6,7 +6,7 @@ use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
-use super::model::{OrgRole, Page, Paged, Project, ProjectId, parse_name};
+use super::model::{OrgRole, Page, Paged, Project, ProjectId, ProjectRole, parse_name};
 use super::store::StoreError;
 
 impl Core {
@@ -24,7 +24,7 @@ impl Core {
             org_id.to_owned()
         };
         let org = self
-            .authorized_org(principal, &org_id, Access::Write)
+            .authorized_org(principal, &org_id, Access::CreateProject)
             .await?;
         let now = self.clock.now();
         let project = Project {
@@ -37,6 +37,17 @@ impl Core {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(group_already_exists(&project.name)),
             Err(error) => return Err(store_error(error)),
+        }
+        if !principal.has_org_role(OrgRole::OrgOwner) {
+            // As in Atlas, a project creator (ORG_GROUP_CREATOR) owns what it creates.
+            self.store
+                .set_api_key_project_roles(
+                    &principal.key_id,
+                    &project.id,
+                    &[ProjectRole::GroupOwner],
+                )
+                .await
+                .map_err(store_error)?;
         }
         info!(project_id = %project.id, key_id = %principal.key_id, "created project");
         self.audit(AuditEvent::by(

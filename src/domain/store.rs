@@ -191,8 +191,24 @@ pub trait ProjectStore: Send + Sync + 'static {
 /// API keys and their project roles.
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync + 'static {
-    /// Inserts an API key; `Conflict` when the public key is taken.
+    /// Inserts an API key with its project roles, in one transaction; `Conflict` when the
+    /// public key is taken.
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// Changes a key's description and/or organization roles (`None` leaves it). Returns
+    /// whether the organization has the key.
+    async fn update_api_key(
+        &self,
+        org_id: &OrgId,
+        id: &ApiKeyId,
+        desc: Option<&str>,
+        org_roles: Option<&[OrgRole]>,
+    ) -> StoreResult<bool>;
+    /// Lists the keys holding a role on a project, oldest first.
+    async fn list_project_api_keys(
+        &self,
+        project_id: &ProjectId,
+        page: Page,
+    ) -> StoreResult<Paged<ApiKeyRecord>>;
     /// Replaces the secrets and organization roles of a key found by public key (bootstrap).
     async fn update_api_key_secrets(&self, key: &ApiKeyRecord) -> StoreResult<bool>;
     /// Returns a key by public key.
@@ -232,7 +248,7 @@ pub trait DatabaseUserStore: Send + Sync + 'static {
         project_id: &ProjectId,
         page: Page,
     ) -> StoreResult<Paged<DatabaseUser>>;
-    /// Replaces a user's x509Type and roles. Returns whether it existed.
+    /// Replaces a user's x509Type, roles and attributes. Returns whether it existed.
     async fn update_database_user(&self, user: &DatabaseUser) -> StoreResult<bool>;
     /// Deletes a user. Returns whether it existed.
     async fn delete_database_user(
@@ -241,6 +257,21 @@ pub trait DatabaseUserStore: Send + Sync + 'static {
         database_name: DatabaseName,
         username: &Username,
     ) -> StoreResult<bool>;
+    /// Deletes a user only if its deleteAfterDate is at or before `now`: of replicas racing on
+    /// one due user, exactly one gets `true`. Returns whether it deleted it.
+    async fn delete_database_user_if_due(
+        &self,
+        project_id: &ProjectId,
+        database_name: DatabaseName,
+        username: &Username,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Returns up to `limit` users whose deleteAfterDate is at or before `now`, earliest first.
+    async fn due_database_users(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<DatabaseUser>>;
 }
 
 /// A project's X.509 settings.

@@ -156,7 +156,7 @@ impl<'de> Deserialize<'de> for NotUsed {
     }
 }
 
-/// An Atlas list dbcert does not keep (`labels`, `scopes`): accepted only empty.
+/// An Atlas list dbcert does not keep (a project's `tags`): accepted only empty.
 #[derive(Debug)]
 pub struct NoItems;
 
@@ -167,6 +167,20 @@ impl<'de> Deserialize<'de> for NoItems {
         } else {
             Err(de::Error::custom("only an empty list is accepted"))
         }
+    }
+}
+
+impl JsonSchema for NoItems {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "NoItems".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "array", "maxItems": 0})
     }
 }
 
@@ -231,20 +245,6 @@ impl JsonSchema for NotUsed {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({"const": "NONE"})
-    }
-}
-
-impl JsonSchema for NoItems {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> Cow<'static, str> {
-        "NoItems".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "array", "maxItems": 0})
     }
 }
 

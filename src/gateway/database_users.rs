@@ -7,12 +7,14 @@ use axum::routing::get;
 use schemars::JsonSchema;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::{Iso8601, Rfc3339};
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::Gateway;
-use super::body::{AtlasBody, AtlasJson, Nested, NoItems, NotUsed, X509TypeName};
+use super::body::{AtlasBody, AtlasJson, Nested, NotUsed, X509TypeName};
 use super::extract::{AtlasPath, Authenticated, Paging, RequestContext};
-use super::resource::{Handled, Link, entity, list, rpc, segment, self_link};
-use super::response::Reply;
+use super::resource::{Handled, Link, entity, list, rpc, segment, self_link, timestamp};
+use super::response::{ApiError, Reply};
 use super::routes::Routes;
 use crate::proto::v1;
 use crate::proto::v1::database_user_service_server::DatabaseUserService;
@@ -32,9 +34,9 @@ pub fn routes(routes: Routes) -> Routes {
 }
 
 /// The body of `POST …/databaseUsers`, attributes in the order they are checked: Atlas
-/// attributes for authentication methods dbcert does not offer and for labels and scopes
-/// (accepted only with their "not used" value, so a user read from Atlas's API can be sent
-/// back), the read-only `links` (ignored), then the user.
+/// attributes for authentication methods dbcert does not offer (accepted only with their "not
+/// used" value, so a user read from Atlas's API can be sent back), the descriptive attributes
+/// (stored and returned), the read-only `links` (ignored), then the user.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(dead_code)]
@@ -43,8 +45,12 @@ pub struct NewDatabaseUser {
     aws_iam_type: Option<NotUsed>,
     ldap_auth_type: Option<NotUsed>,
     oidc_auth_type: Option<NotUsed>,
-    labels: Option<NoItems>,
-    scopes: Option<NoItems>,
+    #[schemars(length(max = 100))]
+    description: Option<String>,
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
+    delete_after_date: Option<String>,
+    labels: Option<Vec<Nested<Label>>>,
+    scopes: Option<Vec<Nested<Scope>>>,
     #[schemars(with = "Option<serde_json::Value>")]
     links: Option<IgnoredAny>,
     group_id: Option<String>,
@@ -72,8 +78,12 @@ pub struct DatabaseUserChanges {
     aws_iam_type: Option<NotUsed>,
     ldap_auth_type: Option<NotUsed>,
     oidc_auth_type: Option<NotUsed>,
-    labels: Option<NoItems>,
-    scopes: Option<NoItems>,
+    #[schemars(length(max = 100))]
+    description: Option<String>,
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
+    delete_after_date: Option<String>,
+    labels: Option<Vec<Nested<Label>>>,
+    scopes: Option<Vec<Nested<Scope>>>,
     #[schemars(with = "Option<serde_json::Value>")]
     links: Option<IgnoredAny>,
     group_id: Option<String>,
@@ -106,6 +116,67 @@ pub struct Role {
 
 impl AtlasBody for Role {}
 
+impl AtlasBody for Label {}
+
+impl AtlasBody for Scope {}
+
+/// A label in a database user body (Atlas's ComponentLabel).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Label {
+    #[schemars(required, length(min = 1, max = 255))]
+    key: Option<String>,
+    #[schemars(required, length(min = 1, max = 255))]
+    value: Option<String>,
+}
+
+/// A scope in a database user body (Atlas's UserScope).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scope {
+    #[schemars(required, regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9-]*$"))]
+    name: Option<String>,
+    #[schemars(required, extend("enum" = ["CLUSTER", "DATA_LAKE", "STREAM"]))]
+    r#type: Option<String>,
+}
+
+fn labels(labels: Vec<Nested<Label>>) -> Vec<v1::DatabaseUserLabel> {
+    labels
+        .into_iter()
+        .map(|Nested(label)| v1::DatabaseUserLabel {
+            key: label.key.unwrap_or_default(),
+            value: label.value.unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn scopes(scopes: Vec<Nested<Scope>>) -> Vec<v1::DatabaseUserScope> {
+    scopes
+        .into_iter()
+        .map(|Nested(scope)| v1::DatabaseUserScope {
+            name: scope.name.unwrap_or_default(),
+            r#type: scope.r#type.unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Reads `deleteAfterDate`: ISO 8601 with an offset, or without one (UTC).
+fn delete_after_date(value: Option<String>) -> Result<Option<prost_types::Timestamp>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let parsed = OffsetDateTime::parse(&value, &Rfc3339).or_else(|_| {
+        PrimitiveDateTime::parse(&value, &Iso8601::DEFAULT).map(PrimitiveDateTime::assume_utc)
+    });
+    match parsed {
+        Ok(at) => Ok(Some(prost_types::Timestamp {
+            seconds: at.unix_timestamp(),
+            nanos: 0,
+        })),
+        Err(_) => Err(ApiError::invalid_attribute("deleteAfterDate")),
+    }
+}
+
 fn roles(roles: Vec<Nested<Role>>) -> Vec<v1::DatabaseUserRole> {
     roles
         .into_iter()
@@ -117,23 +188,41 @@ fn roles(roles: Vec<Nested<Role>>) -> Vec<v1::DatabaseUserRole> {
         .collect()
 }
 
-/// A database user as Atlas shows it: the attributes dbcert does not use at their "not used"
-/// values.
+/// A database user as Atlas shows it (keys in the recorded order): the attributes dbcert does
+/// not use at their "not used" values, `deleteAfterDate` and `description` only when set.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseUser {
     #[serde(rename = "awsIAMType")]
     aws_iam_type: &'static str,
     database_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delete_after_date: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    description: String,
     group_id: String,
-    labels: [(); 0],
+    labels: Vec<UserLabel>,
     ldap_auth_type: &'static str,
     links: Vec<Link>,
     oidc_auth_type: &'static str,
     roles: Vec<UserRole>,
-    scopes: [(); 0],
+    scopes: Vec<UserScope>,
     username: String,
     x509_type: &'static str,
+}
+
+/// A label of a database user as Atlas shows it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UserLabel {
+    key: String,
+    value: String,
+}
+
+/// A scope of a database user as Atlas shows it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UserScope {
+    name: String,
+    r#type: String,
 }
 
 /// A role of a database user as Atlas shows it (`collectionName` only when set).
@@ -162,8 +251,17 @@ impl DatabaseUser {
         Self {
             aws_iam_type: "NONE",
             database_name: user.database_name,
+            delete_after_date: timestamp(user.delete_after_date),
+            description: user.description,
             group_id: user.group_id,
-            labels: [],
+            labels: user
+                .labels
+                .into_iter()
+                .map(|l| UserLabel {
+                    key: l.key,
+                    value: l.value,
+                })
+                .collect(),
             ldap_auth_type: "NONE",
             links: self_link(href),
             oidc_auth_type: "NONE",
@@ -176,7 +274,14 @@ impl DatabaseUser {
                     role_name: r.role_name,
                 })
                 .collect(),
-            scopes: [],
+            scopes: user
+                .scopes
+                .into_iter()
+                .map(|s| UserScope {
+                    name: s.name,
+                    r#type: s.r#type,
+                })
+                .collect(),
             username: user.username,
             x509_type,
         }
@@ -196,6 +301,10 @@ async fn create_user(
         database_name: body.database_name.unwrap_or_default(),
         x509_type: body.x509_type.map_or(v1::X509Type::None, |t| t.0) as i32,
         roles: body.roles.map(roles).unwrap_or_default(),
+        description: body.description.unwrap_or_default(),
+        labels: body.labels.map(labels).unwrap_or_default(),
+        scopes: body.scopes.map(scopes).unwrap_or_default(),
+        delete_after_date: delete_after_date(body.delete_after_date)?,
     };
     let user = DatabaseUserService::create_database_user(&*gateway.services, rpc(&auth, request))
         .await?
@@ -265,6 +374,14 @@ async fn update_user(
         roles: body
             .roles
             .map(|r| v1::DatabaseUserRoles { roles: roles(r) }),
+        description: body.description,
+        labels: body
+            .labels
+            .map(|l| v1::DatabaseUserLabels { labels: labels(l) }),
+        scopes: body
+            .scopes
+            .map(|s| v1::DatabaseUserScopes { scopes: scopes(s) }),
+        delete_after_date: delete_after_date(body.delete_after_date)?,
     };
     let user = DatabaseUserService::update_database_user(&*gateway.services, rpc(&auth, request))
         .await?

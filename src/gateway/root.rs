@@ -59,7 +59,11 @@ async fn system_status(ctx: RequestContext, auth: Authenticated) -> Handled {
     let mut project_roles: Vec<(String, &'static str)> = principal
         .project_roles
         .iter()
-        .map(|(project, role)| (project.to_string(), role.as_str()))
+        .flat_map(|(project, roles)| {
+            roles
+                .iter()
+                .map(|role| (project.to_string(), role.as_str()))
+        })
         .collect();
     project_roles.sort_unstable();
     roles.extend(

@@ -8,7 +8,9 @@ use super::convert::{api_key, page, page_parts};
 use super::status::to_status;
 use crate::proto::v1::{
     ApiKey, AssignApiKeyToProjectRequest, CreateApiKeyRequest, CreateApiKeyResponse,
-    DeleteApiKeyRequest, DeleteApiKeyResponse, ListApiKeysRequest, ListApiKeysResponse,
+    CreateProjectApiKeyRequest, DeleteApiKeyRequest, DeleteApiKeyResponse, GetApiKeyRequest,
+    ListApiKeysRequest, ListApiKeysResponse, ListProjectApiKeysRequest,
+    UnassignApiKeyFromProjectRequest, UnassignApiKeyFromProjectResponse, UpdateApiKeyRequest,
     api_key_service_server::ApiKeyService,
 };
 
@@ -75,9 +77,103 @@ impl ApiKeyService for Services {
         let req = request.into_inner();
         let key = self
             .core
-            .assign_api_key_to_project(&principal, &req.group_id, &req.api_key_id, &req.roles)
+            .assign_api_key_to_project(
+                &principal,
+                &req.group_id,
+                &req.api_key_id,
+                &req.roles,
+                req.desc.as_deref(),
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(api_key(key, None)))
+    }
+
+    #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
+    async fn get_api_key(
+        &self,
+        request: Request<GetApiKeyRequest>,
+    ) -> Result<Response<ApiKey>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        let key = self
+            .core
+            .api_key(&principal, &req.org_id, &req.api_key_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(api_key(key, None)))
+    }
+
+    #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
+    async fn update_api_key(
+        &self,
+        request: Request<UpdateApiKeyRequest>,
+    ) -> Result<Response<ApiKey>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        let key = self
+            .core
+            .update_api_key(
+                &principal,
+                &req.org_id,
+                &req.api_key_id,
+                req.desc.as_deref(),
+                req.roles.as_ref().map(|r| r.roles.as_slice()),
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(api_key(key, None)))
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn list_project_api_keys(
+        &self,
+        request: Request<ListProjectApiKeysRequest>,
+    ) -> Result<Response<ListApiKeysResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
+        let keys = self
+            .core
+            .list_project_api_keys(&principal, &req.group_id, page)
+            .await
+            .map_err(to_status)?;
+        let (results, total_count, has_next_page) = page_parts(keys, |k| api_key(k, None));
+        Ok(Response::new(ListApiKeysResponse {
+            results,
+            total_count,
+            has_next_page,
+        }))
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn create_project_api_key(
+        &self,
+        request: Request<CreateProjectApiKeyRequest>,
+    ) -> Result<Response<CreateApiKeyResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        let key = self
+            .core
+            .create_project_api_key(&principal, &req.group_id, &req.desc, &req.roles)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(CreateApiKeyResponse {
+            api_key: Some(api_key(key.record, Some(&key.private_key))),
+        }))
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn unassign_api_key_from_project(
+        &self,
+        request: Request<UnassignApiKeyFromProjectRequest>,
+    ) -> Result<Response<UnassignApiKeyFromProjectResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        self.core
+            .unassign_api_key_from_project(&principal, &req.group_id, &req.api_key_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(UnassignApiKeyFromProjectResponse {}))
     }
 }

@@ -99,7 +99,77 @@ pub fn database_user(user: domain::DatabaseUser) -> v1::DatabaseUser {
                 collection_name: r.collection_name,
             })
             .collect(),
+        description: user.attributes.description,
+        labels: user
+            .attributes
+            .labels
+            .into_iter()
+            .map(|l| v1::DatabaseUserLabel {
+                key: l.key,
+                value: l.value,
+            })
+            .collect(),
+        scopes: user
+            .attributes
+            .scopes
+            .into_iter()
+            .map(|s| v1::DatabaseUserScope {
+                name: s.name,
+                r#type: s.scope_type,
+            })
+            .collect(),
+        delete_after_date: user.attributes.delete_after.map(timestamp),
     }
+}
+
+/// The attributes of a create or an update, their counts bounded before they are copied.
+pub fn attribute_changes(
+    description: Option<String>,
+    labels: Option<Vec<v1::DatabaseUserLabel>>,
+    scopes: Option<Vec<v1::DatabaseUserScope>>,
+    delete_after_date: Option<prost_types::Timestamp>,
+) -> domain::AtlasResult<domain::AttributeChanges> {
+    if labels
+        .as_ref()
+        .is_some_and(|l| l.len() > domain::MAX_LABELS)
+    {
+        return Err(domain::AtlasError::invalid_attribute("labels", "labels"));
+    }
+    if scopes
+        .as_ref()
+        .is_some_and(|s| s.len() > domain::MAX_SCOPES)
+    {
+        return Err(domain::AtlasError::invalid_attribute("scopes", "scopes"));
+    }
+    let delete_after = delete_after_date
+        .map(|t| {
+            OffsetDateTime::from_unix_timestamp(t.seconds).map_err(|_| {
+                domain::AtlasError::invalid_attribute("delete_after_date", "deleteAfterDate")
+            })
+        })
+        .transpose()?;
+    Ok(domain::AttributeChanges {
+        description,
+        labels: labels.map(|labels| {
+            labels
+                .into_iter()
+                .map(|l| domain::UserLabel {
+                    key: l.key,
+                    value: l.value,
+                })
+                .collect()
+        }),
+        scopes: scopes.map(|scopes| {
+            scopes
+                .into_iter()
+                .map(|s| domain::UserScope {
+                    name: s.name,
+                    scope_type: s.r#type,
+                })
+                .collect()
+        }),
+        delete_after,
+    })
 }
 
 pub fn user_security(security: domain::UserSecurity) -> v1::UserSecurity {

@@ -4,7 +4,9 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::convert::{database_user, page, page_parts, roles_from_proto, x509_type_from_proto};
+use super::convert::{
+    attribute_changes, database_user, page, page_parts, roles_from_proto, x509_type_from_proto,
+};
 use super::status::to_status;
 use crate::domain::NewDatabaseUser;
 use crate::proto::v1::{
@@ -28,6 +30,13 @@ impl DatabaseUserService for Services {
             database_name: &req.database_name,
             x509_type: x509_type_from_proto(req.x509_type).map_err(to_status)?,
             roles: roles_from_proto(req.roles).map_err(to_status)?,
+            attributes: attribute_changes(
+                Some(req.description),
+                Some(req.labels),
+                Some(req.scopes),
+                req.delete_after_date,
+            )
+            .map_err(to_status)?,
         };
         let user = self
             .core
@@ -90,6 +99,13 @@ impl DatabaseUserService for Services {
             .map(|r| roles_from_proto(r.roles))
             .transpose()
             .map_err(to_status)?;
+        let attributes = attribute_changes(
+            req.description,
+            req.labels.map(|l| l.labels),
+            req.scopes.map(|s| s.scopes),
+            req.delete_after_date,
+        )
+        .map_err(to_status)?;
         let user = self
             .core
             .update_database_user(
@@ -99,6 +115,7 @@ impl DatabaseUserService for Services {
                 &req.username,
                 x509_type,
                 roles,
+                attributes,
             )
             .await
             .map_err(to_status)?;

@@ -32,6 +32,7 @@ impl ApiKeyStore for SqlStore {
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
         let inserted: StoreResult<()> = async {
             dispatch!(&self.db, |pools: DB| {
+                let mut tx = pools.read.begin().await.map_err(DB::map_err)?;
                 sqlx::query(
                     "INSERT INTO api_keys (id, org_id, public_key, description, ha1_md5, \
                      ha1_sha256, org_roles, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -44,9 +45,22 @@ impl ApiKeyStore for SqlStore {
                 .bind(&key.ha1_sha256)
                 .bind(org_roles_to_text(&key.org_roles))
                 .bind(to_secs(key.created))
-                .execute(&pools.read)
+                .execute(&mut *tx)
                 .await
                 .map_err(DB::map_err)?;
+                for (project, role) in &key.project_roles {
+                    sqlx::query(
+                        "INSERT INTO api_key_project_roles (api_key_id, project_id, role) \
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(key.id.as_str())
+                    .bind(project.as_str())
+                    .bind(role.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(DB::map_err)?;
+                }
+                tx.commit().await.map_err(DB::map_err)?;
             });
             Ok(())
         }
@@ -79,6 +93,49 @@ impl ApiKeyStore for SqlStore {
         updated
     }
 
+    async fn update_api_key(
+        &self,
+        org_id: &OrgId,
+        id: &ApiKeyId,
+        desc: Option<&str>,
+        org_roles: Option<&[OrgRole]>,
+    ) -> StoreResult<bool> {
+        let roles = org_roles.map(org_roles_to_text);
+        let updated: StoreResult<bool> = async {
+            let done = dispatch!(&self.db, |pools: DB| {
+                sqlx::query(
+                    "UPDATE api_keys SET description = COALESCE($1, description), \
+                     org_roles = COALESCE($2, org_roles) WHERE id = $3 AND org_id = $4",
+                )
+                .bind(desc)
+                .bind(roles.as_deref())
+                .bind(id.as_str())
+                .bind(org_id.as_str())
+                .execute(&pools.read)
+                .await
+                .map_err(DB::map_err)?
+                .rows_affected()
+            });
+            Ok(done > 0)
+        }
+        .await;
+        self.cache.api_keys.clear();
+        updated
+    }
+
+    async fn list_project_api_keys(
+        &self,
+        project_id: &ProjectId,
+        page: Page,
+    ) -> StoreResult<Paged<ApiKeyRecord>> {
+        self.list_api_keys_where(
+            "id IN (SELECT api_key_id FROM api_key_project_roles WHERE project_id = $1)",
+            project_id.as_str(),
+            page,
+        )
+        .await
+    }
+
     async fn api_key_by_public_key(&self, public_key: &str) -> StoreResult<Option<ApiKeyRecord>> {
         if !is_public_key(public_key) {
             // No key has another shape; not cached, so junk cannot fill the cache.
@@ -99,67 +156,8 @@ impl ApiKeyStore for SqlStore {
     }
 
     async fn list_api_keys(&self, org_id: &OrgId, page: Page) -> StoreResult<Paged<ApiKeyRecord>> {
-        let select = format!(
-            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE org_id = $1 \
-             ORDER BY created_at, id LIMIT $2 OFFSET $3"
-        );
-        let (keys, roles, total): (Vec<ApiKeyRow>, Vec<(String, String, String)>, Option<i64>) =
-            dispatch!(&self.db, |pools: DB| {
-                let keys: Vec<ApiKeyRow> = sqlx::query_as(&select)
-                    .bind(org_id.as_str())
-                    .bind(limit(page))
-                    .bind(offset(page))
-                    .fetch_all(&pools.read)
-                    .await
-                    .map_err(DB::map_err)?;
-                // The roles of the whole page in one query.
-                let roles = if keys.is_empty() {
-                    Vec::new()
-                } else {
-                    let mut query = sqlx::QueryBuilder::<DB>::new(
-                        "SELECT api_key_id, project_id, role FROM api_key_project_roles \
-                         WHERE api_key_id IN (",
-                    );
-                    let mut ids = query.separated(", ");
-                    for key in &keys {
-                        ids.push_bind(key.id.as_str());
-                    }
-                    query.push(")");
-                    query
-                        .build_query_as()
-                        .persistent(false)
-                        .fetch_all(&pools.read)
-                        .await
-                        .map_err(DB::map_err)?
-                };
-                let total = if page.include_count {
-                    Some(
-                        sqlx::query_scalar("SELECT COUNT(*) AS n FROM api_keys WHERE org_id = $1")
-                            .bind(org_id.as_str())
-                            .fetch_one(&pools.read)
-                            .await
-                            .map_err(DB::map_err)?,
-                    )
-                } else {
-                    None
-                };
-                (keys, roles, total)
-            });
-        let mut roles_by_key: HashMap<String, Vec<(String, String)>> = HashMap::new();
-        for (key_id, project, role) in roles {
-            roles_by_key
-                .entry(key_id)
-                .or_default()
-                .push((project, role));
-        }
-        let keys = keys
-            .into_iter()
-            .map(|key| {
-                let roles = roles_by_key.remove(&key.id).unwrap_or_default();
-                key.into_record(roles)
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(paged(keys, page, total))
+        self.list_api_keys_where("org_id = $1", org_id.as_str(), page)
+            .await
     }
 
     async fn delete_api_key(&self, org_id: &OrgId, id: &ApiKeyId) -> StoreResult<bool> {
@@ -237,6 +235,77 @@ impl ApiKeyStore for SqlStore {
 }
 
 impl SqlStore {
+    /// Lists the keys `filter` (a condition on `$1`) selects, with their project roles: one
+    /// query for the keys, one for the roles of the whole page.
+    async fn list_api_keys_where(
+        &self,
+        filter: &'static str,
+        value: &str,
+        page: Page,
+    ) -> StoreResult<Paged<ApiKeyRecord>> {
+        let select = format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {filter} \
+             ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        );
+        let count = format!("SELECT COUNT(*) AS n FROM api_keys WHERE {filter}");
+        let (keys, roles, total): KeyPage = dispatch!(&self.db, |pools: DB| {
+            let keys: Vec<ApiKeyRow> = sqlx::query_as(&select)
+                .bind(value)
+                .bind(limit(page))
+                .bind(offset(page))
+                .fetch_all(&pools.read)
+                .await
+                .map_err(DB::map_err)?;
+            // The roles of the whole page in one query.
+            let roles = if keys.is_empty() {
+                Vec::new()
+            } else {
+                let mut query = sqlx::QueryBuilder::<DB>::new(
+                    "SELECT api_key_id, project_id, role FROM api_key_project_roles \
+                         WHERE api_key_id IN (",
+                );
+                let mut ids = query.separated(", ");
+                for key in &keys {
+                    ids.push_bind(key.id.as_str());
+                }
+                query.push(")");
+                query
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(&pools.read)
+                    .await
+                    .map_err(DB::map_err)?
+            };
+            let total = if page.include_count {
+                Some(
+                    sqlx::query_scalar(&count)
+                        .bind(value)
+                        .fetch_one(&pools.read)
+                        .await
+                        .map_err(DB::map_err)?,
+                )
+            } else {
+                None
+            };
+            (keys, roles, total)
+        });
+        let mut roles_by_key: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for (key_id, project, role) in roles {
+            roles_by_key
+                .entry(key_id)
+                .or_default()
+                .push((project, role));
+        }
+        let keys = keys
+            .into_iter()
+            .map(|key| {
+                let roles = roles_by_key.remove(&key.id).unwrap_or_default();
+                key.into_record(roles)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(paged(keys, page, total))
+    }
+
     /// Reads the key `select` finds by `value`, with its project roles.
     async fn api_key_where(
         &self,
@@ -264,6 +333,9 @@ impl SqlStore {
         found.map(|(key, roles)| key.into_record(roles)).transpose()
     }
 }
+
+/// A page of keys, the (key id, project id, role) rows of their project roles, and the count.
+type KeyPage = (Vec<ApiKeyRow>, Vec<(String, String, String)>, Option<i64>);
 
 /// A row of `api_keys`.
 #[derive(sqlx::FromRow)]

@@ -1,14 +1,16 @@
 //! Database users of projects (`database_users`), keyed by (project, database, username); their
-//! roles are stored as compact JSON.
+//! roles, labels and scopes are stored as compact JSON, deleteAfterDate as Unix seconds.
 
 use async_trait::async_trait;
 
 use super::SqlStore;
-use super::convert::{corrupt, limit, offset, paged, project_id};
+use super::convert::{corrupt, from_secs, limit, offset, paged, project_id, to_secs};
 use super::db::{Backend, dispatch};
+use time::OffsetDateTime;
+
 use crate::domain::{
     DatabaseName, DatabaseUser, DatabaseUserRole, DatabaseUserStore, Page, Paged, ProjectId,
-    StoreResult, Username, X509Type,
+    StoreResult, UserAttributes, UserLabel, UserScope, Username, X509Type,
 };
 
 #[async_trait]
@@ -18,13 +20,18 @@ impl DatabaseUserStore for SqlStore {
             dispatch!(&self.db, |pools: DB| {
                 sqlx::query(
                     "INSERT INTO database_users (project_id, database_name, username, x509_type, \
-                     roles) VALUES ($1, $2, $3, $4, $5)",
+                     roles, description, labels, scopes, delete_after) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(user.project_id.as_str())
                 .bind(user.database_name.as_str())
                 .bind(user.username.as_str())
                 .bind(user.x509_type.as_str())
                 .bind(roles_to_json(&user.roles))
+                .bind(&user.attributes.description)
+                .bind(labels_to_json(&user.attributes.labels))
+                .bind(scopes_to_json(&user.attributes.scopes))
+                .bind(user.attributes.delete_after.map(to_secs))
                 .execute(&pools.read)
                 .await
                 .map_err(DB::map_err)?;
@@ -48,8 +55,8 @@ impl DatabaseUserStore for SqlStore {
             .get_or_read(&key, || async {
                 let row: Option<DatabaseUserRow> = dispatch!(&self.db, |pools: DB| {
                     sqlx::query_as(
-                        "SELECT project_id, database_name, username, x509_type, roles \
-                         FROM database_users \
+                        "SELECT project_id, database_name, username, x509_type, roles, \
+                         description, labels, scopes, delete_after FROM database_users \
                          WHERE project_id = $1 AND database_name = $2 AND username = $3",
                     )
                     .bind(project_id.as_str())
@@ -72,15 +79,16 @@ impl DatabaseUserStore for SqlStore {
         let (rows, total): (Vec<DatabaseUserRow>, Option<i64>) =
             dispatch!(&self.db, |pools: DB| {
                 let rows = sqlx::query_as(
-                "SELECT project_id, database_name, username, x509_type, roles FROM database_users \
+                    "SELECT project_id, database_name, username, x509_type, roles, description, \
+                 labels, scopes, delete_after FROM database_users \
                  WHERE project_id = $1 ORDER BY username, database_name LIMIT $2 OFFSET $3",
-            )
-            .bind(project_id.as_str())
-            .bind(limit(page))
-            .bind(offset(page))
-            .fetch_all(&pools.read)
-            .await
-            .map_err(DB::map_err)?;
+                )
+                .bind(project_id.as_str())
+                .bind(limit(page))
+                .bind(offset(page))
+                .fetch_all(&pools.read)
+                .await
+                .map_err(DB::map_err)?;
                 let total = if page.include_count {
                     Some(
                         sqlx::query_scalar(
@@ -107,7 +115,8 @@ impl DatabaseUserStore for SqlStore {
         let updated: StoreResult<bool> = async {
             let done = dispatch!(&self.db, |pools: DB| {
                 sqlx::query(
-                    "UPDATE database_users SET x509_type = $1, roles = $2 \
+                    "UPDATE database_users SET x509_type = $1, roles = $2, description = $6, \
+                     labels = $7, scopes = $8, delete_after = $9 \
                      WHERE project_id = $3 AND database_name = $4 AND username = $5",
                 )
                 .bind(user.x509_type.as_str())
@@ -115,6 +124,10 @@ impl DatabaseUserStore for SqlStore {
                 .bind(user.project_id.as_str())
                 .bind(user.database_name.as_str())
                 .bind(user.username.as_str())
+                .bind(&user.attributes.description)
+                .bind(labels_to_json(&user.attributes.labels))
+                .bind(scopes_to_json(&user.attributes.scopes))
+                .bind(user.attributes.delete_after.map(to_secs))
                 .execute(&pools.read)
                 .await
                 .map_err(DB::map_err)?
@@ -153,6 +166,59 @@ impl DatabaseUserStore for SqlStore {
         self.cache.users.clear();
         deleted
     }
+
+    async fn delete_database_user_if_due(
+        &self,
+        project_id: &ProjectId,
+        database_name: DatabaseName,
+        username: &Username,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let deleted: StoreResult<bool> = async {
+            // One statement: of replicas racing on the row, the one whose DELETE takes it gets
+            // a row count of 1, the others 0.
+            let done = dispatch!(&self.db, |pools: DB| {
+                sqlx::query(
+                    "DELETE FROM database_users \
+                     WHERE project_id = $1 AND database_name = $2 AND username = $3 \
+                     AND delete_after IS NOT NULL AND delete_after <= $4",
+                )
+                .bind(project_id.as_str())
+                .bind(database_name.as_str())
+                .bind(username.as_str())
+                .bind(to_secs(now))
+                .execute(&pools.read)
+                .await
+                .map_err(DB::map_err)?
+                .rows_affected()
+            });
+            Ok(done > 0)
+        }
+        .await;
+        self.cache.users.clear();
+        deleted
+    }
+
+    async fn due_database_users(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<DatabaseUser>> {
+        let rows: Vec<DatabaseUserRow> = dispatch!(&self.db, |pools: DB| {
+            sqlx::query_as(
+                "SELECT project_id, database_name, username, x509_type, roles, description, \
+                 labels, scopes, delete_after FROM database_users \
+                 WHERE delete_after IS NOT NULL AND delete_after <= $1 \
+                 ORDER BY delete_after LIMIT $2",
+            )
+            .bind(to_secs(now))
+            .bind(i64::from(limit))
+            .fetch_all(&pools.read)
+            .await
+            .map_err(DB::map_err)?
+        });
+        rows.into_iter().map(DatabaseUserRow::into_user).collect()
+    }
 }
 
 /// A row of `database_users`.
@@ -163,6 +229,10 @@ struct DatabaseUserRow {
     username: String,
     x509_type: String,
     roles: String,
+    description: String,
+    labels: String,
+    scopes: String,
+    delete_after: Option<i64>,
 }
 
 impl DatabaseUserRow {
@@ -174,6 +244,12 @@ impl DatabaseUserRow {
                 .map_err(|_| corrupt("database name"))?,
             x509_type: X509Type::parse(&self.x509_type).map_err(|_| corrupt("x509 type"))?,
             roles: roles_from_json(&self.roles)?,
+            attributes: UserAttributes {
+                description: self.description,
+                labels: labels_from_json(&self.labels)?,
+                scopes: scopes_from_json(&self.scopes)?,
+                delete_after: self.delete_after.map(from_secs).transpose()?,
+            },
         })
     }
 }
@@ -208,6 +284,66 @@ fn roles_from_json(text: &str) -> StoreResult<Vec<DatabaseUserRole>> {
             database_name: r.d,
             role_name: r.r,
             collection_name: r.c,
+        })
+        .collect())
+}
+
+/// A label as stored: `k`ey and `v`alue.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LabelJson {
+    k: String,
+    v: String,
+}
+
+fn labels_to_json(labels: &[UserLabel]) -> String {
+    let json: Vec<LabelJson> = labels
+        .iter()
+        .map(|l| LabelJson {
+            k: l.key.clone(),
+            v: l.value.clone(),
+        })
+        .collect();
+    // Strings in a struct always serialize.
+    serde_json::to_string(&json).expect("labels serialize")
+}
+
+fn labels_from_json(text: &str) -> StoreResult<Vec<UserLabel>> {
+    let json: Vec<LabelJson> = serde_json::from_str(text).map_err(|_| corrupt("labels"))?;
+    Ok(json
+        .into_iter()
+        .map(|l| UserLabel {
+            key: l.k,
+            value: l.v,
+        })
+        .collect())
+}
+
+/// A scope as stored: `n`ame and `t`ype.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ScopeJson {
+    n: String,
+    t: String,
+}
+
+fn scopes_to_json(scopes: &[UserScope]) -> String {
+    let json: Vec<ScopeJson> = scopes
+        .iter()
+        .map(|s| ScopeJson {
+            n: s.name.clone(),
+            t: s.scope_type.clone(),
+        })
+        .collect();
+    // Strings in a struct always serialize.
+    serde_json::to_string(&json).expect("scopes serialize")
+}
+
+fn scopes_from_json(text: &str) -> StoreResult<Vec<UserScope>> {
+    let json: Vec<ScopeJson> = serde_json::from_str(text).map_err(|_| corrupt("scopes"))?;
+    Ok(json
+        .into_iter()
+        .map(|s| UserScope {
+            name: s.n,
+            scope_type: s.t,
         })
         .collect())
 }

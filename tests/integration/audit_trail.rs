@@ -105,6 +105,7 @@ async fn project_key(clients: &Clients, org_id: &str, group_id: &str, role: &str
             group_id: group_id.into(),
             api_key_id: created.id.clone(),
             roles: vec![role.into()],
+            desc: None,
         })
         .await
         .unwrap();
@@ -129,6 +130,7 @@ async fn every_change_is_recorded_in_order_with_actor_and_address() {
             username: "alice".into(),
             x509_type: Some(X509Type::Managed as i32),
             roles: None,
+            ..Default::default()
         })
         .await
         .unwrap();

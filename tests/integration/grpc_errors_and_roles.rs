@@ -286,6 +286,7 @@ async fn every_core_error_code_over_grpc() {
                 username: "plain".into(),
                 x509_type: Some(X509Type::Managed as i32),
                 roles: None,
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,
@@ -312,6 +313,7 @@ async fn every_core_error_code_over_grpc() {
                 group_id: group_id.clone(),
                 api_key_id: unknown_key_id.into(),
                 roles: vec!["GROUP_OWNER".into()],
+                desc: None,
             })
             .await,
         Code::InvalidArgument,
@@ -542,6 +544,7 @@ async fn role_matrix() {
                 group_id: group_id.clone(),
                 api_key_id: id.clone(),
                 roles: vec![role.into()],
+                desc: None,
             })
             .await
             .expect("assign");
@@ -717,6 +720,7 @@ async fn project_only_keys_see_only_their_projects() {
             group_id: mine.clone(),
             api_key_id: key_id,
             roles: vec!["GROUP_OWNER".into()],
+            desc: None,
         })
         .await
         .unwrap();

@@ -31,12 +31,14 @@ mod trusted_proxies;
 // The Atlas REST gateway.
 mod atlas_clients;
 mod atlas_clients_pending;
+mod gateway_api_keys;
 mod gateway_atlas_certs;
 mod gateway_atlas_resources;
 mod gateway_digest;
 mod gateway_real_clients;
 mod gateway_resources;
 mod gateway_router;
+mod gateway_user_attributes;
 mod hostile_inputs;
 mod openapi_contract;
 mod proptest_gateway;

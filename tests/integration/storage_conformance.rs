@@ -190,6 +190,7 @@ fn database_user(project: &Project, name: &str, database_name: DatabaseName) -> 
             role_name: "readWriteAnyDatabase".into(),
             collection_name: String::new(),
         }],
+        attributes: Default::default(),
     }
 }
 

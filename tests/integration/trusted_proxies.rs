@@ -302,6 +302,7 @@ async fn the_audit_trail_records_the_forwarded_client() {
             group_id: group_id.clone(),
             api_key_id: created.id.clone(),
             roles: vec!["GROUP_READ_ONLY".into()],
+            desc: None,
         })
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
-use crate::gateway::api_keys::{ApiKey, Assignment, NewApiKey};
+use crate::gateway::api_keys::{ApiKey, ApiKeyChanges, Assignment, NewApiKey, NewProjectApiKey};
 use crate::gateway::certificates::{Certificate, NewCertificate};
 use crate::gateway::database_users::{DatabaseUser, DatabaseUserChanges, NewDatabaseUser};
 use crate::gateway::events::Event;
@@ -99,8 +99,8 @@ fn assignment(generator: &mut SchemaGenerator) -> Schema {
     json_schema!({"anyOf": [item, {"type": "array", "items": item}]})
 }
 
-const READER: &str =
-    "Needs GROUP_READ_ONLY on the project (GROUP_OWNER, ORG_OWNER and ORG_READ_ONLY have it).";
+const READER: &str = "Needs any project role (Atlas's Project Read Only), or ORG_OWNER or \
+                      ORG_READ_ONLY.";
 
 /// Every operation but `GET /api/dbcert/v1/openapi.json`.
 pub const OPERATIONS: &[Operation] = &[
@@ -166,7 +166,8 @@ pub const OPERATIONS: &[Operation] = &[
         id: "listApiKeys",
         tag: "Programmatic API Keys",
         summary: "Return the API keys of an organization",
-        description: "Needs ORG_OWNER. Private keys are fully masked.",
+        description: "Needs any organization role (Atlas's Organization Member). Private keys \
+                      are fully masked.",
         body: None,
         success: Success::List(schema::<ListPage<ApiKey>>),
         query: Query::Paging,
@@ -187,6 +188,34 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         api: Api::Atlas,
+        method: "get",
+        path: "/orgs/{orgId}/apiKeys/{apiUserId}",
+        id: "getApiKey",
+        tag: "Programmatic API Keys",
+        summary: "Return one API key of an organization",
+        description: "Needs any organization role (Atlas's Organization Member). The private \
+                      key is fully masked.",
+        body: None,
+        success: Success::Entity(Status::Always(200), schema::<ApiKey>),
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "patch",
+        path: "/orgs/{orgId}/apiKeys/{apiUserId}",
+        id: "updateApiKey",
+        tag: "Programmatic API Keys",
+        summary: "Change the description and/or organization roles of an API key",
+        description: "Needs ORG_OWNER. Roles, when sent, replace the key's organization roles \
+                      (at least one).",
+        body: Some(schema::<ApiKeyChanges>),
+        success: Success::Entity(Status::Always(200), schema::<ApiKey>),
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
         method: "delete",
         path: "/orgs/{orgId}/apiKeys/{apiUserId}",
         id: "deleteApiKey",
@@ -200,13 +229,42 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         api: Api::Atlas,
+        method: "get",
+        path: "/groups/{groupId}/apiKeys",
+        id: "listProjectApiKeys",
+        tag: "Programmatic API Keys",
+        summary: "Return the API keys assigned to a project",
+        description: READER,
+        body: None,
+        success: Success::List(schema::<ListPage<ApiKey>>),
+        query: Query::Paging,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "post",
+        path: "/groups/{groupId}/apiKeys",
+        id: "createProjectApiKey",
+        tag: "Programmatic API Keys",
+        summary: "Create an API key of the project's organization, assigned to the project",
+        description: "Needs GROUP_OWNER on the project. The key is an ORG_MEMBER of the \
+                      organization with the given project roles; the answer is the only one \
+                      that shows the private key.",
+        body: Some(schema::<NewProjectApiKey>),
+        success: Success::Entity(Status::Created, schema::<ApiKey>),
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
         method: "patch",
         path: "/groups/{groupId}/apiKeys/{apiUserId}",
         id: "updateApiKeyRoles",
         tag: "Programmatic API Keys",
-        summary: "Assign an organization's API key to a project with roles (v1 form)",
-        description: "Needs GROUP_OWNER on the project. The body is `{\"roles\":[…]}` or v2's \
-                      list of such objects; both forms work on both prefixes.",
+        summary: "Set the roles of an organization's API key on a project",
+        description: "Needs GROUP_OWNER on the project. The body is `{\"roles\":[…]}` (at \
+                      least one role; they replace the key's roles on the project) with an \
+                      optional `desc`, or v2's list of such objects.",
         body: Some(assignment),
         success: Success::Entity(Status::Always(200), schema::<ApiKey>),
         query: Query::Flags,
@@ -218,11 +276,25 @@ pub const OPERATIONS: &[Operation] = &[
         path: "/groups/{groupId}/apiKeys/{apiUserId}",
         id: "addProjectApiKey",
         tag: "Programmatic API Keys",
-        summary: "Assign an organization's API key to a project with roles (v2 form)",
-        description: "Needs GROUP_OWNER on the project. The body is `[{\"roles\":[…]}]` or v1's \
-                      single object; both forms work on both prefixes.",
+        summary: "Assign an organization's API key to a project with roles",
+        description: "Needs GROUP_OWNER on the project. The body is `[{\"roles\":[…]}]` or \
+                      v1's single object. No content, as the spec says.",
         body: Some(assignment),
-        success: Success::Entity(Status::Always(200), schema::<ApiKey>),
+        success: Success::Empty,
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "delete",
+        path: "/groups/{groupId}/apiKeys/{apiUserId}",
+        id: "removeProjectApiKey",
+        tag: "Programmatic API Keys",
+        summary: "Remove an API key from a project",
+        description: "Needs GROUP_OWNER on the project. All the key's roles on the project go; \
+                      a key not assigned to the project is 404 `INVALID_API_KEY_ID`.",
+        body: None,
+        success: Success::Empty,
         query: Query::Flags,
         errors: &[404],
     },
@@ -259,7 +331,8 @@ pub const OPERATIONS: &[Operation] = &[
         id: "createProject",
         tag: "Projects",
         summary: "Create a project",
-        description: "Needs ORG_OWNER. `orgId` defaults to the key's organization; \
+        description: "Needs ORG_OWNER or ORG_GROUP_CREATOR (which then owns the project). \
+                      `orgId` defaults to the key's organization; \
                       `withDefaultAlertsSettings` is accepted and ignored, `tags` only empty; \
                       the readOnly `id`, `links`, `created`, `clusterCount` are ignored. 201 \
                       on both versions (as recorded on v2).",
@@ -344,7 +417,8 @@ pub const OPERATIONS: &[Operation] = &[
         id: "createDatabaseUser",
         tag: "Database Users",
         summary: "Create a database user",
-        description: "Needs GROUP_OWNER. X.509 users (`MANAGED`, `CUSTOMER`) live on \
+        description: "Needs GROUP_OWNER, GROUP_DATABASE_ACCESS_ADMIN or \
+                      GROUP_STREAM_PROCESSING_OWNER. X.509 users (`MANAGED`, `CUSTOMER`) live on \
                       `$external`, others on `admin`; `password` is refused (dbcert stores no \
                       passwords).",
         body: Some(schema::<NewDatabaseUser>),
@@ -372,7 +446,8 @@ pub const OPERATIONS: &[Operation] = &[
         id: "updateDatabaseUser",
         tag: "Database Users",
         summary: "Change a database user's x509Type or roles",
-        description: "Needs GROUP_OWNER. `groupId`, `databaseName` and `username` in the body, \
+        description: "Needs GROUP_OWNER, GROUP_DATABASE_ACCESS_ADMIN or \
+                      GROUP_STREAM_PROCESSING_OWNER. `groupId`, `databaseName` and `username` in the body, \
                       when present, must equal the path's.",
         body: Some(schema::<DatabaseUserChanges>),
         success: Success::Entity(Status::Always(200), schema::<DatabaseUser>),
@@ -386,7 +461,8 @@ pub const OPERATIONS: &[Operation] = &[
         id: "deleteDatabaseUser",
         tag: "Database Users",
         summary: "Delete a database user",
-        description: "Needs GROUP_OWNER. Its certificate records are kept.",
+        description: "Needs GROUP_OWNER, GROUP_DATABASE_ACCESS_ADMIN or \
+                      GROUP_STREAM_PROCESSING_OWNER. Its certificate records are kept.",
         body: None,
         success: Success::Empty,
         query: Query::Flags,

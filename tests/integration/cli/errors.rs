@@ -261,6 +261,7 @@ async fn conflicts_limits_and_missing_roles_have_their_codes() {
             group_id: group_id.clone(),
             api_key_id: reader.id.clone(),
             roles: vec!["GROUP_READ_ONLY".into()],
+            desc: None,
         })
         .await
         .unwrap();

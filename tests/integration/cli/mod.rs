@@ -448,3 +448,79 @@ async fn the_readme_client_block_works_as_written() {
     );
     assert_eq!(mode(&cli.dir().join("app-user.pem")), 0o600);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dbusers_create_takes_the_atlas_cli_description_and_delete_after() {
+    let server = TestServer::start().await;
+    let cli = Client::new(&server);
+    let group_id = cli
+        .run(&["projects", "create", "expiring", "-o", "json"])
+        .await
+        .expect(0)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // What the Atlas CLI sends: a UTC time without an offset.
+    let at = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
+        .replace_nanosecond(0)
+        .unwrap();
+    let naive = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    let user = cli
+        .run(&[
+            "dbusers",
+            "create",
+            "readAnyDatabase",
+            "--username",
+            "temp-user",
+            "--description",
+            "for a week",
+            "--deleteAfter",
+            &naive,
+            "--projectId",
+            &group_id,
+            "-o",
+            "json",
+        ])
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(user["description"], "for a week", "{user}");
+    assert_eq!(user["deleteAfterDate"], format!("{naive}Z"), "{user}");
+    // Not a time: refused before any call.
+    let refused = cli
+        .run(&[
+            "dbusers",
+            "create",
+            "--username",
+            "x",
+            "--deleteAfter",
+            "tomorrow",
+            "--projectId",
+            &group_id,
+        ])
+        .await;
+    refused.expect(2);
+    // A time in the past: the server's INVALID_ATTRIBUTE.
+    let past = cli
+        .run(&[
+            "dbusers",
+            "create",
+            "--username",
+            "y",
+            "--deleteAfter",
+            "2001-01-01T00:00:00Z",
+            "--projectId",
+            &group_id,
+        ])
+        .await;
+    assert!(past.stderr.contains("INVALID_ATTRIBUTE"), "{}", past.stderr);
+}

@@ -170,6 +170,7 @@ impl Clients {
                     role_name: "readWriteAnyDatabase".into(),
                     collection_name: String::new(),
                 }],
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner())
