@@ -40,60 +40,6 @@ pub const PENDING: &[Pending] = &[
     // PyPI atlasapi 2.0.11
     pending(
         "atlasapi",
-        "Organizations.organizations",
-        RES,
-        "GET /orgs/ (trailing slash): 404",
-    ),
-    pending(
-        "atlasapi",
-        "Organizations.count [client bug: reads TotalCount]",
-        RES,
-        "GET /orgs/ (trailing slash): 404",
-    ),
-    pending(
-        "atlasapi",
-        "Organizations.organization_by_name",
-        RES,
-        "GET /orgs/?name=… (trailing slash): 404",
-    ),
-    pending(
-        "atlasapi",
-        "Organizations.organization_by_id",
-        RES,
-        "GET /orgs/{orgId}: 404",
-    ),
-    pending(
-        "atlasapi",
-        "Organizations.get_all_projects_for_org",
-        RES,
-        "GET /orgs/{orgId}/groups: 404",
-    ),
-    pending(
-        "atlasapi",
-        "Projects.projects",
-        RES,
-        "GET /groups/ (trailing slash): 404",
-    ),
-    pending(
-        "atlasapi",
-        "Projects.project_by_name",
-        RES,
-        "GET /groups/byName/{groupName}: 404",
-    ),
-    pending(
-        "atlasapi",
-        "network.get /orgs/{orgId}/apiKeys/{apiUserId}",
-        KEYS,
-        "GET /orgs/{orgId}/apiKeys/{apiUserId}: 405",
-    ),
-    pending(
-        "atlasapi",
-        "network.get /groups/{groupId}/apiKeys",
-        KEYS,
-        "GET /groups/{groupId}/apiKeys: 404",
-    ),
-    pending(
-        "atlasapi",
         "Events.all",
         EVENTS,
         "Atlas event type names (PROJECT_CREATED is not one; the client's enum fails on it)",
@@ -119,12 +65,6 @@ pub const PENDING: &[Pending] = &[
     // PyPI mongodbatlas 0.2.6
     pending(
         "mongodbatlas",
-        "AtlasAPI.get_one_organization",
-        RES,
-        "GET /orgs/{orgId}: 404",
-    ),
-    pending(
-        "mongodbatlas",
         "atlas_get /groups/{groupId}/events, …/events/{eventId}",
         EVENTS,
         "Atlas event type names; GET /groups/{groupId}/events/{eventId}: 404",
@@ -137,12 +77,6 @@ pub const PENDING: &[Pending] = &[
     ),
     pending(
         "mongodbatlas",
-        "atlas_post, atlas_get, atlas_delete /orgs/{orgId}/apiKeys[/{id}]",
-        KEYS,
-        "GET /orgs/{orgId}/apiKeys/{apiUserId}: 405",
-    ),
-    pending(
-        "mongodbatlas",
         "AtlasAPI.create_organization, delete_organization [client bug: 204 as JSON]",
         UNASSIGNED,
         "POST /orgs: 405, DELETE /orgs/{orgId} (not in issue 12's list)",
@@ -150,21 +84,9 @@ pub const PENDING: &[Pending] = &[
     // PyPI mongodb-atlas-api-sdk 0.1.0
     pending(
         "mongodb-atlas-api-sdk",
-        "DatabaseUser.add_scope, create (scopes stored)",
-        KEYS,
-        "database-user scopes stored and returned: 400 INVALID_ATTRIBUTE",
-    ),
-    pending(
-        "mongodb-atlas-api-sdk",
         "get_raw /groups/{groupId}/events?eventType=…&minDate=(no offset)",
         EVENTS,
         "minDate without an offset: 400; eventType with Atlas's names; dbUserUsername",
-    ),
-    pending(
-        "mongodb-atlas-api-sdk",
-        "ApiKey(key_id=…) [client bug: href never set]",
-        KEYS,
-        "GET /orgs/{orgId}/apiKeys/{apiUserId}: 405",
     ),
     pending(
         "mongodb-atlas-api-sdk",
@@ -175,33 +97,9 @@ pub const PENDING: &[Pending] = &[
     // npm mongodb-atlas-api-client 4.19.0
     pending(
         "mongodb-atlas-api-client",
-        "organization.getById",
-        RES,
-        "GET /orgs/{orgId}: 404",
-    ),
-    pending(
-        "mongodb-atlas-api-client",
         "organization.rename",
         UNASSIGNED,
-        "PATCH /orgs/{orgId} (not in issue 12's list); GET /orgs/{orgId}: 404",
-    ),
-    pending(
-        "mongodb-atlas-api-client",
-        "project.getByName",
-        RES,
-        "GET /groups/byName/{groupName}: 404",
-    ),
-    pending(
-        "mongodb-atlas-api-client",
-        "organization.getAllProjectsForOrganization",
-        RES,
-        "GET /orgs/{orgId}/groups: 404",
-    ),
-    pending(
-        "mongodb-atlas-api-client",
-        "user.create with description (an Atlas attribute)",
-        KEYS,
-        "database-user description: 400 INVALID_ATTRIBUTE",
+        "PATCH /orgs/{orgId}: 405 (not in issue 12's list)",
     ),
     pending(
         "mongodb-atlas-api-client",
@@ -220,12 +118,6 @@ pub const PENDING: &[Pending] = &[
         "event.getByOrganizationId",
         EVENTS,
         "GET /orgs/{orgId}/events/{eventId}: 404",
-    ),
-    pending(
-        "mongodb-atlas-api-client",
-        "transport POST, GET, PATCH, DELETE /orgs/{orgId}/apiKeys[/{id}]",
-        KEYS,
-        "GET and PATCH /orgs/{orgId}/apiKeys/{apiUserId}: 405",
     ),
     pending(
         "mongodb-atlas-api-client",

@@ -229,7 +229,7 @@ async function main() {
     });
     check(changed.desc === "renamed", changed);
     await transport.fetch(`${keys}/${created.id}`, {method: "DELETE"});
-    checkError(await transport.fetch(`${keys}/${created.id}`), 404, "API_KEY_NOT_FOUND");
+    checkError(await transport.fetch(`${keys}/${created.id}`), 404, "INVALID_API_KEY_ID");
   });
 
   // === Deleting

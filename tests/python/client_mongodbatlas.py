@@ -237,7 +237,7 @@ def main():
         check(one["publicKey"] == created["publicKey"], one)
         expect_json_error(lambda: transport.atlas_delete(f"/orgs/{org_id}/apiKeys/{created['id']}"))
         check_error(
-            plain.request("GET", f"/orgs/{org_id}/apiKeys/{created['id']}"), 404, "API_KEY_NOT_FOUND"
+            plain.request("GET", f"/orgs/{org_id}/apiKeys/{created['id']}"), 404, "INVALID_API_KEY_ID"
         )
 
     steps.call("atlas_post, atlas_get, atlas_delete /orgs/{orgId}/apiKeys[/{id}]", api_keys)
