@@ -30,8 +30,6 @@ const fn pending(
     }
 }
 
-const RES: &str = "atlas-res";
-const KEYS: &str = "atlas-keys";
 const EVENTS: &str = "atlas-events";
 const UNASSIGNED: &str = "unassigned";
 
