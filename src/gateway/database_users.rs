@@ -114,6 +114,12 @@ pub struct Role {
     collection_name: Option<String>,
 }
 
+impl AtlasBody for Role {}
+
+impl AtlasBody for Label {}
+
+impl AtlasBody for Scope {}
+
 /// A label in a database user body (Atlas's ComponentLabel).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -133,10 +139,6 @@ pub struct Scope {
     #[schemars(required, extend("enum" = ["CLUSTER", "DATA_LAKE", "STREAM"]))]
     r#type: Option<String>,
 }
-
-impl AtlasBody for Label {}
-
-impl AtlasBody for Scope {}
 
 fn labels(labels: Vec<Nested<Label>>) -> Vec<v1::DatabaseUserLabel> {
     labels
@@ -174,7 +176,6 @@ fn delete_after_date(value: Option<String>) -> Result<Option<prost_types::Timest
         Err(_) => Err(ApiError::invalid_attribute("deleteAfterDate")),
     }
 }
-impl AtlasBody for Role {}
 
 fn roles(roles: Vec<Nested<Role>>) -> Vec<v1::DatabaseUserRole> {
     roles

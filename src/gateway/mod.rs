@@ -38,6 +38,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 mod trailing_slash;
+mod unread_body;
 mod user_security;
 
 use std::sync::Arc;
@@ -138,10 +139,14 @@ pub fn router(gateway: Gateway) -> Router {
     ))
 }
 
-/// The layers around the routes: the Atlas layer ([`atlas_layer`]), request ids and tracing.
+/// The layers around the routes: the Atlas layer ([`atlas_layer`]), `Connection: close` after
+/// an unread body ([`unread_body`]), request ids and tracing.
 fn atlas(routes: Router) -> Router {
     routes
         .layer(middleware::from_fn(atlas_layer))
+        // Around the Atlas layer, which answers some requests (a declared body too large)
+        // without reading their bodies.
+        .layer(middleware::from_fn(unread_body::close_after_unread_body))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
