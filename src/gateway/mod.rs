@@ -32,6 +32,7 @@ mod organizations;
 mod projects;
 mod resource;
 pub mod response;
+mod revocation;
 mod routes;
 #[cfg(test)]
 mod tests;

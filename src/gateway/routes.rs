@@ -13,7 +13,7 @@ use axum::routing::MethodRouter;
 use super::response::ApiVersion;
 use super::{
     Gateway, api_keys, certificates, database_users, events, openapi, organizations, projects,
-    user_security,
+    revocation, user_security,
 };
 
 /// Routes being added under one prefix, with the path template of each.
@@ -75,5 +75,6 @@ fn table() -> Routes {
                 routes.merge(resource(Routes::new(prefix)))
             })
         })
+        .merge(revocation::routes(Routes::new(openapi::PREFIX)))
         .merge(openapi::routes(Routes::new(openapi::PREFIX)))
 }

@@ -12,6 +12,7 @@ use crate::gateway::events::Event;
 use crate::gateway::organizations::Organization;
 use crate::gateway::projects::{NewProject, Project};
 use crate::gateway::resource::ListPage;
+use crate::gateway::revocation::{CertificateStatus, Revoke, RevokedCertificates};
 use crate::gateway::user_security::{UserSecurity, UserSecurityChanges};
 
 /// A schema of a generator's types (a `$ref` to a component, or inline).
@@ -398,5 +399,52 @@ pub const OPERATIONS: &[Operation] = &[
         success: Success::List(schema::<ListPage<Event>>),
         query: Query::Events,
         errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "get",
+        path: "/groups/{groupId}/databaseUsers/{username}/certs",
+        id: "listDatabaseUserCertificateStatuses",
+        tag: "Certificate Revocation",
+        summary: "Return every certificate of a database user with its status, oldest first",
+        description: "Needs GROUP_READ_ONLY on the project (GROUP_OWNER, ORG_OWNER and \
+                      ORG_READ_ONLY have it). Expired and revoked certificates too: `status` is \
+                      `VALID`, `REVOKED` (with `revokedAt` and `revocationReason`) or `EXPIRED`.",
+        body: None,
+        success: Success::List(schema::<ListPage<CertificateStatus>>),
+        query: Query::Paging,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "post",
+        path: "/groups/{groupId}/databaseUsers/{username}/certs/revoke",
+        id: "revokeDatabaseUserCertificates",
+        tag: "Certificate Revocation",
+        summary: "Revoke every unexpired certificate of a database user",
+        description: "Needs GROUP_OWNER. `reason` is an RFC 5280 reason name (default \
+                      `unspecified`). Answers the certificates it revoked (none is not an \
+                      error); they leave the Atlas list and the per-user limit.",
+        body: Some(schema::<Revoke>),
+        success: Success::Entity(Status::Always(200), schema::<RevokedCertificates>),
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "post",
+        path: "/groups/{groupId}/databaseUsers/{username}/certs/{serialNumber}/revoke",
+        id: "revokeDatabaseUserCertificate",
+        tag: "Certificate Revocation",
+        summary: "Revoke one certificate of a database user",
+        description: "Needs GROUP_OWNER. `reason` is an RFC 5280 reason name (default \
+                      `unspecified`). 409 `CERTIFICATE_ALREADY_REVOKED`; 404 \
+                      `CERTIFICATE_NOT_FOUND` (no such serial in the project) or \
+                      `CERTIFICATE_NOT_ISSUED_TO_USER`; 400 `INVALID_SERIAL_NUMBER`. A refusal \
+                      changes nothing.",
+        body: Some(schema::<Revoke>),
+        success: Success::Entity(Status::Always(200), schema::<CertificateStatus>),
+        query: Query::Flags,
+        errors: &[404, 409],
     },
 ];
