@@ -7,6 +7,7 @@
 //! and profiles, `tls.rs` TLS and mutual TLS.
 
 mod errors;
+mod revoke;
 mod tls;
 
 use std::os::unix::fs::PermissionsExt as _;
