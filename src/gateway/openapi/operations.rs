@@ -313,7 +313,9 @@ pub const OPERATIONS: &[Operation] = &[
         id: "deleteDatabaseUser",
         tag: "Database Users",
         summary: "Delete a database user",
-        description: "Needs GROUP_OWNER. Its certificate records are kept.",
+        description: "Needs GROUP_OWNER. Deleting a `$external` user revokes its unexpired \
+                      certificates (`cessationOfOperation`, in the same transaction), so a \
+                      re-created user of that name does not revive them; the records are kept.",
         body: None,
         success: Success::Empty,
         query: Query::Flags,
@@ -325,7 +327,7 @@ pub const OPERATIONS: &[Operation] = &[
         path: "/groups/{groupId}/databaseUsers/{username}/certs",
         id: "listDatabaseUserCertificates",
         tag: "X.509 Authentication",
-        summary: "Return the unexpired certificates of a database user, oldest first",
+        summary: "Return the unexpired, unrevoked certificates of a database user, oldest first",
         description: READER,
         body: None,
         success: Success::List(schema::<ListPage<Certificate>>),
