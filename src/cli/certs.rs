@@ -1,4 +1,4 @@
-//! `dbcert dbusers certs create|list` over `dbcert.v1.CertificateService`.
+//! `dbcert dbusers certs create|list` (`revoke`, `revoke-all`: `revoke.rs`) over `dbcert.v1.CertificateService`.
 //!
 //! `create` writes the certificate and then the private key (mongod's
 //! `tlsCertificateKeyFile`) to `--out FILE`, created 0600 and never over an existing file
@@ -25,6 +25,8 @@ use crate::proto::v1::{CreateUserCertificateRequest, KeyType, ListUserCertificat
 pub async fn run(settings: &Settings, command: CertsCommand) -> Result<(), CliError> {
     match command {
         CertsCommand::Create(args) => create(settings, args).await,
+        CertsCommand::Revoke(args) => super::revoke::revoke(settings, args).await,
+        CertsCommand::RevokeAll(args) => super::revoke::revoke_all(settings, args).await,
         CertsCommand::List {
             username,
             project,

@@ -17,6 +17,7 @@ mod exit;
 mod output;
 mod profile;
 mod projects;
+mod revoke;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -203,6 +204,54 @@ pub enum CertsCommand {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// Revokes one of a user's certificates by serial number (dbcert's extension).
+    Revoke(RevokeCertArgs),
+    /// Revokes every certificate of a user that is neither expired nor revoked.
+    #[command(name = "revoke-all")]
+    RevokeAll(RevokeAllArgs),
+}
+
+/// The RFC 5280 reasons `--reason` accepts.
+pub const REVOCATION_REASONS: [&str; 7] = [
+    "unspecified",
+    "keyCompromise",
+    "caCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
+];
+
+/// Flags of `dbcert dbusers certs revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeCertArgs {
+    /// The database user's username.
+    #[arg(long)]
+    pub username: String,
+    /// The certificate's serial number (`_id` in `dbusers certs list`).
+    #[arg(long = "serialNumber", value_name = "N")]
+    pub serial_number: i64,
+    /// Why (RFC 5280): unspecified (the default), keyCompromise, caCompromise,
+    /// affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.
+    #[arg(long, default_value = "unspecified", value_parser = REVOCATION_REASONS)]
+    pub reason: String,
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+/// Flags of `dbcert dbusers certs revoke-all`.
+#[derive(Debug, Args)]
+pub struct RevokeAllArgs {
+    /// The database user's username.
+    #[arg(long)]
+    pub username: String,
+    /// Why (RFC 5280), as for `revoke`.
+    #[arg(long, default_value = "unspecified", value_parser = REVOCATION_REASONS)]
+    pub reason: String,
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArg,
 }
 
 /// Flags of `dbcert dbusers certs create`.

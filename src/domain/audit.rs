@@ -48,6 +48,8 @@ pub enum AuditAction {
     AuthenticationFailed,
     /// A client certificate was issued.
     CertificateIssued,
+    /// A client certificate was revoked (Atlas's `MONGODB_USER_X509_CERT_REVOKED`).
+    CertificateRevoked,
     /// Self-managed X.509 was turned off (the customer CA removed).
     CustomerX509Deleted,
     /// A database user was created.
@@ -150,6 +152,7 @@ impl AuditAction {
         Self::ApiKeyRolesChanged,
         Self::AuthenticationFailed,
         Self::CertificateIssued,
+        Self::CertificateRevoked,
         Self::CustomerX509Deleted,
         Self::DatabaseUserCreated,
         Self::DatabaseUserDeleted,
@@ -171,6 +174,7 @@ impl AuditAction {
             Self::ApiKeyRolesChanged => "API_KEY_ROLES_CHANGED",
             Self::AuthenticationFailed => "AUTHENTICATION_FAILED",
             Self::CertificateIssued => "CERTIFICATE_ISSUED",
+            Self::CertificateRevoked => "MONGODB_USER_X509_CERT_REVOKED",
             Self::CustomerX509Deleted => "CUSTOMER_X509_DELETED",
             Self::DatabaseUserCreated => "DATABASE_USER_CREATED",
             Self::DatabaseUserDeleted => "DATABASE_USER_DELETED",

@@ -11,6 +11,7 @@ use super::model::{
     ApiKeyId, DatabaseName, DatabaseUser, DatabaseUserRole, MAX_MANAGED_USERNAME_CHARS, Page,
     Paged, ProjectId, Username, X509Type,
 };
+use super::revocation::{Revocation, RevocationReason, RevokeRequest, log_revoked};
 use super::store::StoreError;
 use super::user_attributes::{AttributeChanges, UserAttributes};
 
@@ -175,7 +176,9 @@ impl Core {
         Ok(user)
     }
 
-    /// Deletes a database user; the certificates issued to it stay listed.
+    /// Deletes a database user. Deleting a `$external` user (where MONGODB-X509 users live)
+    /// revokes its unexpired certificates (`cessationOfOperation`) in the same transaction, so
+    /// a user re-created with that name does not revive them; they stay in the status listing.
     pub async fn delete_database_user(
         &self,
         principal: &Principal,
@@ -199,8 +202,11 @@ impl Core {
 
     /// The one deletion path of a database user, for a principal or (`None`) the service
     /// itself (its deleteAfterDate task, which passes `due`: the user is deleted only if it is
-    /// still due then). Only the caller whose store delete succeeded records the deletion, so
-    /// racing replicas record it once. Returns whether it deleted the user.
+    /// still due then). Deleting a `$external` user (where MONGODB-X509 users live) revokes its
+    /// unexpired certificates (`cessationOfOperation`) in the same transaction, so a user
+    /// re-created with that name does not revive them; they stay in the status listing. Only
+    /// the caller whose store delete succeeded records the deletion, so racing replicas record
+    /// it once. Returns whether it deleted the user.
     pub(super) async fn remove_database_user(
         &self,
         principal: Option<&Principal>,
@@ -209,55 +215,73 @@ impl Core {
         username: &Username,
         due: Option<OffsetDateTime>,
     ) -> AtlasResult<bool> {
-        let deleted = match due {
-            None => {
-                self.store
-                    .delete_database_user(project_id, database_name, username)
-                    .await
-            }
-            Some(now) => {
-                self.store
-                    .delete_database_user_if_due(project_id, database_name, username, now)
-                    .await
-            }
-        }
-        .map_err(store_error)?;
-        if !deleted {
-            return Ok(false);
-        }
         let now = self.clock.now();
-        let event = match principal {
-            Some(principal) => {
-                info!(project_id = %project_id, username = %username, key_id = %principal.key_id, "deleted database user");
-                AuditEvent::by(
-                    principal,
-                    now,
-                    AuditAction::DatabaseUserDeleted,
-                    Some(project_id),
-                )
-            }
-            None => {
-                let org_id = self
-                    .store
-                    .project(project_id)
-                    .await
-                    .map_err(store_error)?
-                    .map(|project| project.org_id);
-                AuditEvent {
+        let event = |action| -> AtlasResult<AuditEvent> {
+            Ok(match principal {
+                Some(principal) => AuditEvent::by(principal, now, action, Some(project_id)),
+                None => AuditEvent {
                     id: ApiKeyId::generate(now).as_str().to_owned(),
                     at: now,
                     actor: Actor::System,
                     client_address: None,
-                    org_id,
+                    org_id: None,
                     project_id: Some(project_id.clone()),
-                    action: AuditAction::DatabaseUserDeleted,
+                    action,
                     target: None,
                     serial: None,
                     outcome: AuditOutcome::Success,
-                }
-            }
+                },
+            })
         };
-        self.audit(event.with_target(username.as_str())).await;
+        let org_id = match principal {
+            Some(principal) => Some(principal.org_id.clone()),
+            None => self
+                .store
+                .project(project_id)
+                .await
+                .map_err(store_error)?
+                .map(|project| project.org_id),
+        };
+        let with_org = |mut event: AuditEvent| {
+            event.org_id = org_id.clone();
+            event
+        };
+        let revoke = if database_name == DatabaseName::External {
+            Some(RevokeRequest {
+                revocation: Revocation {
+                    at: now.replace_nanosecond(0).unwrap_or(now),
+                    reason: RevocationReason::CessationOfOperation,
+                },
+                event: with_org(event(AuditAction::CertificateRevoked)?),
+            })
+        } else {
+            None
+        };
+        let Some(revoked) = self
+            .store
+            .delete_database_user_revoking(
+                project_id,
+                database_name,
+                username,
+                revoke.as_ref(),
+                due,
+            )
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(false);
+        };
+        let key_id = principal.map_or_else(String::new, |principal| principal.key_id.to_string());
+        info!(project_id = %project_id, username = %username, key_id = %key_id, revoked = revoked.len(), "deleted database user");
+        if let Some(request) = &revoke {
+            for record in &revoked {
+                log_revoked(request, record, &key_id);
+            }
+        }
+        self.audit(
+            with_org(event(AuditAction::DatabaseUserDeleted)?).with_target(username.as_str()),
+        )
+        .await;
         Ok(true)
     }
 }

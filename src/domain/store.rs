@@ -1,6 +1,7 @@
 //! The storage port: what the service core needs from a database, one trait per aggregate
 //! ([`MetaStore`], [`ProjectStore`], [`ApiKeyStore`], [`DatabaseUserStore`],
-//! [`UserSecurityStore`], [`CertificateStore`], [`AuditStore`], [`NonceStore`]) and [`Store`],
+//! [`UserSecurityStore`], [`CertificateStore`], [`RevocationStore`] (in `revocation.rs`),
+//! [`AuditStore`], [`NonceStore`]) and [`Store`],
 //! all of them together, which the core holds. `crate::storage` implements them for SQLite and
 //! PostgreSQL, one module per aggregate; one conformance suite (`tests/integration/storage_conformance.rs`)
 //! holds both to the same behaviour.
@@ -14,6 +15,7 @@ use super::model::{
     ApiKeyId, CertificateRecord, DatabaseName, DatabaseUser, OrgId, OrgRole, Organization, Page,
     Paged, Project, ProjectId, ProjectRole, UserSecurity, Username,
 };
+use super::revocation::RevocationStore;
 
 /// Failures of a store.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +127,7 @@ pub trait Store:
     + DatabaseUserStore
     + UserSecurityStore
     + CertificateStore
+    + RevocationStore
     + AuditStore
     + NonceStore
 {
@@ -137,6 +140,7 @@ impl<T> Store for T where
         + DatabaseUserStore
         + UserSecurityStore
         + CertificateStore
+        + RevocationStore
         + AuditStore
         + NonceStore
 {
@@ -256,15 +260,6 @@ pub trait DatabaseUserStore: Send + Sync + 'static {
         project_id: &ProjectId,
         database_name: DatabaseName,
         username: &Username,
-    ) -> StoreResult<bool>;
-    /// Deletes a user only if its deleteAfterDate is at or before `now`: of replicas racing on
-    /// one due user, exactly one gets `true`. Returns whether it deleted it.
-    async fn delete_database_user_if_due(
-        &self,
-        project_id: &ProjectId,
-        database_name: DatabaseName,
-        username: &Username,
-        now: OffsetDateTime,
     ) -> StoreResult<bool>;
     /// Returns up to `limit` users whose deleteAfterDate is at or before `now`, earliest first.
     async fn due_database_users(

@@ -266,7 +266,7 @@ impl JsonSchema for X509TypeName {
 const MARK: &str = "\u{0}atlas\u{0}";
 
 /// Turns an Atlas refusal into a serde error that [`refusal`] turns back.
-fn carry<E: de::Error>(error: ApiError) -> E {
+pub(super) fn carry<E: de::Error>(error: ApiError) -> E {
     let parameter = error
         .parameters
         .first()

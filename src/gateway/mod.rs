@@ -33,6 +33,7 @@ mod organizations;
 mod projects;
 mod resource;
 pub mod response;
+mod revocation;
 mod root;
 mod routes;
 #[cfg(test)]

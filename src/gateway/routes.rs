@@ -13,7 +13,7 @@ use axum::routing::MethodRouter;
 use super::response::ApiVersion;
 use super::{
     Gateway, api_keys, certificates, csr, database_users, events, openapi, organizations, projects,
-    root, user_security,
+    revocation, root, user_security,
 };
 
 /// Routes being added under one prefix, with the path template of each.
@@ -77,5 +77,6 @@ fn table() -> Routes {
             })
         })
         .merge(csr::routes(Routes::new(openapi::PREFIX)))
+        .merge(revocation::routes(Routes::new(openapi::PREFIX)))
         .merge(openapi::routes(Routes::new(openapi::PREFIX)))
 }

@@ -3,14 +3,17 @@
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
-use super::Services;
 use super::convert::{key_type_from_proto, page, page_parts, timestamp};
 use super::status::to_status;
+use super::{Services, revocation};
 use crate::domain::{AtlasError, ErrorCode, KeySource};
 use crate::proto::v1::{
     self, CreateUserCertificateRequest, CreateUserCertificateResponse,
-    GetProjectCaCertificateRequest, GetProjectCaCertificateResponse, ListUserCertificatesRequest,
-    ListUserCertificatesResponse, certificate_service_server::CertificateService,
+    GetProjectCaCertificateRequest, GetProjectCaCertificateResponse,
+    ListUserCertificateStatusesRequest, ListUserCertificateStatusesResponse,
+    ListUserCertificatesRequest, ListUserCertificatesResponse, RevokeUserCertificateRequest,
+    RevokeUserCertificateResponse, RevokeUserCertificatesRequest, RevokeUserCertificatesResponse,
+    certificate_service_server::CertificateService,
 };
 
 #[tonic::async_trait]
@@ -99,6 +102,30 @@ impl CertificateService for Services {
             not_before: Some(timestamp(ca.not_before())),
             not_after: Some(timestamp(ca.not_after())),
         }))
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn revoke_user_certificate(
+        &self,
+        request: Request<RevokeUserCertificateRequest>,
+    ) -> Result<Response<RevokeUserCertificateResponse>, Status> {
+        revocation::revoke_user_certificate(self, request).await
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn revoke_user_certificates(
+        &self,
+        request: Request<RevokeUserCertificatesRequest>,
+    ) -> Result<Response<RevokeUserCertificatesResponse>, Status> {
+        revocation::revoke_user_certificates(self, request).await
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn list_user_certificate_statuses(
+        &self,
+        request: Request<ListUserCertificateStatusesRequest>,
+    ) -> Result<Response<ListUserCertificateStatusesResponse>, Status> {
+        revocation::list_user_certificate_statuses(self, request).await
     }
 }
 

@@ -10,6 +10,7 @@ mod convert;
 mod database_users;
 mod organizations;
 mod projects;
+mod revocation;
 mod status;
 mod user_security;
 

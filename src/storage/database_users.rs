@@ -167,38 +167,6 @@ impl DatabaseUserStore for SqlStore {
         deleted
     }
 
-    async fn delete_database_user_if_due(
-        &self,
-        project_id: &ProjectId,
-        database_name: DatabaseName,
-        username: &Username,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let deleted: StoreResult<bool> = async {
-            // One statement: of replicas racing on the row, the one whose DELETE takes it gets
-            // a row count of 1, the others 0.
-            let done = dispatch!(&self.db, |pools: DB| {
-                sqlx::query(
-                    "DELETE FROM database_users \
-                     WHERE project_id = $1 AND database_name = $2 AND username = $3 \
-                     AND delete_after IS NOT NULL AND delete_after <= $4",
-                )
-                .bind(project_id.as_str())
-                .bind(database_name.as_str())
-                .bind(username.as_str())
-                .bind(to_secs(now))
-                .execute(&pools.read)
-                .await
-                .map_err(DB::map_err)?
-                .rows_affected()
-            });
-            Ok(done > 0)
-        }
-        .await;
-        self.cache.users.clear();
-        deleted
-    }
-
     async fn due_database_users(
         &self,
         now: OffsetDateTime,

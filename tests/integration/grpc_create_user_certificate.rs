@@ -238,7 +238,7 @@ async fn default_validity_is_three_months_and_names_that_are_not_printable_use_u
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn listing_pages_oldest_first_and_survives_user_deletion() {
+async fn listing_pages_oldest_first_and_empties_when_the_user_is_deleted() {
     let server = TestServer::start().await;
     let clients = server.clients().await;
     let group_id = clients.create_project("paging").await;
@@ -253,16 +253,6 @@ async fn listing_pages_oldest_first_and_survives_user_deletion() {
                 .serial_number,
         );
     }
-    clients
-        .users()
-        .delete_database_user(dbcert::proto::v1::DeleteDatabaseUserRequest {
-            group_id: group_id.clone(),
-            database_name: "$external".into(),
-            username: "pager".into(),
-        })
-        .await
-        .unwrap();
-
     let page = |num, items, count| ListUserCertificatesRequest {
         group_id: group_id.clone(),
         username: "pager".into(),
@@ -304,8 +294,24 @@ async fn listing_pages_oldest_first_and_survives_user_deletion() {
     expected.sort_unstable();
     let mut sorted = listed.clone();
     sorted.sort_unstable();
-    assert_eq!(
-        sorted, expected,
-        "every certificate listed once, after the user was deleted"
-    );
+    assert_eq!(sorted, expected, "every certificate listed once");
+
+    // Deleting the user revokes its certificates (issue 11): they leave the Atlas list.
+    clients
+        .users()
+        .delete_database_user(dbcert::proto::v1::DeleteDatabaseUserRequest {
+            group_id: group_id.clone(),
+            database_name: "$external".into(),
+            username: "pager".into(),
+        })
+        .await
+        .unwrap();
+    let after = clients
+        .certificates()
+        .list_user_certificates(page(1, 2, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.total_count, Some(0));
+    assert!(after.results.is_empty());
 }

@@ -54,6 +54,7 @@ mod log_scan;
 mod master_key_rotation;
 mod metrics;
 mod replicas;
+mod revocation;
 mod sec_files;
 mod sec_mtls;
 mod tls;

@@ -13,6 +13,7 @@ use crate::gateway::events::Event;
 use crate::gateway::organizations::Organization;
 use crate::gateway::projects::{NewProject, Project, ProjectChanges};
 use crate::gateway::resource::ListPage;
+use crate::gateway::revocation::{CertificateStatus, Revoke, RevokedCertificates};
 use crate::gateway::root::SystemStatus;
 use crate::gateway::user_security::{UserSecurity, UserSecurityChanges};
 
@@ -465,7 +466,10 @@ pub const OPERATIONS: &[Operation] = &[
         tag: "Database Users",
         summary: "Delete a database user",
         description: "Needs GROUP_OWNER, GROUP_DATABASE_ACCESS_ADMIN or \
-                      GROUP_STREAM_PROCESSING_OWNER. Its certificate records are kept.",
+                      GROUP_STREAM_PROCESSING_OWNER. Deleting a `$external` user revokes its \
+                      unexpired certificates (`cessationOfOperation`, in the same transaction), \
+                      so a re-created user of that name does not revive them; the records are \
+                      kept.",
         body: None,
         success: Success::Empty,
         query: Query::Flags,
@@ -477,7 +481,7 @@ pub const OPERATIONS: &[Operation] = &[
         path: "/groups/{groupId}/databaseUsers/{username}/certs",
         id: "listDatabaseUserCertificates",
         tag: "X.509 Authentication",
-        summary: "Return the unexpired certificates of a database user, oldest first",
+        summary: "Return the unexpired, unrevoked certificates of a database user, oldest first",
         description: READER,
         body: None,
         success: Success::List(schema::<ListPage<Certificate>>),
@@ -571,5 +575,52 @@ pub const OPERATIONS: &[Operation] = &[
         success: Success::List(schema::<ListPage<Event>>),
         query: Query::Events,
         errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "get",
+        path: "/groups/{groupId}/databaseUsers/{username}/certs",
+        id: "listDatabaseUserCertificateStatuses",
+        tag: "Certificate Revocation",
+        summary: "Return every certificate of a database user with its status, oldest first",
+        description: "Needs GROUP_READ_ONLY on the project (GROUP_OWNER, ORG_OWNER and \
+                      ORG_READ_ONLY have it). Expired and revoked certificates too: `status` is \
+                      `VALID`, `REVOKED` (with `revokedAt` and `revocationReason`) or `EXPIRED`.",
+        body: None,
+        success: Success::List(schema::<ListPage<CertificateStatus>>),
+        query: Query::Paging,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "post",
+        path: "/groups/{groupId}/databaseUsers/{username}/certs/revoke",
+        id: "revokeDatabaseUserCertificates",
+        tag: "Certificate Revocation",
+        summary: "Revoke every unexpired certificate of a database user",
+        description: "Needs GROUP_OWNER. `reason` is an RFC 5280 reason name (default \
+                      `unspecified`). Answers the certificates it revoked (none is not an \
+                      error); they leave the Atlas list and the per-user limit.",
+        body: Some(schema::<Revoke>),
+        success: Success::Entity(Status::Always(200), schema::<RevokedCertificates>),
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "post",
+        path: "/groups/{groupId}/databaseUsers/{username}/certs/{serialNumber}/revoke",
+        id: "revokeDatabaseUserCertificate",
+        tag: "Certificate Revocation",
+        summary: "Revoke one certificate of a database user",
+        description: "Needs GROUP_OWNER. `reason` is an RFC 5280 reason name (default \
+                      `unspecified`). 409 `CERTIFICATE_ALREADY_REVOKED`; 404 \
+                      `CERTIFICATE_NOT_FOUND` (no such serial in the project) or \
+                      `CERTIFICATE_NOT_ISSUED_TO_USER`; 400 `INVALID_SERIAL_NUMBER`. A refusal \
+                      changes nothing.",
+        body: Some(schema::<Revoke>),
+        success: Success::Entity(Status::Always(200), schema::<CertificateStatus>),
+        query: Query::Flags,
+        errors: &[404, 409],
     },
 ];

@@ -8,6 +8,7 @@
 
 mod csr;
 mod errors;
+mod revoke;
 mod tls;
 
 use std::os::unix::fs::PermissionsExt as _;
