@@ -45,6 +45,8 @@ pub enum ErrorCode {
     MissingAttribute,
     /// The project has no CA yet (it is created with the first certificate).
     ProjectCaNotFound,
+    /// Another rotation of the project's CA (on any replica) came first; nothing changed.
+    ProjectCaRotationConflict,
     /// The key is not a member of the project's organization.
     NotInGroup,
     /// No such organization.
@@ -68,6 +70,8 @@ pub enum ErrorCode {
 /// The transport-neutral category of an [`ErrorCode`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// A concurrent change came first (a compare-and-set lost); retrying may succeed.
+    Aborted,
     /// The resource exists already.
     AlreadyExists,
     /// The request is valid but the state forbids it.
@@ -110,6 +114,7 @@ impl ErrorCode {
             Self::InvalidX509CaCertificate => "INVALID_X509_CA_CERTIFICATE",
             Self::MissingAttribute => "MISSING_ATTRIBUTE",
             Self::ProjectCaNotFound => "PROJECT_CA_NOT_FOUND",
+            Self::ProjectCaRotationConflict => "PROJECT_CA_ROTATION_CONFLICT",
             Self::NotInGroup => "NOT_IN_GROUP",
             Self::OrgNotFound => "ORG_NOT_FOUND",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -145,7 +150,9 @@ impl ErrorCode {
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
             | Self::UsernameNotFound => 404,
-            Self::GroupAlreadyExists | Self::UserAlreadyExists => 409,
+            Self::GroupAlreadyExists
+            | Self::ProjectCaRotationConflict
+            | Self::UserAlreadyExists => 409,
             Self::UnexpectedError => 500,
             Self::ServiceUnavailable => 503,
         }
@@ -171,6 +178,7 @@ impl ErrorCode {
             | Self::InvalidX509CaCertificate
             | Self::MissingAttribute => ErrorKind::InvalidArgument,
             Self::GroupAlreadyExists | Self::UserAlreadyExists => ErrorKind::AlreadyExists,
+            Self::ProjectCaRotationConflict => ErrorKind::Aborted,
             Self::GroupNotFound
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
@@ -204,6 +212,7 @@ impl ErrorCode {
         Self::NotInGroup,
         Self::OrgNotFound,
         Self::ProjectCaNotFound,
+        Self::ProjectCaRotationConflict,
         Self::ServiceUnavailable,
         Self::Unauthenticated,
         Self::UnexpectedError,

@@ -12,7 +12,7 @@ use axum::routing::MethodRouter;
 
 use super::response::ApiVersion;
 use super::{
-    Gateway, api_keys, certificates, database_users, events, openapi, organizations, projects,
+    Gateway, api_keys, ca, certificates, database_users, events, openapi, organizations, projects,
     user_security,
 };
 
@@ -76,4 +76,5 @@ fn table() -> Routes {
             })
         })
         .merge(openapi::routes(Routes::new(openapi::PREFIX)))
+        .merge(ca::routes(Routes::new(openapi::PREFIX)))
 }
