@@ -15,6 +15,7 @@ mod key_type;
 mod model;
 mod organizations;
 mod projects;
+mod revocation;
 mod rotation;
 mod secret;
 mod store;
@@ -35,6 +36,10 @@ pub use self::key_pool::{KeyPool, KeyPoolConfig, KeyPoolStats, PooledKey};
 pub use self::key_type::KeyType;
 pub use self::model::*;
 pub use self::organizations::{Bootstrap, DEFAULT_ORG_NAME};
+pub use self::revocation::{
+    CertificateState, CertificateStatus, Revocation, RevocationReason, RevocationStore,
+    RevokeOutcome, RevokeRequest, RevokedCertificate, invalid_serial, revocation_event,
+};
 pub use self::rotation::{
     MASTER_KEY_CHECK_META, RotationError, RotationReport, check_master_key, rotate_master_key,
 };

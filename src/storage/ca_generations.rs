@@ -74,16 +74,16 @@ impl ProjectCaStore for SqlStore {
         project_id: &ProjectId,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<StoredCa>> {
-        // The issuing CA, and each older one while a certificate it signed is unexpired (one
-        // probe of `certificates_by_ca_generation` per generation).
-        // TODO: also `AND c.revoked_at IS NULL` once revocation (migration 0009) is merged.
+        // The issuing CA, and each older one while a certificate it signed is unexpired and
+        // not revoked (one probe of `certificates_by_ca_generation` per generation).
         let rows: Vec<CaRow> = dispatch!(&self.db, |pools: DB| {
             sqlx::query_as(
                 "SELECT g.generation, g.cert_der, g.sealed_key \
                  FROM project_ca_generations g JOIN project_cas p ON p.project_id = g.project_id \
                  WHERE g.project_id = $1 AND (g.generation = p.generation OR EXISTS ( \
                      SELECT 1 FROM certificates c WHERE c.project_id = g.project_id \
-                     AND c.ca_generation = g.generation AND c.not_after > $2)) \
+                     AND c.ca_generation = g.generation AND c.not_after > $2 \
+                     AND c.revoked_at IS NULL)) \
                  ORDER BY g.generation DESC",
             )
             .bind(project_id.as_str())
