@@ -5,6 +5,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod ca;
+mod ca_rotation;
 mod core;
 mod csr;
 mod database_users;
@@ -30,6 +31,7 @@ pub use self::auth::{
     masked_private_key,
 };
 pub use self::ca::{CA_LIFETIME, CaError, CaSubject, IssuedCertificate, ProjectCa, random_serial};
+pub use self::ca_rotation::{CaBundle, CaCertificate, FIRST_GENERATION, IssuingCa, ca_key_context};
 pub use self::core::{Clock, Core, CoreSettings, DIGEST_NONCE_LABEL, SystemClock};
 pub use self::csr::{CsrPublicKey, MAX_CSR_PEM_BYTES};
 pub use self::database_users::{MAX_ROLES, NewDatabaseUser};
@@ -49,8 +51,8 @@ pub use self::rotation::{
 pub use self::secret::{KEY_ID_LEN, Keyring, MASTER_KEY_LEN, MasterKey, SealError, SecretDer};
 pub use self::store::{
     ApiKeyRecord, ApiKeyStore, AuditStore, CertificateLimit, CertificateStore, DatabaseUserStore,
-    MetaStore, NewCertificate, NonceStore, ProjectStore, Store, StoreError, StoreResult, StoredCa,
-    UserSecurityStore,
+    MetaStore, NewCertificate, NonceStore, ProjectCaStore, ProjectStore, Store, StoreError,
+    StoreResult, StoredCa, UserSecurityStore,
 };
 pub use self::user_attributes::{
     AttributeChanges, MAX_DELETE_AFTER, MAX_DESCRIPTION_CHARS, MAX_LABELS, MAX_SCOPES, SCOPE_TYPES,

@@ -169,12 +169,14 @@ async fn unsealed_ca_key(data_dir: &std::path::Path, group_id: &str) -> Vec<u8> 
     let master = dbcert::domain::MasterKey::from_base64(master.trim()).unwrap();
     let url = format!("sqlite://{}", data_dir.join("dbcert.sqlite3").display());
     let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let (cert_der, sealed): (Vec<u8>, Vec<u8>) =
-        sqlx::query_as("SELECT cert_der, sealed_key FROM project_cas WHERE project_id = ?")
-            .bind(group_id)
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
+    let (cert_der, sealed): (Vec<u8>, Vec<u8>) = sqlx::query_as(
+        "SELECT cert_der, sealed_key FROM project_ca_generations \
+             WHERE project_id = ? AND generation = 1",
+    )
+    .bind(group_id)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
     db.close().await.unwrap();
     let key = master
         .open(&format!("dbcert/v1/project-ca-key/{group_id}"), &sealed)

@@ -56,9 +56,11 @@ async fn the_readme_grpcurl_quick_start_works_as_written() {
     );
     assert!(stdout.contains("\"x509Type\": \"MANAGED\""), "{stdout}");
     assert!(stdout.contains("BEGIN PRIVATE KEY"), "{stdout}");
+    // The user's, and the CA's three times: as the issuing CA (`certificatePem`), as the one
+    // entry of the trust bundle (`trustBundle`) and as the bundle's PEM (`bundlePem`).
     assert_eq!(
         stdout.matches("BEGIN CERTIFICATE").count(),
-        2,
+        4,
         "the user's and the CA's: {stdout}"
     );
 }

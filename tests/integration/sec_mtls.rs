@@ -91,6 +91,17 @@ async fn project_cas_never_become_client_cas_and_issued_leaves_name_no_key() {
         .unwrap();
     assert_eq!(issued.subject, format!("CN={}", key.public));
     let project_ca = clients.project_ca_pem(&group_id).await;
+    // A CA rotation: the CA that signed `issued` becomes an older generation, which the guard
+    // below must refuse as it refuses the issuing one.
+    clients
+        .certificates()
+        .rotate_project_ca(dbcert::proto::v1::RotateProjectCaRequest {
+            group_id: group_id.clone(),
+            ca_key_type: dbcert::proto::v1::KeyType::Unspecified as i32,
+        })
+        .await
+        .unwrap();
+    assert_ne!(clients.project_ca_pem(&group_id).await, project_ca);
     let issued_der = CertificateDer::from_pem_slice(issued.certificate_pem.as_bytes()).unwrap();
     assert_eq!(
         PrincipalRule::SanUri.public_key(&issued_der),

@@ -6,6 +6,7 @@
 //! This file holds the harness of the client and the whole flow; `errors.rs` the exit codes
 //! and profiles, `tls.rs` TLS and mutual TLS.
 
+mod ca_rotation;
 mod csr;
 mod errors;
 mod revoke;
