@@ -1,5 +1,6 @@
 //! What a server runs beside its two listeners: the store probe behind the health service, the
-//! audit purge, and the TLS reload on SIGHUP. [`Background::start`] spawns them and
+//! audit purge, the re-signing of project CRLs that are half-way through their validity, and
+//! the TLS reload on SIGHUP. [`Background::start`] spawns them and
 //! [`Background::stop`] ends them at shutdown. (The key pool's workers belong to the core's
 //! `KeyPool`, which starts and stops them itself.)
 
@@ -29,6 +30,11 @@ const AUDIT_PURGE_BATCH: u32 = 1_000;
 /// (or a PostgreSQL connection) back to back.
 const AUDIT_PURGE_PAUSE: Duration = Duration::from_millis(50);
 
+/// How often the CRLs due for re-signing are looked for (every replica looks; one claims each).
+const CRL_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// The most CRLs one look re-signs before looking again.
+const CRL_REFRESH_BATCH: u32 = 100;
+
 /// The gRPC service names whose health is reported (besides "" for the whole server).
 const SERVICE_NAMES: &[&str] = &[
     "dbcert.v1.ApiKeyService",
@@ -52,6 +58,7 @@ pub struct TlsReload {
 pub struct Background {
     probe: JoinHandle<()>,
     purge: Option<JoinHandle<()>>,
+    crl_refresh: JoinHandle<()>,
 }
 
 /// Sets the status of the whole server and of every service.
@@ -120,12 +127,19 @@ impl Background {
                 None
             }
         };
-        Self { probe, purge }
+        let crl_refresh = tokio::spawn(refresh_crls(core.clone(), stop.clone()));
+        Self {
+            probe,
+            purge,
+            crl_refresh,
+        }
     }
 
     /// Ends the probe and the purge at once (the TLS reload ends on the stop signal itself).
     pub fn stop(self) {
         self.probe.abort();
+        // A CRL being signed is stored or not; either is harmless (it is due again).
+        self.crl_refresh.abort();
         if let Some(purge) = self.purge {
             // It stops at the signal between batches; a batch in flight may complete or not,
             // either is harmless (the next run deletes what is left).
@@ -233,6 +247,28 @@ async fn purge_audit_events(core: Arc<Core>, retention: Duration, mut stop: watc
         tokio::select! {
             () = tokio::time::sleep(AUDIT_PURGE_INTERVAL) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
+
+/// Re-signs the stored CRLs half-way through their validity, every [`CRL_REFRESH_INTERVAL`]:
+/// each replica looks, and the store's claim lets one of them re-sign each CRL. A failure is
+/// logged and tried again at the next interval (the CRL stays valid until its nextUpdate).
+async fn refresh_crls(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(CRL_REFRESH_INTERVAL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        loop {
+            match core.refresh_due_crls(CRL_REFRESH_BATCH).await {
+                Ok(signed) if signed < CRL_REFRESH_BATCH as usize => break,
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(%error, "crl re-signing failed; trying again at the next interval");
+                    break;
+                }
+            }
         }
     }
 }

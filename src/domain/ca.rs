@@ -242,6 +242,11 @@ impl ProjectCa {
     pub fn not_after(&self) -> OffsetDateTime {
         self.not_after
     }
+
+    /// The CA as rcgen's signer (CRLs and OCSP answers, `crl.rs` and `ocsp.rs`).
+    pub(super) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
 }
 
 impl fmt::Debug for ProjectCa {
@@ -319,7 +324,7 @@ fn escape_rfc4514(value: &str) -> String {
     out
 }
 
-fn pem_encode(tag: &str, der: &[u8]) -> String {
+pub(super) fn pem_encode(tag: &str, der: &[u8]) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {tag}-----\n");

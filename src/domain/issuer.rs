@@ -284,7 +284,7 @@ impl Core {
         Ok(ca)
     }
 
-    fn cached_ca(&self, project_id: &ProjectId) -> Option<Arc<ProjectCa>> {
+    pub(super) fn cached_ca(&self, project_id: &ProjectId) -> Option<Arc<ProjectCa>> {
         self.ca_cache
             .lock()
             .expect("ca cache lock must not be poisoned")
@@ -300,7 +300,7 @@ impl Core {
             .remove(project_id);
     }
 
-    async fn load_ca(&self, project_id: &ProjectId) -> AtlasResult<Option<ProjectCa>> {
+    pub(super) async fn load_ca(&self, project_id: &ProjectId) -> AtlasResult<Option<ProjectCa>> {
         let Some(stored) = self
             .store
             .project_ca(project_id)

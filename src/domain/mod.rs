@@ -6,12 +6,14 @@ mod audit;
 mod auth;
 mod ca;
 mod core;
+mod crl;
 mod database_users;
 mod error;
 mod issuer;
 mod key_pool;
 mod key_type;
 mod model;
+mod ocsp;
 mod organizations;
 mod projects;
 mod rotation;
@@ -27,19 +29,22 @@ pub use self::auth::{
 };
 pub use self::ca::{CA_LIFETIME, CaError, CaSubject, IssuedCertificate, ProjectCa, random_serial};
 pub use self::core::{Clock, Core, CoreSettings, DIGEST_NONCE_LABEL, SystemClock};
+pub use self::crl::{DEFAULT_CRL_VALIDITY, ProjectCrl, REVOCATION_REASONS};
 pub use self::database_users::{MAX_ROLES, NewDatabaseUser};
 pub use self::error::{AtlasError, AtlasResult, ErrorCode, ErrorKind};
 pub use self::key_pool::{KeyPool, KeyPoolConfig, KeyPoolStats, PooledKey};
 pub use self::key_type::KeyType;
 pub use self::model::*;
+pub use self::ocsp::{MAX_OCSP_REQUEST_BYTES, MAX_REQUESTS as MAX_OCSP_REQUESTS};
 pub use self::organizations::{Bootstrap, DEFAULT_ORG_NAME};
 pub use self::rotation::{
     MASTER_KEY_CHECK_META, RotationError, RotationReport, check_master_key, rotate_master_key,
 };
 pub use self::secret::{KEY_ID_LEN, Keyring, MASTER_KEY_LEN, MasterKey, SealError, SecretDer};
 pub use self::store::{
-    ApiKeyRecord, ApiKeyStore, AuditStore, CertificateLimit, CertificateStore, DatabaseUserStore,
-    MetaStore, NewCertificate, NonceStore, ProjectStore, Store, StoreError, StoreResult, StoredCa,
+    ApiKeyRecord, ApiKeyStore, AuditStore, CertificateLimit, CertificateStatusRecord,
+    CertificateStore, CrlStore, CrlVersion, DatabaseUserStore, MetaStore, NewCertificate,
+    NonceStore, ProjectStore, RevokedSerial, Store, StoreError, StoreResult, StoredCa, StoredCrl,
     UserSecurityStore,
 };
 pub use self::user_security::MAX_CUSTOMER_CA_LEN;

@@ -24,9 +24,11 @@
 mod api_keys;
 mod body;
 mod certificates;
+mod crl;
 mod database_users;
 mod events;
 pub mod extract;
+mod ocsp;
 pub mod openapi;
 mod organizations;
 mod projects;

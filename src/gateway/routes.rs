@@ -12,8 +12,8 @@ use axum::routing::MethodRouter;
 
 use super::response::ApiVersion;
 use super::{
-    Gateway, api_keys, certificates, database_users, events, openapi, organizations, projects,
-    user_security,
+    Gateway, api_keys, certificates, crl, database_users, events, ocsp, openapi, organizations,
+    projects, user_security,
 };
 
 /// Routes being added under one prefix, with the path template of each.
@@ -76,4 +76,6 @@ fn table() -> Routes {
             })
         })
         .merge(openapi::routes(Routes::new(openapi::PREFIX)))
+        .merge(crl::routes(Routes::new(openapi::PREFIX)))
+        .merge(ocsp::routes(Routes::new(openapi::PREFIX)))
 }

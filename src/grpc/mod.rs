@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod certificates;
 mod convert;
+mod crl;
 mod database_users;
 mod organizations;
 mod projects;
