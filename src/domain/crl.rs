@@ -3,11 +3,13 @@
 //! revoked certificate until it expires.
 //!
 //! The signed CRL is stored (`CrlStore`, `project_crls`) and served from a per-process cache
-//! that each request checks against the stored CRL's number with one key lookup, so a CRL
-//! re-signed on another replica (after a revocation there) is what this one serves next. A CRL
-//! is re-signed half-way through its validity (`--crl-validity`), by the first request or the
-//! background task that finds it due, once across replicas (a claim in the database), and at
-//! once after every revocation ([`Core::refresh_project_crls`]). CRL numbers come from a
+//! that each request checks against the stored CRL's number and the project's latest
+//! revocation time (one key lookup and one index lookup), so a CRL re-signed on another
+//! replica is what this one serves next, and a revocation made anywhere (even one whose
+//! re-signing failed) makes the next request sign a CRL that lists it. A CRL is re-signed
+//! half-way through its validity (`--crl-validity`), by the first request or the background
+//! task that finds it due, once across replicas (a claim in the database), and at once after
+//! every revocation ([`Core::refresh_project_crls`]). CRL numbers come from a
 //! counter in the database, so they only grow, whichever replica signs.
 
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ use super::ca::{CaError, ProjectCa, pem_encode};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::model::ProjectId;
-use super::store::{RevokedSerial, StoredCrl};
+use super::store::{CrlVersion, RevokedSerial, StoredCrl};
 
 /// The default validity of a CRL (`--crl-validity`): seven days, re-signed after half of it.
 pub const DEFAULT_CRL_VALIDITY: Duration = Duration::days(7);
@@ -253,8 +255,12 @@ impl Core {
             .await
             .map_err(store_error)?
             .filter(|v| v.number > 0);
+        // Stale once due, or when a revocation may have come after it was signed.
+        let fresh = |v: &CrlVersion| {
+            now < v.refresh_at && v.last_revocation.is_none_or(|at| at < v.this_update)
+        };
         if let Some(version) = version
-            && now < version.refresh_at
+            && fresh(&version)
         {
             if let Some(cached) = self.crls.get(&key)
                 && cached.number == version.number
@@ -275,16 +281,17 @@ impl Core {
         // Absent or due: sign one, one signer per CRL in this process.
         let lock = self.crls.signing_lock(&key).await;
         let _guard = lock.lock().await;
+        // Signed meanwhile (by the request this one waited for)?
         if let Some(cached) = self.crls.get(&key)
-            && now < cached.refresh_at
-            && version.is_none_or(|v| cached.number >= v.number)
+            && version.is_none_or(|v| cached.number > v.number)
         {
             return Ok(cached);
         }
-        // A stored CRL still valid: only the replica that claims the re-signing does it, the
-        // others serve the stored one meanwhile.
+        // Due but still valid, with no revocation missing: only the replica that claims the
+        // re-signing does it, the others serve the stored one meanwhile.
         if let Some(version) = version
             && now < version.next_update
+            && version.last_revocation.is_none_or(|at| at < version.this_update)
             && !self
                 .store
                 .claim_crl_refresh(project_id, generation, now, now + REFRESH_CLAIM)

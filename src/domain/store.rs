@@ -381,12 +381,17 @@ pub struct StoredCrl {
     pub refresh_at: OffsetDateTime,
 }
 
-/// What a reader checks a cached CRL against: the stored CRL's number and times (one key
-/// lookup, no CRL bytes).
+/// What a reader checks a cached CRL against: the stored CRL's number and times, and the
+/// project's latest revocation (one key lookup and one index lookup, no CRL bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CrlVersion {
     /// The stored CRL's number (0: none stored yet).
     pub number: u64,
+    /// Its thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// When the project's latest revocation happened (any CA's), if any: a CRL whose
+    /// thisUpdate is not later may lack it.
+    pub last_revocation: Option<OffsetDateTime>,
     /// Its nextUpdate.
     pub next_update: OffsetDateTime,
     /// When it is to be re-signed.
@@ -429,7 +434,8 @@ pub trait CrlStore: Send + Sync + 'static {
         generation: u32,
         crl: &StoredCrl,
     ) -> StoreResult<bool>;
-    /// The stored CRL's version (one key lookup); `None` before the first number is handed out.
+    /// The stored CRL's version with the project's latest revocation time (cheap: a key
+    /// lookup and an index lookup); `None` before the first number is handed out.
     async fn crl_version(
         &self,
         project_id: &ProjectId,

@@ -68,10 +68,14 @@ impl CrlStore for SqlStore {
         project_id: &ProjectId,
         generation: u32,
     ) -> StoreResult<Option<CrlVersion>> {
-        let row: Option<(i64, i64, i64)> = dispatch!(&self.db, |pools: DB| {
+        // The latest revocation is read from the partial index of revoked certificates
+        // (`certificates_revoked`, migration 0011): one index lookup, whatever their number.
+        let row: Option<(i64, i64, i64, i64, Option<i64>)> = dispatch!(&self.db, |pools: DB| {
             sqlx::query_as(
-                "SELECT crl_number, next_update, refresh_at FROM project_crls \
-                 WHERE project_id = $1 AND generation = $2",
+                "SELECT crl_number, this_update, next_update, refresh_at, \
+                 (SELECT MAX(revoked_at) FROM certificates \
+                  WHERE project_id = $1 AND revoked_at IS NOT NULL) \
+                 FROM project_crls WHERE project_id = $1 AND generation = $2",
             )
             .bind(project_id.as_str())
             .bind(i64::from(generation))
@@ -79,13 +83,17 @@ impl CrlStore for SqlStore {
             .await
             .map_err(DB::map_err)?
         });
-        row.map(|(number, next_update, refresh_at)| {
-            Ok(CrlVersion {
-                number: u64::try_from(number).map_err(|_| corrupt("crl number"))?,
-                next_update: from_secs(next_update)?,
-                refresh_at: from_secs(refresh_at)?,
-            })
-        })
+        row.map(
+            |(number, this_update, next_update, refresh_at, last_revocation)| {
+                Ok(CrlVersion {
+                    number: u64::try_from(number).map_err(|_| corrupt("crl number"))?,
+                    this_update: from_secs(this_update)?,
+                    last_revocation: last_revocation.map(from_secs).transpose()?,
+                    next_update: from_secs(next_update)?,
+                    refresh_at: from_secs(refresh_at)?,
+                })
+            },
+        )
         .transpose()
     }
 
