@@ -42,6 +42,8 @@ pub enum AuditAction {
     AuthenticationFailed,
     /// A client certificate was issued.
     CertificateIssued,
+    /// A client certificate was revoked (Atlas's `MONGODB_USER_X509_CERT_REVOKED`).
+    CertificateRevoked,
     /// Self-managed X.509 was turned off (the customer CA removed).
     CustomerX509Deleted,
     /// A database user was created.
@@ -141,6 +143,7 @@ impl AuditAction {
         Self::ApiKeyDeleted,
         Self::AuthenticationFailed,
         Self::CertificateIssued,
+        Self::CertificateRevoked,
         Self::CustomerX509Deleted,
         Self::DatabaseUserCreated,
         Self::DatabaseUserDeleted,
@@ -159,6 +162,7 @@ impl AuditAction {
             Self::ApiKeyDeleted => "API_KEY_DELETED",
             Self::AuthenticationFailed => "AUTHENTICATION_FAILED",
             Self::CertificateIssued => "CERTIFICATE_ISSUED",
+            Self::CertificateRevoked => "MONGODB_USER_X509_CERT_REVOKED",
             Self::CustomerX509Deleted => "CUSTOMER_X509_DELETED",
             Self::DatabaseUserCreated => "DATABASE_USER_CREATED",
             Self::DatabaseUserDeleted => "DATABASE_USER_DELETED",

@@ -10,6 +10,7 @@ use super::model::{
     DatabaseName, DatabaseUser, DatabaseUserRole, MAX_MANAGED_USERNAME_CHARS, Page, Paged,
     Username, X509Type,
 };
+use super::revocation::{RevocationReason, log_revoked};
 use super::store::StoreError;
 
 /// A request to create a database user, as received (validated here).
@@ -165,7 +166,9 @@ impl Core {
         Ok(user)
     }
 
-    /// Deletes a database user; the certificates issued to it stay listed.
+    /// Deletes a database user. Deleting a `$external` user (where MONGODB-X509 users live)
+    /// revokes its unexpired certificates (`cessationOfOperation`) in the same transaction, so
+    /// a user re-created with that name does not revive them; they stay in the status listing.
     pub async fn delete_database_user(
         &self,
         principal: &Principal,
@@ -178,15 +181,28 @@ impl Core {
             .await?;
         let database_name = DatabaseName::parse(database_name)?;
         let username = Username::parse(username)?;
-        if !self
+        let revoke = (database_name == DatabaseName::External).then(|| {
+            self.revoke_request(
+                principal,
+                &project.id,
+                RevocationReason::CessationOfOperation,
+            )
+        });
+        let Some(revoked) = self
             .store
-            .delete_database_user(&project.id, database_name, &username)
+            .delete_database_user_revoking(&project.id, database_name, &username, revoke.as_ref())
             .await
             .map_err(store_error)?
-        {
+        else {
             return Err(AtlasError::username_not_found(username.as_str()));
+        };
+        info!(project_id = %project.id, username = %username, key_id = %principal.key_id, revoked = revoked.len(), "deleted database user");
+        if let Some(request) = &revoke {
+            let key_id = principal.key_id.to_string();
+            for record in &revoked {
+                log_revoked(request, record, &key_id);
+            }
         }
-        info!(project_id = %project.id, username = %username, key_id = %principal.key_id, "deleted database user");
         self.audit(
             AuditEvent::by(
                 principal,

@@ -17,6 +17,12 @@ pub enum ErrorCode {
     CannotGenerateCertIfAdvancedX509,
     /// More than 24 months were asked for.
     CertExpiryCannotExceedTwoYears,
+    /// The certificate is revoked already (dbcert's revocation extension).
+    CertificateAlreadyRevoked,
+    /// The project has no certificate of that serial number.
+    CertificateNotFound,
+    /// The project's certificate of that serial number was issued to another user.
+    CertificateNotIssuedToUser,
     /// A non-X.509 user must live on the `admin` database.
     DatabaseNameInvalidAdmin,
     /// An X.509 user must live on the `$external` database.
@@ -39,6 +45,8 @@ pub enum ErrorCode {
     InvalidOrgId,
     /// A paging parameter is out of range.
     InvalidQueryParameter,
+    /// A certificate serial number is not a positive decimal integer.
+    InvalidSerialNumber,
     /// The customer CA is not a PEM X.509 certificate.
     InvalidX509CaCertificate,
     /// A required attribute is missing.
@@ -96,6 +104,9 @@ impl ErrorCode {
             Self::CaKeyTypeImmutable => "CA_KEY_TYPE_IMMUTABLE",
             Self::CannotGenerateCertIfAdvancedX509 => "CANNOT_GENERATE_CERT_IF_ADVANCED_X509",
             Self::CertExpiryCannotExceedTwoYears => "CERT_EXPIRY_CANNOT_EXCEED_TWO_YEARS",
+            Self::CertificateAlreadyRevoked => "CERTIFICATE_ALREADY_REVOKED",
+            Self::CertificateNotFound => "CERTIFICATE_NOT_FOUND",
+            Self::CertificateNotIssuedToUser => "CERTIFICATE_NOT_ISSUED_TO_USER",
             Self::DatabaseNameInvalidAdmin => "DATABASE_NAME_INVALID_ADMIN",
             Self::DatabaseNameInvalidExternal => "DATABASE_NAME_INVALID_EXTERNAL",
             Self::ExpiredX509CaCertificate => "EXPIRED_X509_CA_CERTIFICATE",
@@ -107,6 +118,7 @@ impl ErrorCode {
             Self::InvalidApiKeyId => "INVALID_API_KEY_ID",
             Self::InvalidOrgId => "INVALID_ORG_ID",
             Self::InvalidQueryParameter => "INVALID_QUERY_PARAMETER",
+            Self::InvalidSerialNumber => "INVALID_SERIAL_NUMBER",
             Self::InvalidX509CaCertificate => "INVALID_X509_CA_CERTIFICATE",
             Self::MissingAttribute => "MISSING_ATTRIBUTE",
             Self::ProjectCaNotFound => "PROJECT_CA_NOT_FOUND",
@@ -134,18 +146,23 @@ impl ErrorCode {
             | Self::InvalidAttribute
             | Self::InvalidEnumValue
             | Self::InvalidQueryParameter
+            | Self::InvalidSerialNumber
             | Self::InvalidX509CaCertificate
             | Self::MissingAttribute
             | Self::UserNotManagedX509 => 400,
             Self::NotInGroup | Self::Unauthenticated | Self::UserUnauthorized => 401,
-            Self::GroupNotFound
+            Self::CertificateNotFound
+            | Self::CertificateNotIssuedToUser
+            | Self::GroupNotFound
             | Self::InvalidApiKeyId
             | Self::InvalidGroupId
             | Self::InvalidOrgId
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
             | Self::UsernameNotFound => 404,
-            Self::GroupAlreadyExists | Self::UserAlreadyExists => 409,
+            Self::CertificateAlreadyRevoked
+            | Self::GroupAlreadyExists
+            | Self::UserAlreadyExists => 409,
             Self::UnexpectedError => 500,
             Self::ServiceUnavailable => 503,
         }
@@ -157,6 +174,7 @@ impl ErrorCode {
             Self::AtlasGeneratedCertsLimitExceeded => ErrorKind::ResourceExhausted,
             Self::CaKeyTypeImmutable
             | Self::CannotGenerateCertIfAdvancedX509
+            | Self::CertificateAlreadyRevoked
             | Self::UserNotManagedX509 => ErrorKind::FailedPrecondition,
             Self::CertExpiryCannotExceedTwoYears
             | Self::DatabaseNameInvalidAdmin
@@ -168,10 +186,13 @@ impl ErrorCode {
             | Self::InvalidApiKeyId
             | Self::InvalidOrgId
             | Self::InvalidQueryParameter
+            | Self::InvalidSerialNumber
             | Self::InvalidX509CaCertificate
             | Self::MissingAttribute => ErrorKind::InvalidArgument,
             Self::GroupAlreadyExists | Self::UserAlreadyExists => ErrorKind::AlreadyExists,
-            Self::GroupNotFound
+            Self::CertificateNotFound
+            | Self::CertificateNotIssuedToUser
+            | Self::GroupNotFound
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
             | Self::UsernameNotFound => ErrorKind::NotFound,
@@ -188,6 +209,9 @@ impl ErrorCode {
         Self::CaKeyTypeImmutable,
         Self::CannotGenerateCertIfAdvancedX509,
         Self::CertExpiryCannotExceedTwoYears,
+        Self::CertificateAlreadyRevoked,
+        Self::CertificateNotFound,
+        Self::CertificateNotIssuedToUser,
         Self::DatabaseNameInvalidAdmin,
         Self::DatabaseNameInvalidExternal,
         Self::ExpiredX509CaCertificate,
@@ -199,6 +223,7 @@ impl ErrorCode {
         Self::InvalidApiKeyId,
         Self::InvalidOrgId,
         Self::InvalidQueryParameter,
+        Self::InvalidSerialNumber,
         Self::InvalidX509CaCertificate,
         Self::MissingAttribute,
         Self::NotInGroup,

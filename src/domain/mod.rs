@@ -16,6 +16,7 @@ mod model;
 mod ocsp;
 mod organizations;
 mod projects;
+mod revocation;
 mod rotation;
 mod secret;
 mod store;
@@ -37,6 +38,10 @@ pub use self::key_type::KeyType;
 pub use self::model::*;
 pub use self::ocsp::{MAX_OCSP_REQUEST_BYTES, MAX_REQUESTS as MAX_OCSP_REQUESTS};
 pub use self::organizations::{Bootstrap, DEFAULT_ORG_NAME};
+pub use self::revocation::{
+    CertificateState, CertificateStatus, Revocation, RevocationReason, RevocationStore,
+    RevokeOutcome, RevokeRequest, RevokedCertificate, invalid_serial, revocation_event,
+};
 pub use self::rotation::{
     MASTER_KEY_CHECK_META, RotationError, RotationReport, check_master_key, rotate_master_key,
 };

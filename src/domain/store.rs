@@ -1,6 +1,7 @@
 //! The storage port: what the service core needs from a database, one trait per aggregate
 //! ([`MetaStore`], [`ProjectStore`], [`ApiKeyStore`], [`DatabaseUserStore`],
-//! [`UserSecurityStore`], [`CertificateStore`], [`AuditStore`], [`NonceStore`]) and [`Store`],
+//! [`UserSecurityStore`], [`CertificateStore`], [`RevocationStore`] (in `revocation.rs`),
+//! [`AuditStore`], [`NonceStore`]) and [`Store`],
 //! all of them together, which the core holds. `crate::storage` implements them for SQLite and
 //! PostgreSQL, one module per aggregate; one conformance suite (`tests/integration/storage_conformance.rs`)
 //! holds both to the same behaviour.
@@ -14,6 +15,7 @@ use super::model::{
     ApiKeyId, CertificateRecord, DatabaseName, DatabaseUser, OrgId, OrgRole, Organization, Page,
     Paged, Project, ProjectId, ProjectRole, UserSecurity, Username,
 };
+use super::revocation::RevocationStore;
 
 /// Failures of a store.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +127,7 @@ pub trait Store:
     + DatabaseUserStore
     + UserSecurityStore
     + CertificateStore
+    + RevocationStore
     + AuditStore
     + NonceStore
     + CrlStore
@@ -138,6 +141,7 @@ impl<T> Store for T where
         + DatabaseUserStore
         + UserSecurityStore
         + CertificateStore
+        + RevocationStore
         + AuditStore
         + NonceStore
         + CrlStore

@@ -138,7 +138,7 @@ where
         // Past the limit by the count: count exactly.
         let (unexpired,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM certificates \
-             WHERE project_id = $1 AND username = $2 AND not_after > $3",
+             WHERE project_id = $1 AND username = $2 AND not_after > $3 AND revoked_at IS NULL",
         )
         .bind(user.project_id)
         .bind(user.username)

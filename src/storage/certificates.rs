@@ -166,7 +166,7 @@ impl CertificateStore for SqlStore {
                 "SELECT project_id, serial, username, subject, not_before, not_after, \
                  sha256_fingerprint FROM certificates \
                  WHERE project_id = $1 AND username = $2 AND not_after > $3 \
-                 ORDER BY not_before, serial LIMIT $4 OFFSET $5",
+                 AND revoked_at IS NULL ORDER BY not_before, serial LIMIT $4 OFFSET $5",
             )
             .bind(project_id.as_str())
             .bind(username)
@@ -336,7 +336,8 @@ impl CertificateStore for SqlStore {
         // window are read, however many have expired or expire later.
         let count: i64 = dispatch!(&self.db, |pools: DB| {
             sqlx::query_scalar(
-                "SELECT COUNT(*) AS n FROM certificates WHERE not_after > $1 AND not_after <= $2",
+                "SELECT COUNT(*) AS n FROM certificates \
+                 WHERE not_after > $1 AND not_after <= $2 AND revoked_at IS NULL",
             )
             .bind(to_secs(now))
             .bind(to_secs(until))
@@ -359,7 +360,8 @@ impl SqlStore {
         let count: i64 = dispatch!(&self.db, |pools: DB| {
             sqlx::query_scalar(
                 "SELECT COUNT(*) AS n FROM certificates \
-                 WHERE project_id = $1 AND username = $2 AND not_after > $3",
+                 WHERE project_id = $1 AND username = $2 AND not_after > $3 \
+                 AND revoked_at IS NULL",
             )
             .bind(project_id.as_str())
             .bind(username)

@@ -3,7 +3,7 @@
 //! One store type, [`SqlStore`], implements the port for SQLite and PostgreSQL. It is written
 //! once per aggregate, in the module named after it (`meta.rs`, `projects.rs` with
 //! organizations, `api_keys.rs`, `database_users.rs`, `user_security.rs`, `certificates.rs`
-//! with project CAs and `certificate_limit.rs` with the per-user limit, `audit.rs`,
+//! with project CAs and `certificate_limit.rs` with the per-user limit, `revocation.rs`, `audit.rs`,
 //! `nonces.rs`), over the two backends' pools (`db.rs`; connecting
 //! and error classification in `sqlite.rs` and `postgres.rs`). Two optional components sit
 //! inside it: group commit of certificate records (`batch.rs`) and a short-lived read cache
@@ -24,6 +24,7 @@ mod meta;
 mod nonces;
 mod postgres;
 mod projects;
+mod revocation;
 mod sqlite;
 mod user_security;
 

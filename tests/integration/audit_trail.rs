@@ -173,6 +173,8 @@ async fn every_change_is_recorded_in_order_with_actor_and_address() {
             "USER_SECURITY_UPDATED",
             "CUSTOMER_X509_DELETED",
             "API_KEY_ASSIGNED",
+            // Deleting the user revoked its certificate (issue 11), in the delete's transaction.
+            "MONGODB_USER_X509_CERT_REVOKED",
             "DATABASE_USER_DELETED",
         ]
     );
@@ -189,6 +191,9 @@ async fn every_change_is_recorded_in_order_with_actor_and_address() {
     let cert = &listed[3];
     assert_eq!(cert.serial_number, Some(issued.serial_number));
     assert_eq!(cert.target, "alice");
+    let revoked = &listed[7];
+    assert_eq!(revoked.serial_number, Some(issued.serial_number));
+    assert_eq!(revoked.target, "alice");
 
     // Project owners only: a GROUP_READ_ONLY key is refused.
     assert_error(
