@@ -207,6 +207,15 @@ impl Core {
         Ok(())
     }
 
+    /// After a revocation in `project_id`: re-signs its CRLs now. A failure is only logged:
+    /// the revocation stands, and the next CRL read signs a CRL that lists it (it checks the
+    /// project's latest revocation time).
+    pub(super) async fn crl_after_revocation(&self, project_id: &ProjectId) {
+        if let Err(error) = self.refresh_project_crls(project_id).await {
+            warn!(%project_id, %error, "crl re-signing after a revocation failed; the next read signs it");
+        }
+    }
+
     /// Re-signs up to `limit` stored CRLs whose time has come (the background task), each
     /// once across replicas; returns how many this process re-signed.
     pub async fn refresh_due_crls(&self, limit: u32) -> AtlasResult<usize> {
@@ -291,7 +300,9 @@ impl Core {
         // re-signing does it, the others serve the stored one meanwhile.
         if let Some(version) = version
             && now < version.next_update
-            && version.last_revocation.is_none_or(|at| at < version.this_update)
+            && version
+                .last_revocation
+                .is_none_or(|at| at < version.this_update)
             && !self
                 .store
                 .claim_crl_refresh(project_id, generation, now, now + REFRESH_CLAIM)
@@ -331,7 +342,7 @@ impl Core {
             .map_err(store_error)?;
         let revoked = self
             .store
-            .revoked_certificates(project_id, generation, now)
+            .revoked_by_ca(project_id, generation, now)
             .await
             .map_err(store_error)?;
         let (this_update, next_update) = (now, now + validity);

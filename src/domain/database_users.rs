@@ -202,6 +202,10 @@ impl Core {
             for record in &revoked {
                 log_revoked(request, record, &key_id);
             }
+            // A project without a CA has no certificates (and no CRL) to refresh.
+            if !revoked.is_empty() {
+                self.crl_after_revocation(&project.id).await;
+            }
         }
         self.audit(
             AuditEvent::by(

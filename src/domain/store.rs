@@ -465,7 +465,7 @@ pub trait CrlStore: Send + Sync + 'static {
     -> StoreResult<Vec<(ProjectId, u32)>>;
     /// Lists the certificates of a project CA generation that are revoked and unexpired at
     /// `now`, by serial.
-    async fn revoked_certificates(
+    async fn revoked_by_ca(
         &self,
         project_id: &ProjectId,
         generation: u32,

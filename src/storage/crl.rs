@@ -69,7 +69,7 @@ impl CrlStore for SqlStore {
         generation: u32,
     ) -> StoreResult<Option<CrlVersion>> {
         // The latest revocation is read from the partial index of revoked certificates
-        // (`certificates_revoked`, migration 0011): one index lookup, whatever their number.
+        // (`certificates_revoked_at`, migration 0011): one index lookup, whatever their number.
         let row: Option<(i64, i64, i64, i64, Option<i64>)> = dispatch!(&self.db, |pools: DB| {
             sqlx::query_as(
                 "SELECT crl_number, this_update, next_update, refresh_at, \
@@ -177,7 +177,7 @@ impl CrlStore for SqlStore {
             .collect()
     }
 
-    async fn revoked_certificates(
+    async fn revoked_by_ca(
         &self,
         project_id: &ProjectId,
         generation: u32,
@@ -186,7 +186,7 @@ impl CrlStore for SqlStore {
         let rows: Vec<(i64, i64, Option<String>)> = dispatch!(&self.db, |pools: DB| {
             sqlx::query_as(
                 "SELECT serial, revoked_at, revocation_reason FROM certificates \
-                 WHERE project_id = $1 AND ca_generation = $2 AND revoked_at IS NOT NULL \
+                 WHERE project_id = $1 AND $2 = 1 AND revoked_at IS NOT NULL \
                  AND not_after > $3 ORDER BY serial",
             )
             .bind(project_id.as_str())
@@ -215,7 +215,7 @@ impl CrlStore for SqlStore {
         let row: Option<(i64, i64, Option<i64>, Option<String>)> =
             dispatch!(&self.db, |pools: DB| {
                 sqlx::query_as(
-                    "SELECT ca_generation, not_after, revoked_at, revocation_reason \
+                    "SELECT CAST(1 AS BIGINT), not_after, revoked_at, revocation_reason \
                      FROM certificates WHERE project_id = $1 AND serial = $2",
                 )
                 .bind(project_id.as_str())

@@ -15,6 +15,7 @@ mod harness;
 // Over gRPC (and both protocols where a limit or the audit trail spans them).
 mod audit_retention;
 mod audit_trail;
+mod crl_ocsp;
 mod deadlines;
 mod grpc_create_user_certificate;
 mod grpc_errors_and_roles;
