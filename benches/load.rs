@@ -188,7 +188,7 @@ fn raw_limit(leaf: KeyType, ca_type: KeyType, threads: usize, secs: f64) -> Raw 
         organizational_unit: "bench".into(),
     };
     let ca = Arc::new(
-        ProjectCa::generate(&project_id, &subject, ca_type, now)
+        ProjectCa::generate(&project_id, &subject, ca_type, 1, now)
             .unwrap()
             .ca,
     );

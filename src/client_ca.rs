@@ -13,7 +13,8 @@
 //! Certificates are compared by their subject public key (SubjectPublicKeyInfo), so a project
 //! CA re-encoded or re-signed with the same key is caught as well as an exact copy. Every
 //! project CA is compared, those of deleted projects included (the certificates they issued
-//! may still be valid).
+//! may still be valid), and every CA each project has had (rotated-out CAs still sign the
+//! certificates they issued).
 
 use std::path::Path;
 
@@ -65,20 +66,21 @@ pub async fn refuse_project_cas(
         .iter()
         .map(|der| subject_public_key(der.as_ref()))
         .collect();
-    let mut after: Option<ProjectId> = None;
+    // Every generation of every project's CAs, in (project, generation) order.
+    let mut after: Option<(ProjectId, u32)> = None;
     loop {
         let batch = store
-            .project_ca_certificates(after.as_ref(), BATCH)
+            .project_ca_certificates(after.as_ref().map(|(id, g)| (id, *g)), BATCH)
             .await
             .map_err(|source| ClientCaError::Store {
                 path: path_text(),
                 source,
             })?;
-        let Some((last, _)) = batch.last() else {
+        let Some((last, last_generation, _)) = batch.last() else {
             return Ok(());
         };
-        after = Some(last.clone());
-        for (project_id, ca_der) in batch {
+        after = Some((last.clone(), *last_generation));
+        for (project_id, _generation, ca_der) in batch {
             let ca_key = subject_public_key(&ca_der);
             let found = keys.iter().zip(client_cas).position(|(key, der)| {
                 der.as_ref() == ca_der.as_slice() || (key.is_some() && *key == ca_key)

@@ -10,6 +10,7 @@
 //!   without `--force`);
 //! - `projects.rs`, `dbusers.rs`, `certs.rs`: one file per resource.
 
+mod ca;
 mod certs;
 mod connection;
 mod dbusers;
@@ -95,18 +96,40 @@ pub enum ProjectsCommand {
     },
     /// Lists the projects the API key can read.
     List(PageArgs),
-    /// Prints the project's CA certificate (PEM), the `net.tls.CAFile` of mongod. It exists
-    /// from the project's first certificate on.
+    /// Prints the project's CA trust bundle (PEM), the `net.tls.CAFile` of mongod: the
+    /// issuing CA, then any older CA while certificates it signed are live. It exists from the
+    /// project's first certificate on. `projects ca rotate` rotates it.
+    #[command(args_conflicts_with_subcommands = true)]
     Ca {
+        /// `rotate`, or nothing to print the bundle.
+        #[command(subcommand)]
+        command: Option<CaCommand>,
         /// The project.
         #[command(flatten)]
         project: ProjectArg,
-        /// Writes the certificate to this file (created 0600) instead of standard output.
+        /// Writes the bundle to this file (created 0600) instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Replaces an existing --out file.
         #[arg(long)]
         force: bool,
+    },
+}
+
+/// The `dbcert projects ca` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Rotates the project's CA (needs GROUP_OWNER): a new CA issues from now on; older CAs
+    /// stay in the trust bundle until their last certificate expires or is revoked. Prints the
+    /// new CA.
+    Rotate {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+        /// The new CA's key type: RSA_4096, ECDSA_P256 or ECDSA_P384 (default: the project's
+        /// current one).
+        #[arg(long = "caKeyType", value_parser = parse_key_type)]
+        ca_key_type: Option<KeyType>,
     },
 }
 

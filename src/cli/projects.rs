@@ -1,17 +1,14 @@
-//! `dbcert projects create|list|ca` over `dbcert.v1.ProjectService` and
-//! `CertificateService/GetProjectCaCertificate`.
+//! `dbcert projects create|list|ca` over `dbcert.v1.ProjectService` (`projects ca` and
+//! `projects ca rotate` are in `ca.rs`).
 
 use serde_json::json;
 
 use super::connection::Connection;
-use super::output::{OutFile, list_json, print_json, print_table, timestamp, timestamp_text};
+use super::output::{list_json, print_json, print_table, timestamp};
 use super::profile::Settings;
-use super::{CliError, OutputFormat, PageArgs, ProjectsArgs, ProjectsCommand};
-use crate::proto::v1::certificate_service_client::CertificateServiceClient;
+use super::{CaCommand, CliError, OutputFormat, PageArgs, ProjectsArgs, ProjectsCommand};
 use crate::proto::v1::project_service_client::ProjectServiceClient;
-use crate::proto::v1::{
-    CreateProjectRequest, GetProjectCaCertificateRequest, ListProjectsRequest, Project,
-};
+use crate::proto::v1::{CreateProjectRequest, ListProjectsRequest, Project};
 
 /// Runs a `dbcert projects` subcommand.
 pub async fn run(args: ProjectsArgs) -> Result<(), CliError> {
@@ -40,48 +37,19 @@ pub async fn run(args: ProjectsArgs) -> Result<(), CliError> {
         }
         ProjectsCommand::List(page) => list(&settings, &page).await,
         ProjectsCommand::Ca {
+            command:
+                Some(CaCommand::Rotate {
+                    project,
+                    ca_key_type,
+                }),
+            ..
+        } => super::ca::rotate(&settings, &project, ca_key_type).await,
+        ProjectsCommand::Ca {
+            command: None,
             project,
             out,
             force,
-        } => {
-            let group_id = settings.project_id(&project.project_id)?;
-            let out = out.map(|path| OutFile::check(&path, force)).transpose()?;
-            let connection = Connection::open(&settings).await?;
-            let ca = CertificateServiceClient::new(connection.authed())
-                .get_project_ca_certificate(GetProjectCaCertificateRequest {
-                    group_id: group_id.clone(),
-                })
-                .await
-                .map_err(|s| connection.error(&s))?
-                .into_inner();
-            if let Some(out) = &out {
-                out.write(ca.certificate_pem.as_bytes())?;
-            }
-            match (settings.output, &out) {
-                (OutputFormat::Json, _) => print_json(&json!({
-                    "groupId": group_id,
-                    "subject": ca.subject,
-                    "notBefore": timestamp(ca.not_before),
-                    "notAfter": timestamp(ca.not_after),
-                    "certificatePem": ca.certificate_pem,
-                    "file": out.as_ref().map(|o| o.path().display().to_string()),
-                })),
-                (OutputFormat::Human, Some(out)) => {
-                    println!(
-                        "CA certificate of project '{group_id}' ({}, valid until {}) written \
-                         to {}",
-                        ca.subject,
-                        timestamp_text(ca.not_after),
-                        out.path().display()
-                    );
-                    Ok(())
-                }
-                (OutputFormat::Human, None) => {
-                    print!("{}", ca.certificate_pem);
-                    Ok(())
-                }
-            }
-        }
+        } => super::ca::bundle(&settings, &project, out, force).await,
     }
 }
 

@@ -54,6 +54,9 @@ pub enum AuditAction {
     DatabaseUserUpdated,
     /// An organization was created (with its first ORG_OWNER key).
     OrgCreated,
+    /// A project's CA was rotated: a new CA generation issues (dbcert's own event; Atlas has
+    /// no CA rotation).
+    ProjectCaRotated,
     /// A project was created.
     ProjectCreated,
     /// A project was deleted.
@@ -149,6 +152,7 @@ impl AuditAction {
         Self::DatabaseUserDeleted,
         Self::DatabaseUserUpdated,
         Self::OrgCreated,
+        Self::ProjectCaRotated,
         Self::ProjectCreated,
         Self::ProjectDeleted,
         Self::UserSecuritySet,
@@ -168,6 +172,7 @@ impl AuditAction {
             Self::DatabaseUserDeleted => "DATABASE_USER_DELETED",
             Self::DatabaseUserUpdated => "DATABASE_USER_UPDATED",
             Self::OrgCreated => "ORG_CREATED",
+            Self::ProjectCaRotated => "PROJECT_CA_ROTATED",
             Self::ProjectCreated => "PROJECT_CREATED",
             Self::ProjectDeleted => "PROJECT_DELETED",
             Self::UserSecuritySet => "USER_SECURITY_UPDATED",

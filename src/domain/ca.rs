@@ -20,6 +20,8 @@ use super::validity::{BACKDATE, Validity};
 /// How long a project CA is valid. Leaves never outlive it (their notAfter is capped).
 pub const CA_LIFETIME: Duration = Duration::days(10 * 365 + 2);
 
+/// The OID of the dnQualifier attribute (X.520, 2.5.4.46).
+const OID_DN_QUALIFIER: &[u64] = &[2, 5, 4, 46];
 /// The OID of the Extended Key Usage extension (RFC 5280 §4.2.1.12).
 const OID_EXT_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
 /// DER of `ExtKeyUsageSyntax ::= SEQUENCE { id-kp-clientAuth }` (1.3.6.1.5.5.7.3.2).
@@ -89,10 +91,17 @@ impl ProjectCa {
     /// Generates a CA for a project with a key of the given type (RSA-4096: about a second of
     /// CPU; ECDSA: microseconds). RSA CAs sign with sha256WithRSAEncryption, P-256 CAs with
     /// ecdsa-with-SHA256, P-384 CAs with ecdsa-with-SHA384.
+    ///
+    /// The subject is `CN=<groupId>, OU=…, O=…`; a generation after the first (a rotation)
+    /// adds `dnQualifier=<generation>`, the attribute X.520 made to tell apart entries of the
+    /// same name. The Atlas leaf profile carries no authority key identifier, so TLS stacks
+    /// (OpenSSL, as in mongod) pick a leaf's CA by the leaf's issuer name alone: two CAs of one
+    /// name in a trust bundle would leave them trying the wrong one.
     pub fn generate(
         project_id: &ProjectId,
         subject: &CaSubject,
         key_type: KeyType,
+        generation: u32,
         now: OffsetDateTime,
     ) -> Result<NewProjectCa, CaError> {
         debug_assert!(key_type.allowed_for_ca(), "ca key types are validated");
@@ -108,6 +117,15 @@ impl ProjectCa {
             dn_value(&subject.organizational_unit),
         );
         dn.push(DnType::OrganizationName, dn_value(&subject.organization));
+        if generation > 1 {
+            dn.push(
+                DnType::CustomDnType(OID_DN_QUALIFIER.to_vec()),
+                DnValue::PrintableString(
+                    rcgen::string::PrintableString::try_from(generation.to_string())
+                        .expect("digits are printable"),
+                ),
+            );
+        }
         params.distinguished_name = dn;
         params.serial_number = Some(SerialNumber::from_slice(&random_serial().to_be_bytes()));
         params.not_before = now - BACKDATE;

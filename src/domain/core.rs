@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 
 use super::auth::{Access, Principal};
-use super::ca::{CaSubject, ProjectCa};
+use super::ca::CaSubject;
+use super::ca_rotation::IssuingCa;
 use super::error::{AtlasError, AtlasResult};
 use super::key_pool::KeyPool;
 use super::model::{Project, ProjectId};
@@ -73,8 +74,8 @@ pub struct Core {
     pub(super) keyring: Keyring,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) settings: CoreSettings,
-    /// Unsealed CAs, so a signature does not pay for unsealing and parsing.
-    pub(super) ca_cache: Mutex<HashMap<ProjectId, Arc<ProjectCa>>>,
+    /// Unsealed issuing CAs, so a signature does not pay for unsealing and parsing.
+    pub(super) ca_cache: Mutex<HashMap<ProjectId, IssuingCa>>,
     /// One lock per project whose CA is being created, so one process makes one CA key.
     pub(super) ca_creation: tokio::sync::Mutex<HashMap<ProjectId, Arc<tokio::sync::Mutex<()>>>>,
     /// Authenticate HTTP Digest nonces, derived from each master key of the keyring; the

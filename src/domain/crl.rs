@@ -22,6 +22,7 @@ use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
 use super::ca::{CaError, ProjectCa, pem_encode};
+use super::ca_rotation::ca_key_context;
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::model::ProjectId;
@@ -98,6 +99,8 @@ type CrlKey = (ProjectId, u32);
 #[derive(Default)]
 pub(super) struct CrlCache {
     crls: Mutex<HashMap<CrlKey, Arc<ProjectCrl>>>,
+    /// Unsealed CAs by project and generation (a CA's certificate and key never change).
+    cas: Mutex<HashMap<CrlKey, Arc<ProjectCa>>>,
     signing: tokio::sync::Mutex<HashMap<CrlKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -123,6 +126,21 @@ impl CrlCache {
                 crl
             }
         }
+    }
+
+    fn ca(&self, key: &CrlKey) -> Option<Arc<ProjectCa>> {
+        self.cas
+            .lock()
+            .expect("crl ca cache lock must not be poisoned")
+            .get(key)
+            .cloned()
+    }
+
+    fn put_ca(&self, key: CrlKey, ca: Arc<ProjectCa>) {
+        self.cas
+            .lock()
+            .expect("crl ca cache lock must not be poisoned")
+            .insert(key, ca);
     }
 
     async fn signing_lock(&self, key: &CrlKey) -> Arc<tokio::sync::Mutex<()>> {
@@ -187,7 +205,7 @@ impl Core {
     /// `PROJECT_CA_NOT_FOUND` (both 404).
     pub async fn project_crls(&self, group_id: &str) -> AtlasResult<Vec<Arc<ProjectCrl>>> {
         let project_id = self.live_project_id(group_id).await?;
-        let cas = self.crl_cas(&project_id).await?;
+        let cas = self.crl_cas(&project_id, false).await?;
         let mut crls = Vec::with_capacity(cas.len());
         for (generation, ca) in cas {
             crls.push(self.current_crl(&project_id, generation, ca).await?);
@@ -198,7 +216,7 @@ impl Core {
     /// Re-signs every CRL of a project now (after a revocation), so the next CRL any replica
     /// serves lists it.
     pub async fn refresh_project_crls(&self, project_id: &ProjectId) -> AtlasResult<()> {
-        for (generation, ca) in self.crl_cas(project_id).await? {
+        for (generation, ca) in self.crl_cas(project_id, false).await? {
             let key = (project_id.clone(), generation);
             let lock = self.crls.signing_lock(&key).await;
             let _guard = lock.lock().await;
@@ -231,7 +249,7 @@ impl Core {
             {
                 continue;
             }
-            let ca = match self.crl_cas(&project_id).await {
+            let ca = match self.crl_cas(&project_id, true).await {
                 Ok(cas) => cas.into_iter().find(|(g, _)| *g == generation),
                 Err(error) => {
                     warn!(%project_id, %error, "cannot load the ca of a due crl");
@@ -396,20 +414,47 @@ impl Core {
         Ok(project_id)
     }
 
-    /// The project's current CAs with their generations, the issuing CA first;
-    /// `PROJECT_CA_NOT_FOUND` before the project's first certificate.
+    /// The project's CAs with their generations, the issuing CA (newest) first: those of its
+    /// trust bundle (the CAs a CRL is served for), or with `all` every CA it has had (an OCSP
+    /// answer about a certificate of a CA that left the bundle). `PROJECT_CA_NOT_FOUND` before
+    /// the project's first certificate. Unsealed CAs are kept in [`CrlCache`].
     pub(super) async fn crl_cas(
         &self,
         project_id: &ProjectId,
+        all: bool,
     ) -> AtlasResult<Vec<(u32, Arc<ProjectCa>)>> {
-        let ca = match self.cached_ca(project_id) {
-            Some(ca) => ca,
-            None => match self.load_ca(project_id).await? {
-                Some(ca) => Arc::new(ca),
-                None => return Err(no_ca_yet(project_id)),
-            },
-        };
-        Ok(vec![(1, ca)])
+        let stored = if all {
+            self.store.project_cas(project_id).await
+        } else {
+            self.store
+                .trusted_project_cas(project_id, self.clock.now())
+                .await
+        }
+        .map_err(store_error)?;
+        if stored.is_empty() {
+            return Err(no_ca_yet(project_id));
+        }
+        let mut cas = Vec::with_capacity(stored.len());
+        for ca in stored {
+            let key = (project_id.clone(), ca.generation);
+            if let Some(cached) = self.crls.ca(&key) {
+                cas.push((ca.generation, cached));
+                continue;
+            }
+            let Some(sealed) = ca.sealed_key else {
+                return Err(AtlasError::internal("project ca key was destroyed"));
+            };
+            let secret = self
+                .keyring
+                .open(&ca_key_context(project_id, ca.generation), &sealed)
+                .map_err(AtlasError::internal)?;
+            let unsealed = Arc::new(
+                ProjectCa::from_parts(ca.cert_der, &secret).map_err(AtlasError::internal)?,
+            );
+            self.crls.put_ca(key, unsealed.clone());
+            cas.push((ca.generation, unsealed));
+        }
+        Ok(cas)
     }
 }
 

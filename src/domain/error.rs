@@ -53,6 +53,8 @@ pub enum ErrorCode {
     MissingAttribute,
     /// The project has no CA yet (it is created with the first certificate).
     ProjectCaNotFound,
+    /// Another rotation of the project's CA (on any replica) came first; nothing changed.
+    ProjectCaRotationConflict,
     /// The key is not a member of the project's organization.
     NotInGroup,
     /// No such organization.
@@ -76,6 +78,8 @@ pub enum ErrorCode {
 /// The transport-neutral category of an [`ErrorCode`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// A concurrent change came first (a compare-and-set lost); retrying may succeed.
+    Aborted,
     /// The resource exists already.
     AlreadyExists,
     /// The request is valid but the state forbids it.
@@ -122,6 +126,7 @@ impl ErrorCode {
             Self::InvalidX509CaCertificate => "INVALID_X509_CA_CERTIFICATE",
             Self::MissingAttribute => "MISSING_ATTRIBUTE",
             Self::ProjectCaNotFound => "PROJECT_CA_NOT_FOUND",
+            Self::ProjectCaRotationConflict => "PROJECT_CA_ROTATION_CONFLICT",
             Self::NotInGroup => "NOT_IN_GROUP",
             Self::OrgNotFound => "ORG_NOT_FOUND",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -162,6 +167,7 @@ impl ErrorCode {
             | Self::UsernameNotFound => 404,
             Self::CertificateAlreadyRevoked
             | Self::GroupAlreadyExists
+            | Self::ProjectCaRotationConflict
             | Self::UserAlreadyExists => 409,
             Self::UnexpectedError => 500,
             Self::ServiceUnavailable => 503,
@@ -190,6 +196,7 @@ impl ErrorCode {
             | Self::InvalidX509CaCertificate
             | Self::MissingAttribute => ErrorKind::InvalidArgument,
             Self::GroupAlreadyExists | Self::UserAlreadyExists => ErrorKind::AlreadyExists,
+            Self::ProjectCaRotationConflict => ErrorKind::Aborted,
             Self::CertificateNotFound
             | Self::CertificateNotIssuedToUser
             | Self::GroupNotFound
@@ -229,6 +236,7 @@ impl ErrorCode {
         Self::NotInGroup,
         Self::OrgNotFound,
         Self::ProjectCaNotFound,
+        Self::ProjectCaRotationConflict,
         Self::ServiceUnavailable,
         Self::Unauthenticated,
         Self::UnexpectedError,

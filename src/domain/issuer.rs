@@ -8,6 +8,7 @@ use tracing::{info, warn};
 use super::audit::{AuditAction, AuditEvent};
 use super::auth::{Access, Principal};
 use super::ca::{IssuedCertificate, ProjectCa, random_serial};
+use super::ca_rotation::{FIRST_GENERATION, IssuingCa, ca_key_context};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::key_pool::PooledKey;
@@ -90,7 +91,10 @@ impl Core {
             return Err(limit_exceeded(&username, limit.max));
         }
 
-        let ca = self.project_ca(&project).await?;
+        let IssuingCa {
+            generation: ca_generation,
+            ca,
+        } = self.project_ca(&project).await?;
         let validity = Validity::for_months(now, months, ca.not_after());
 
         // A ready key from the pool when there is one; else a fresh one. RSA key generation
@@ -137,6 +141,7 @@ impl Core {
                 not_before: validity.not_before,
                 not_after: validity.not_after,
                 sha256_fingerprint: issued.sha256_fingerprint.clone(),
+                ca_generation,
             };
             let event = AuditEvent::by(
                 principal,
@@ -219,48 +224,18 @@ impl Core {
             .map_err(store_error)
     }
 
-    /// Returns the project's CA if it exists; `PROJECT_CA_NOT_FOUND` (404) before the first
-    /// certificate.
-    ///
-    /// A read never creates the CA: creating it fixes the project's CA key type for good, and
-    /// a read-only key must not be able to change what the owner may still decide (a GET is
-    /// safe, RFC 9110 section 9.2.1; a CA authority such as AWS Private CA answers a CA that
-    /// is not yet issued with an error rather than making one on read). The answer is the same
-    /// for every caller that may read the project, whatever its write access, so REST and
-    /// gRPC, readers and owners see one rule: the CA is created with the first certificate.
-    pub async fn project_ca_certificate(
-        &self,
-        principal: &Principal,
-        group_id: &str,
-    ) -> AtlasResult<Arc<ProjectCa>> {
-        let project = self
-            .authorized_project(principal, group_id, Access::Read)
-            .await?;
-        if let Some(ca) = self.cached_ca(&project.id) {
-            return Ok(ca);
-        }
-        let Some(ca) = self.load_ca(&project.id).await? else {
-            return Err(AtlasError::new(
-                ErrorCode::ProjectCaNotFound,
-                format!(
-                    "Project {} has no CA yet: it is created with the project's first certificate.",
-                    project.id
-                ),
-                vec![project.id.to_string()],
-            ));
-        };
-        let ca = Arc::new(ca);
-        self.ca_cache
-            .lock()
-            .expect("ca cache lock must not be poisoned")
-            .insert(project.id.clone(), ca.clone());
-        Ok(ca)
-    }
-
-    /// Loads the project's CA (cached), or creates it: insert-or-read, so concurrent first
-    /// issues (in this process or on other replicas) all end up with the one stored CA.
-    pub(super) async fn project_ca(&self, project: &Project) -> AtlasResult<Arc<ProjectCa>> {
-        if let Some(ca) = self.cached_ca(&project.id) {
+    /// Loads the project's issuing CA (cached), or creates it: insert-or-read, so concurrent
+    /// first issues (in this process or on other replicas) all end up with the one stored CA.
+    /// The cached CA is used while the store's issuing generation (read through its cache, so
+    /// a rotation on another replica is seen within the cache TTL) is no newer.
+    pub(super) async fn project_ca(&self, project: &Project) -> AtlasResult<IssuingCa> {
+        let generation = self
+            .store
+            .project_ca_generation(&project.id)
+            .await
+            .map_err(store_error)?;
+        if let Some(ca) = generation.and_then(|generation| self.cached_ca(&project.id, generation))
+        {
             return Ok(ca);
         }
         let lock = {
@@ -268,28 +243,41 @@ impl Core {
             locks.entry(project.id.clone()).or_default().clone()
         };
         let _guard = lock.lock().await;
-        if let Some(ca) = self.cached_ca(&project.id) {
+        if let Some(ca) = generation.and_then(|generation| self.cached_ca(&project.id, generation))
+        {
             return Ok(ca);
         }
         let ca = match self.load_ca(&project.id).await? {
             Some(ca) => ca,
             None => self.create_ca(project).await?,
         };
-        let ca = Arc::new(ca);
-        self.ca_cache
-            .lock()
-            .expect("ca cache lock must not be poisoned")
-            .insert(project.id.clone(), ca.clone());
+        self.cache_ca(&project.id, ca.clone());
         self.ca_creation.lock().await.remove(&project.id);
         Ok(ca)
     }
 
-    pub(super) fn cached_ca(&self, project_id: &ProjectId) -> Option<Arc<ProjectCa>> {
+    /// The cached issuing CA of a project if it is of `generation` or newer.
+    fn cached_ca(&self, project_id: &ProjectId, generation: u32) -> Option<IssuingCa> {
         self.ca_cache
             .lock()
             .expect("ca cache lock must not be poisoned")
             .get(project_id)
+            .filter(|ca| ca.generation >= generation)
             .cloned()
+    }
+
+    /// Caches a project's issuing CA unless a newer generation is cached.
+    pub(super) fn cache_ca(&self, project_id: &ProjectId, ca: IssuingCa) {
+        let mut cache = self
+            .ca_cache
+            .lock()
+            .expect("ca cache lock must not be poisoned");
+        if cache
+            .get(project_id)
+            .is_none_or(|cached| cached.generation <= ca.generation)
+        {
+            cache.insert(project_id.clone(), ca);
+        }
     }
 
     /// Forgets a cached CA (its project was deleted).
@@ -300,7 +288,8 @@ impl Core {
             .remove(project_id);
     }
 
-    pub(super) async fn load_ca(&self, project_id: &ProjectId) -> AtlasResult<Option<ProjectCa>> {
+    /// Loads and unseals the project's issuing CA.
+    async fn load_ca(&self, project_id: &ProjectId) -> AtlasResult<Option<IssuingCa>> {
         let Some(stored) = self
             .store
             .project_ca(project_id)
@@ -309,20 +298,32 @@ impl Core {
         else {
             return Ok(None);
         };
+        self.unseal_ca(project_id, stored).map(Some)
+    }
+
+    /// Unseals a stored CA generation.
+    pub(super) fn unseal_ca(
+        &self,
+        project_id: &ProjectId,
+        stored: StoredCa,
+    ) -> AtlasResult<IssuingCa> {
         let Some(sealed) = stored.sealed_key else {
             return Err(AtlasError::internal("project ca key was destroyed"));
         };
         let key = self
             .keyring
-            .open(&ca_key_context(project_id), &sealed)
+            .open(&ca_key_context(project_id, stored.generation), &sealed)
             .map_err(AtlasError::internal)?;
         let ca = ProjectCa::from_parts(stored.cert_der, &key).map_err(AtlasError::internal)?;
-        Ok(Some(ca))
+        Ok(IssuingCa {
+            generation: stored.generation,
+            ca: Arc::new(ca),
+        })
     }
 
     /// Creates the project's CA with the key type of its settings. The store inserts it only
     /// if the setting is unchanged, and fixes the setting in the same transaction.
-    async fn create_ca(&self, project: &Project) -> AtlasResult<ProjectCa> {
+    async fn create_ca(&self, project: &Project) -> AtlasResult<IssuingCa> {
         for _ in 0..CA_CREATION_ATTEMPTS {
             let key_type = self
                 .store
@@ -336,16 +337,20 @@ impl Core {
                 self.clock.now(),
             );
             let new = tokio::task::spawn_blocking(move || {
-                ProjectCa::generate(&project_id, &subject, key_type, now)
+                ProjectCa::generate(&project_id, &subject, key_type, FIRST_GENERATION, now)
             })
             .await
             .map_err(AtlasError::internal)?
             .map_err(AtlasError::internal)?;
             let sealed = self
                 .keyring
-                .seal(&ca_key_context(&project.id), new.key_pkcs8.secret_der())
+                .seal(
+                    &ca_key_context(&project.id, FIRST_GENERATION),
+                    new.key_pkcs8.secret_der(),
+                )
                 .map_err(AtlasError::internal)?;
             let stored = StoredCa {
+                generation: FIRST_GENERATION,
                 cert_der: new.ca.certificate_der().to_vec(),
                 sealed_key: Some(sealed),
             };
@@ -356,7 +361,10 @@ impl Core {
             {
                 Ok(true) => {
                     info!(project_id = %project.id, subject = new.ca.subject(), %key_type, "created project ca");
-                    return Ok(new.ca);
+                    return Ok(IssuingCa {
+                        generation: FIRST_GENERATION,
+                        ca: Arc::new(new.ca),
+                    });
                 }
                 // The CA key type setting changed since it was read: read it again.
                 Ok(false) => {}
@@ -376,6 +384,17 @@ impl Core {
     }
 }
 
+/// `PROJECT_CA_NOT_FOUND`: the project has no CA yet.
+pub(super) fn project_ca_not_found(project_id: &ProjectId) -> AtlasError {
+    AtlasError::new(
+        ErrorCode::ProjectCaNotFound,
+        format!(
+            "Project {project_id} has no CA yet: it is created with the project's first certificate."
+        ),
+        vec![project_id.to_string()],
+    )
+}
+
 /// `ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED`: the user holds `limit` unexpired certificates.
 fn limit_exceeded(username: &Username, limit: u64) -> AtlasError {
     AtlasError::new(
@@ -385,9 +404,4 @@ fn limit_exceeded(username: &Username, limit: u64) -> AtlasError {
         ),
         vec![username.to_string(), limit.to_string()],
     )
-}
-
-/// The AEAD context binding a sealed CA key to its project.
-pub(super) fn ca_key_context(project_id: &ProjectId) -> String {
-    format!("dbcert/v1/project-ca-key/{project_id}")
 }

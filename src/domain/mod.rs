@@ -5,6 +5,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod ca;
+mod ca_rotation;
 mod core;
 mod crl;
 mod database_users;
@@ -29,6 +30,7 @@ pub use self::auth::{
     masked_private_key,
 };
 pub use self::ca::{CA_LIFETIME, CaError, CaSubject, IssuedCertificate, ProjectCa, random_serial};
+pub use self::ca_rotation::{CaBundle, CaCertificate, FIRST_GENERATION, IssuingCa, ca_key_context};
 pub use self::core::{Clock, Core, CoreSettings, DIGEST_NONCE_LABEL, SystemClock};
 pub use self::crl::{DEFAULT_CRL_VALIDITY, ProjectCrl, REVOCATION_REASONS};
 pub use self::database_users::{MAX_ROLES, NewDatabaseUser};
@@ -49,8 +51,8 @@ pub use self::secret::{KEY_ID_LEN, Keyring, MASTER_KEY_LEN, MasterKey, SealError
 pub use self::store::{
     ApiKeyRecord, ApiKeyStore, AuditStore, CertificateLimit, CertificateStatusRecord,
     CertificateStore, CrlStore, CrlVersion, DatabaseUserStore, MetaStore, NewCertificate,
-    NonceStore, ProjectStore, RevokedSerial, Store, StoreError, StoreResult, StoredCa, StoredCrl,
-    UserSecurityStore,
+    NonceStore, ProjectCaStore, ProjectStore, RevokedSerial, Store, StoreError, StoreResult,
+    StoredCa, StoredCrl, UserSecurityStore,
 };
 pub use self::user_security::MAX_CUSTOMER_CA_LEN;
 pub use self::validity::{

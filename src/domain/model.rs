@@ -488,6 +488,8 @@ pub struct CertificateRecord {
     pub not_after: OffsetDateTime,
     /// The SHA-256 fingerprint of the DER certificate, lowercase hex.
     pub sha256_fingerprint: String,
+    /// The generation of the project CA that signed it ([`super::store::StoredCa::generation`]).
+    pub ca_generation: u32,
 }
 
 #[cfg(test)]

@@ -198,7 +198,7 @@ impl Core {
     /// responder is public, as a CRL.
     pub async fn ocsp_response(&self, group_id: &str, request: &[u8]) -> AtlasResult<Vec<u8>> {
         let project_id = self.live_project_id(group_id).await?;
-        let cas = self.crl_cas(&project_id).await?;
+        let cas = self.crl_cas(&project_id, true).await?;
         let request = match parse_request(request) {
             Ok(request) => request,
             Err(malformed) => return Ok(malformed),

@@ -445,6 +445,7 @@ mod tests {
                 not_before: t(0),
                 not_after: t(100),
                 sha256_fingerprint: String::new(),
+                ca_generation: 1,
             },
             revocation: None,
         };

@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use tracing::{info, warn};
 
-use super::issuer::ca_key_context;
+use super::ca_rotation::ca_key_context;
 use super::model::ProjectId;
 use super::secret::{Keyring, SealError};
 use super::store::{Store, StoreError};
@@ -80,7 +80,8 @@ pub async fn check_master_key(store: &dyn Store, keyring: &Keyring) -> Result<()
     Ok(())
 }
 
-/// Re-seals the check value and every project CA key under the keyring's primary key. The
+/// Re-seals the check value and every project CA key (every generation's) under the keyring's
+/// primary key. The
 /// check value goes first, so once a rotation has started a replica holding only the old key
 /// refuses to start rather than failing on the CA keys already re-sealed.
 pub async fn rotate_master_key(
@@ -106,28 +107,31 @@ pub async fn rotate_master_key(
         }
     }
 
-    let mut after: Option<ProjectId> = None;
+    // Every generation of every project's CAs, in (project, generation) order.
+    let mut after: Option<(ProjectId, u32)> = None;
     loop {
-        let batch = store.sealed_ca_keys(after.as_ref(), ROTATION_BATCH).await?;
-        let Some((last, _)) = batch.last() else {
+        let batch = store
+            .sealed_ca_keys(after.as_ref().map(|(id, g)| (id, *g)), ROTATION_BATCH)
+            .await?;
+        let Some((last, last_generation, _)) = batch.last() else {
             break;
         };
-        after = Some(last.clone());
-        for (project_id, sealed) in batch {
+        after = Some((last.clone(), *last_generation));
+        for (project_id, generation, sealed) in batch {
             if keyring.is_current(&sealed) {
                 report.already_current += 1;
                 continue;
             }
-            let context = ca_key_context(&project_id);
+            let context = ca_key_context(&project_id, generation);
             let Ok(key) = keyring.open(&context, &sealed) else {
-                warn!(%project_id, "no key of the keyring opens this project's ca key");
+                warn!(%project_id, generation, "no key of the keyring opens this project's ca key");
                 report.unopenable.push(project_id);
                 continue;
             };
             let resealed = keyring.seal(&context, key.secret_der())?;
             drop(key);
             if store
-                .replace_sealed_ca_key(&project_id, &sealed, &resealed)
+                .replace_sealed_ca_key(&project_id, generation, &sealed, &resealed)
                 .await?
             {
                 report.resealed += 1;

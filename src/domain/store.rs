@@ -88,9 +88,12 @@ impl std::fmt::Debug for ApiKeyRecord {
     }
 }
 
-/// A project CA as stored.
+/// A project CA as stored: one generation of the project's CAs.
 #[derive(Clone, Debug)]
 pub struct StoredCa {
+    /// Which of the project's CAs it is: 1 is the project's first, each rotation adds one; the
+    /// highest is the issuing CA.
+    pub generation: u32,
     /// The CA certificate, DER.
     pub cert_der: Vec<u8>,
     /// The CA private key sealed under the master key; `None` once the project is deleted.
@@ -126,6 +129,7 @@ pub trait Store:
     + ApiKeyStore
     + DatabaseUserStore
     + UserSecurityStore
+    + ProjectCaStore
     + CertificateStore
     + RevocationStore
     + AuditStore
@@ -140,6 +144,7 @@ impl<T> Store for T where
         + ApiKeyStore
         + DatabaseUserStore
         + UserSecurityStore
+        + ProjectCaStore
         + CertificateStore
         + RevocationStore
         + AuditStore
@@ -257,15 +262,30 @@ pub trait UserSecurityStore: Send + Sync + 'static {
     -> StoreResult<bool>;
 }
 
-/// Project CAs and the records of the certificates they issued.
+/// Every CA a project has had (its generations), the issuing one being the newest.
+///
+/// Lists are ordered newest generation first, so the issuing CA comes first.
 #[async_trait]
-pub trait CertificateStore: Send + Sync + 'static {
-    /// Returns a project's CA.
+pub trait ProjectCaStore: Send + Sync + 'static {
+    /// Returns a project's issuing CA (its newest generation).
     async fn project_ca(&self, project_id: &ProjectId) -> StoreResult<Option<StoredCa>>;
-    /// Inserts a project's CA of the given key type, fixing the project's CA key type setting
-    /// in the same transaction. `Ok(false)` (nothing inserted) when the setting is no longer
-    /// `key_type` (it was changed meanwhile); `Conflict` when the project has a CA (another
-    /// replica won).
+    /// Returns the generation of a project's issuing CA: one indexed read, for a cached CA to
+    /// see a rotation made by another replica.
+    async fn project_ca_generation(&self, project_id: &ProjectId) -> StoreResult<Option<u32>>;
+    /// Lists every CA of a project, newest generation (the issuing CA) first, with their
+    /// certificates and sealed keys (`None` once the project is deleted).
+    async fn project_cas(&self, project_id: &ProjectId) -> StoreResult<Vec<StoredCa>>;
+    /// Lists the project's trust bundle at `now`, newest generation first: the issuing CA, and
+    /// each older CA that signed a certificate still unexpired at `now` and not revoked.
+    async fn trusted_project_cas(
+        &self,
+        project_id: &ProjectId,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<StoredCa>>;
+    /// Inserts a project's first CA (`ca.generation` is 1) of the given key type, fixing the
+    /// project's CA key type setting in the same transaction. `Ok(false)` (nothing inserted)
+    /// when the setting is no longer `key_type` (it was changed meanwhile); `Conflict` when the
+    /// project has a CA (another replica won).
     async fn insert_project_ca_of_type(
         &self,
         project_id: &ProjectId,
@@ -273,28 +293,47 @@ pub trait CertificateStore: Send + Sync + 'static {
         key_type: KeyType,
         created: OffsetDateTime,
     ) -> StoreResult<bool>;
-    /// Lists up to `limit` sealed CA keys (projects whose key was not destroyed) with project
-    /// ids after `after`, ordered by project id: a master key rotation walks them all.
+    /// Makes `ca` the project's issuing CA, in one transaction with its audit event and the
+    /// project's CA key type setting (`key_type`), if the issuing generation still is
+    /// `ca.generation - 1`. `Conflict` (nothing changed) when it is not: another rotation (on
+    /// any replica) came first, or the project has no CA or is deleted.
+    async fn rotate_project_ca(
+        &self,
+        project_id: &ProjectId,
+        ca: &StoredCa,
+        key_type: KeyType,
+        created: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Lists up to `limit` sealed CA keys of every generation (those not destroyed) after
+    /// `after` in (project id, generation) order: a master key rotation walks them all.
     async fn sealed_ca_keys(
         &self,
-        after: Option<&ProjectId>,
+        after: Option<(&ProjectId, u32)>,
         limit: u32,
-    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>>;
-    /// Lists up to `limit` project CA certificates (DER) with project ids after `after`,
-    /// ordered by project id, those of deleted projects included (their certificates may still
-    /// be valid): the client-CA check walks them all.
+    ) -> StoreResult<Vec<(ProjectId, u32, Vec<u8>)>>;
+    /// Lists up to `limit` project CA certificates (DER) of every generation after `after` in
+    /// (project id, generation) order, those of deleted projects included (their certificates
+    /// may still be valid): the client-CA check walks them all.
     async fn project_ca_certificates(
         &self,
-        after: Option<&ProjectId>,
+        after: Option<(&ProjectId, u32)>,
         limit: u32,
-    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>>;
-    /// Replaces a project's sealed CA key if it still is `expected`; returns whether it did.
+    ) -> StoreResult<Vec<(ProjectId, u32, Vec<u8>)>>;
+    /// Replaces the sealed key of one generation of a project's CAs if it still is
+    /// `expected`; returns whether it did.
     async fn replace_sealed_ca_key(
         &self,
         project_id: &ProjectId,
+        generation: u32,
         expected: &[u8],
         sealed_key: &[u8],
     ) -> StoreResult<bool>;
+}
+
+/// The records of the certificates the project CAs issued.
+#[async_trait]
+pub trait CertificateStore: Send + Sync + 'static {
     /// Lists a user's certificates unexpired at `now`, oldest first.
     async fn list_certificates(
         &self,

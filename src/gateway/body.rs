@@ -176,6 +176,23 @@ impl<'de> Deserialize<'de> for X509TypeName {
     }
 }
 
+/// A project CA key type (`caKeyType`): `RSA_4096`, `ECDSA_P256` or `ECDSA_P384`; another
+/// string is 400 `INVALID_ENUM_VALUE` naming the value.
+#[derive(Clone, Copy, Debug)]
+pub struct CaKeyTypeName(pub v1::KeyType);
+
+impl<'de> Deserialize<'de> for CaKeyTypeName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            "RSA_4096" => Ok(Self(v1::KeyType::Rsa4096)),
+            "ECDSA_P256" => Ok(Self(v1::KeyType::EcdsaP256)),
+            "ECDSA_P384" => Ok(Self(v1::KeyType::EcdsaP384)),
+            _ => Err(carry(ApiError::invalid_enum_value(&name))),
+        }
+    }
+}
+
 // === JSON Schemas (the OpenAPI document) ===
 //
 // The schemas of the types above say what their `Deserialize` accepts, so a body type's
@@ -248,6 +265,16 @@ impl JsonSchema for X509TypeName {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({"type": "string", "enum": ["NONE", "MANAGED", "CUSTOMER"]})
+    }
+}
+
+impl JsonSchema for CaKeyTypeName {
+    fn schema_name() -> Cow<'static, str> {
+        "CaKeyType".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "enum": ["RSA_4096", "ECDSA_P256", "ECDSA_P384"]})
     }
 }
 

@@ -23,6 +23,7 @@
 
 mod api_keys;
 mod body;
+mod ca;
 mod certificates;
 mod crl;
 mod database_users;

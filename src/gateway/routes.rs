@@ -12,7 +12,7 @@ use axum::routing::MethodRouter;
 
 use super::response::ApiVersion;
 use super::{
-    Gateway, api_keys, certificates, crl, database_users, events, ocsp, openapi, organizations,
+    Gateway, api_keys, ca, certificates, crl, database_users, events, ocsp, openapi, organizations,
     projects, user_security,
 };
 
@@ -78,4 +78,5 @@ fn table() -> Routes {
         .merge(openapi::routes(Routes::new(openapi::PREFIX)))
         .merge(crl::routes(Routes::new(openapi::PREFIX)))
         .merge(ocsp::routes(Routes::new(openapi::PREFIX)))
+        .merge(ca::routes(Routes::new(openapi::PREFIX)))
 }

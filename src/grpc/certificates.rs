@@ -9,7 +9,8 @@ use super::status::to_status;
 use crate::proto::v1::{
     self, CreateUserCertificateRequest, CreateUserCertificateResponse,
     GetProjectCaCertificateRequest, GetProjectCaCertificateResponse, ListUserCertificatesRequest,
-    ListUserCertificatesResponse, certificate_service_server::CertificateService,
+    ListUserCertificatesResponse, RotateProjectCaRequest, RotateProjectCaResponse,
+    certificate_service_server::CertificateService,
 };
 
 #[tonic::async_trait]
@@ -82,19 +83,15 @@ impl CertificateService for Services {
         &self,
         request: Request<GetProjectCaCertificateRequest>,
     ) -> Result<Response<GetProjectCaCertificateResponse>, Status> {
-        let principal = self.authenticate(&request).await?;
-        let req = request.into_inner();
-        let ca = self
-            .core
-            .project_ca_certificate(&principal, &req.group_id)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(GetProjectCaCertificateResponse {
-            certificate_pem: ca.certificate_pem().to_owned(),
-            subject: ca.subject().to_owned(),
-            not_before: Some(timestamp(ca.not_before())),
-            not_after: Some(timestamp(ca.not_after())),
-        }))
+        self.project_ca_certificate(request).await
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn rotate_project_ca(
+        &self,
+        request: Request<RotateProjectCaRequest>,
+    ) -> Result<Response<RotateProjectCaResponse>, Status> {
+        self.rotate_ca(request).await
     }
 
     #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]

@@ -5,6 +5,7 @@
 mod api_keys;
 mod audit;
 mod auth;
+mod ca;
 mod certificates;
 mod convert;
 mod crl;

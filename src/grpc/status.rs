@@ -21,6 +21,7 @@ pub const METADATA_PARAMETERS: &str = "parameters";
 /// Maps an error kind to its gRPC code.
 pub fn grpc_code(kind: ErrorKind) -> Code {
     match kind {
+        ErrorKind::Aborted => Code::Aborted,
         ErrorKind::AlreadyExists => Code::AlreadyExists,
         ErrorKind::FailedPrecondition => Code::FailedPrecondition,
         ErrorKind::Internal => Code::Internal,

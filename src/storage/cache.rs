@@ -1,6 +1,6 @@
 //! A short-lived in-process read cache inside the store, for the lookups every request makes:
-//! the API key (authentication), the project, its X.509 settings, the database user, and a
-//! user's count of unexpired certificates (the per-user limit). The store methods of those
+//! the API key (authentication), the project, its X.509 settings and issuing CA generation, the
+//! database user, and a user's count of unexpired certificates (the per-user limit). The store methods of those
 //! reads consult it ([`TtlCache::get_or_read`]); the writes that change what it holds clear the
 //! entries they touch, in the same methods.
 //!
@@ -43,6 +43,9 @@ pub(super) struct ReadCache {
     pub(super) users: TtlCache<(ProjectId, &'static str, Username), DatabaseUser>,
     /// Unexpired certificates by (project, username).
     pub(super) certificate_counts: TtlCache<(ProjectId, String), u64>,
+    /// The generation of each project's issuing CA (a rotation on another replica is seen
+    /// within the TTL; one here at once).
+    pub(super) ca_generations: TtlCache<ProjectId, u32>,
 }
 
 impl ReadCache {
@@ -54,6 +57,7 @@ impl ReadCache {
             security: TtlCache::new(ttl),
             users: TtlCache::new(ttl),
             certificate_counts: TtlCache::new(ttl),
+            ca_generations: TtlCache::new(ttl),
         }
     }
 
@@ -62,6 +66,7 @@ impl ReadCache {
     pub(super) fn forget_project(&self, id: &ProjectId) {
         self.projects.remove(id);
         self.security.remove(id);
+        self.ca_generations.remove(id);
         self.users.clear();
         self.api_keys.clear();
         self.certificate_counts.clear();

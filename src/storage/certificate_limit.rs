@@ -206,6 +206,7 @@ mod tests {
                 not_before: now,
                 not_after: now,
                 sha256_fingerprint: String::new(),
+                ca_generation: 1,
             },
             event: AuditEvent {
                 id: String::new(),

@@ -1,5 +1,5 @@
-//! Project CAs (`project_cas`) and the records of the certificates they issued
-//! (`certificates`). Issued certificates are recorded with their audit events in one
+//! The records of the certificates the project CAs issued (`certificates`; the CAs themselves
+//! are in `ca_generations.rs`). Issued certificates are recorded with their audit events in one
 //! transaction on the writer pool, which also holds each user to the per-user limit
 //! (`certificate_limit.rs`); with group commit ([`super::SqlStore::with_group_commit`])
 //! concurrent records share it (`batch.rs`).
@@ -11,149 +11,20 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
 
 use super::audit::push_audit_rows;
-use super::convert::{from_secs, limit, offset, paged, project_id, to_secs};
+use super::convert::{corrupt, from_secs, limit, offset, paged, project_id, to_secs};
 use super::db::{Backend, dispatch};
 use super::{SqlStore, certificate_limit};
 use crate::domain::{
-    CertificateRecord, CertificateStore, KeyType, NewCertificate, Page, Paged, ProjectId,
-    StoreError, StoreResult, StoredCa,
+    CertificateRecord, CertificateStore, NewCertificate, Page, Paged, ProjectId, StoreError,
+    StoreResult,
 };
 
-/// The most certificate rows in one INSERT statement (7 parameters each: far below SQLite's
+/// The most certificate rows in one INSERT statement (8 parameters each: far below SQLite's
 /// 32766 and PostgreSQL's 65535 parameter limits).
 const CERTIFICATE_BATCH_CHUNK: usize = 512;
 
 #[async_trait]
 impl CertificateStore for SqlStore {
-    async fn project_ca(&self, project_id: &ProjectId) -> StoreResult<Option<StoredCa>> {
-        let row: Option<(Vec<u8>, Option<Vec<u8>>)> = dispatch!(&self.db, |pools: DB| {
-            sqlx::query_as("SELECT cert_der, sealed_key FROM project_cas WHERE project_id = $1")
-                .bind(project_id.as_str())
-                .fetch_optional(&pools.read)
-                .await
-                .map_err(DB::map_err)?
-        });
-        Ok(row.map(|(cert_der, sealed_key)| StoredCa {
-            cert_der,
-            sealed_key,
-        }))
-    }
-
-    async fn insert_project_ca_of_type(
-        &self,
-        project_id: &ProjectId,
-        ca: &StoredCa,
-        key_type: KeyType,
-        created: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let inserted: StoreResult<bool> = async {
-            Ok(dispatch!(&self.db, |pools: DB| {
-                let mut tx = pools.read.begin().await.map_err(DB::map_err)?;
-                // Locks the project's row (PostgreSQL) or the database (SQLite) against a
-                // concurrent change of the setting, and fixes the setting.
-                let locked = sqlx::query(
-                    "UPDATE projects SET ca_key_type_locked = 1 WHERE id = $1 AND ca_key_type = $2",
-                )
-                .bind(project_id.as_str())
-                .bind(key_type.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(DB::map_err)?;
-                if locked.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                sqlx::query(
-                    "INSERT INTO project_cas (project_id, cert_der, sealed_key, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(project_id.as_str())
-                .bind(&ca.cert_der)
-                .bind(&ca.sealed_key)
-                .bind(to_secs(created))
-                .execute(&mut *tx)
-                .await
-                .map_err(DB::map_err)?;
-                tx.commit().await.map_err(DB::map_err)?;
-                true
-            }))
-        }
-        .await;
-        // Also when the setting changed under us (`Ok(false)`): the next read must see it.
-        self.cache.security.remove(project_id);
-        inserted
-    }
-
-    async fn sealed_ca_keys(
-        &self,
-        after: Option<&ProjectId>,
-        limit: u32,
-    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>> {
-        let rows: Vec<(String, Vec<u8>)> = dispatch!(&self.db, |pools: DB| {
-            sqlx::query_as(
-                "SELECT project_id, sealed_key FROM project_cas \
-                 WHERE sealed_key IS NOT NULL AND project_id > $1 ORDER BY project_id LIMIT $2",
-            )
-            .bind(after.map_or("", |id| id.as_str()))
-            .bind(i64::from(limit))
-            .fetch_all(&pools.read)
-            .await
-            .map_err(DB::map_err)?
-        });
-        rows.into_iter()
-            .map(|(id, sealed_key)| Ok((project_id(&id)?, sealed_key)))
-            .collect()
-    }
-
-    async fn project_ca_certificates(
-        &self,
-        after: Option<&ProjectId>,
-        limit: u32,
-    ) -> StoreResult<Vec<(ProjectId, Vec<u8>)>> {
-        let rows: Vec<(String, Vec<u8>)> = dispatch!(&self.db, |pools: DB| {
-            sqlx::query_as(
-                "SELECT project_id, cert_der FROM project_cas \
-                 WHERE project_id > $1 ORDER BY project_id LIMIT $2",
-            )
-            .bind(after.map_or("", |id| id.as_str()))
-            .bind(i64::from(limit))
-            .fetch_all(&pools.read)
-            .await
-            .map_err(DB::map_err)?
-        });
-        rows.into_iter()
-            .map(|(id, cert_der)| Ok((project_id(&id)?, cert_der)))
-            .collect()
-    }
-
-    async fn replace_sealed_ca_key(
-        &self,
-        project_id: &ProjectId,
-        expected: &[u8],
-        sealed_key: &[u8],
-    ) -> StoreResult<bool> {
-        let replaced: StoreResult<bool> = async {
-            let done = dispatch!(&self.db, |pools: DB| {
-                sqlx::query(
-                    "UPDATE project_cas SET sealed_key = $1 \
-                     WHERE project_id = $2 AND sealed_key = $3",
-                )
-                .bind(sealed_key)
-                .bind(project_id.as_str())
-                .bind(expected)
-                .execute(&pools.read)
-                .await
-                .map_err(DB::map_err)?
-                .rows_affected()
-            });
-            Ok(done > 0)
-        }
-        .await;
-        // CAs are not cached; the X.509 settings are dropped so nothing read before the
-        // re-sealing outlives it.
-        self.cache.security.remove(project_id);
-        replaced
-    }
-
     async fn list_certificates(
         &self,
         project_id: &ProjectId,
@@ -164,7 +35,7 @@ impl CertificateStore for SqlStore {
         let rows: Vec<CertificateRow> = dispatch!(&self.db, |pools: DB| {
             sqlx::query_as(
                 "SELECT project_id, serial, username, subject, not_before, not_after, \
-                 sha256_fingerprint FROM certificates \
+                 sha256_fingerprint, ca_generation FROM certificates \
                  WHERE project_id = $1 AND username = $2 AND not_after > $3 \
                  AND revoked_at IS NULL ORDER BY not_before, serial LIMIT $4 OFFSET $5",
             )
@@ -388,7 +259,7 @@ where
 {
     let mut builder = QueryBuilder::new(
         "INSERT INTO certificates (project_id, serial, username, subject, not_before, \
-         not_after, sha256_fingerprint) ",
+         not_after, sha256_fingerprint, ca_generation) ",
     );
     builder.push_values(records, |mut row, record| {
         row.push_bind(record.project_id.as_str())
@@ -397,7 +268,8 @@ where
             .push_bind(record.subject.as_str())
             .push_bind(to_secs(record.not_before))
             .push_bind(to_secs(record.not_after))
-            .push_bind(record.sha256_fingerprint.as_str());
+            .push_bind(record.sha256_fingerprint.as_str())
+            .push_bind(i64::from(record.ca_generation));
     });
     builder.push(" ON CONFLICT (project_id, serial) DO NOTHING");
     builder
@@ -413,6 +285,7 @@ struct CertificateRow {
     not_before: i64,
     not_after: i64,
     sha256_fingerprint: String,
+    ca_generation: i64,
 }
 
 impl CertificateRow {
@@ -425,6 +298,8 @@ impl CertificateRow {
             not_before: from_secs(self.not_before)?,
             not_after: from_secs(self.not_after)?,
             sha256_fingerprint: self.sha256_fingerprint,
+            ca_generation: u32::try_from(self.ca_generation)
+                .map_err(|_| corrupt("certificate ca generation"))?,
         })
     }
 }

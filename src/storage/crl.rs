@@ -186,7 +186,7 @@ impl CrlStore for SqlStore {
         let rows: Vec<(i64, i64, Option<String>)> = dispatch!(&self.db, |pools: DB| {
             sqlx::query_as(
                 "SELECT serial, revoked_at, revocation_reason FROM certificates \
-                 WHERE project_id = $1 AND $2 = 1 AND revoked_at IS NOT NULL \
+                 WHERE project_id = $1 AND ca_generation = $2 AND revoked_at IS NOT NULL \
                  AND not_after > $3 ORDER BY serial",
             )
             .bind(project_id.as_str())
@@ -215,7 +215,7 @@ impl CrlStore for SqlStore {
         let row: Option<(i64, i64, Option<i64>, Option<String>)> =
             dispatch!(&self.db, |pools: DB| {
                 sqlx::query_as(
-                    "SELECT CAST(1 AS BIGINT), not_after, revoked_at, revocation_reason \
+                    "SELECT ca_generation, not_after, revoked_at, revocation_reason \
                      FROM certificates WHERE project_id = $1 AND serial = $2",
                 )
                 .bind(project_id.as_str())

@@ -2,8 +2,9 @@
 //!
 //! One store type, [`SqlStore`], implements the port for SQLite and PostgreSQL. It is written
 //! once per aggregate, in the module named after it (`meta.rs`, `projects.rs` with
-//! organizations, `api_keys.rs`, `database_users.rs`, `user_security.rs`, `certificates.rs`
-//! with project CAs and `certificate_limit.rs` with the per-user limit, `revocation.rs`, `audit.rs`,
+//! organizations, `api_keys.rs`, `database_users.rs`, `user_security.rs`, `ca_generations.rs`
+//! with every project CA, `certificates.rs` with the certificates they issued and
+//! `certificate_limit.rs` with the per-user limit, `revocation.rs`, `audit.rs`,
 //! `nonces.rs`), over the two backends' pools (`db.rs`; connecting
 //! and error classification in `sqlite.rs` and `postgres.rs`). Two optional components sit
 //! inside it: group commit of certificate records (`batch.rs`) and a short-lived read cache
@@ -13,6 +14,7 @@
 mod api_keys;
 mod audit;
 mod batch;
+mod ca_generations;
 mod cache;
 mod certificate_limit;
 mod certificates;

@@ -151,7 +151,7 @@ impl ProjectStore for SqlStore {
                 for statement in [
                     "DELETE FROM database_users WHERE project_id = $1",
                     "DELETE FROM api_key_project_roles WHERE project_id = $1",
-                    "UPDATE project_cas SET sealed_key = NULL WHERE project_id = $1",
+                    "UPDATE project_ca_generations SET sealed_key = NULL WHERE project_id = $1",
                     "UPDATE projects SET customer_ca_pem = NULL WHERE id = $1",
                 ] {
                     sqlx::query(statement)

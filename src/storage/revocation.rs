@@ -30,7 +30,7 @@ use crate::domain::{
 
 /// The columns of a [`StateRow`].
 const STATE_COLUMNS: &str = "project_id, serial, username, subject, not_before, not_after, \
-                             sha256_fingerprint, revoked_at, revocation_reason";
+                             sha256_fingerprint, ca_generation, revoked_at, revocation_reason";
 
 /// Inserts the audit event of each of `$records` revoked by `$request`, in the transaction
 /// `$tx` of backend `$DB` (inside `dispatch!`, where the types are concrete).
@@ -390,6 +390,7 @@ pub(super) struct StateRow {
     not_before: i64,
     not_after: i64,
     sha256_fingerprint: String,
+    ca_generation: i64,
     revoked_at: Option<i64>,
     revocation_reason: Option<String>,
 }
@@ -406,6 +407,8 @@ impl StateRow {
                 not_before: from_secs(self.not_before)?,
                 not_after: from_secs(self.not_after)?,
                 sha256_fingerprint: self.sha256_fingerprint,
+                ca_generation: u32::try_from(self.ca_generation)
+                    .map_err(|_| corrupt("certificate ca generation"))?,
             },
         })
     }

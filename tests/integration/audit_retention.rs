@@ -90,6 +90,7 @@ async fn purges_events_past_the_retention(database_url: Option<String>) {
                 not_before: at,
                 not_after: now + time::Duration::days(30),
                 sha256_fingerprint: format!("{n:064x}"),
+                ca_generation: 1,
             };
             let event = AuditEvent {
                 org_id: Some(org_id.clone()),

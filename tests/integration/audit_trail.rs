@@ -73,7 +73,7 @@ async fn events(clients: &Clients, group_id: &str) -> Result<Vec<AuditEvent>, to
         .map(|r| r.into_inner().results)
 }
 
-async fn org_id(clients: &Clients) -> String {
+pub(crate) async fn org_id(clients: &Clients) -> String {
     clients
         .orgs()
         .list_organizations(ListOrganizationsRequest::default())
@@ -86,7 +86,12 @@ async fn org_id(clients: &Clients) -> String {
 }
 
 /// Creates an ORG_MEMBER key with `role` on the project.
-async fn project_key(clients: &Clients, org_id: &str, group_id: &str, role: &str) -> Key {
+pub(crate) async fn project_key(
+    clients: &Clients,
+    org_id: &str,
+    group_id: &str,
+    role: &str,
+) -> Key {
     let created = clients
         .api_keys()
         .create_api_key(CreateApiKeyRequest {

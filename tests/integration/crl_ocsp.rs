@@ -614,3 +614,115 @@ async fn crl_numbers_and_revocations_survive_a_restart_on_sqlite() {
     assert!(text.contains(&openssl_serial(&bob_leaf)), "{text}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_ca_rotation_each_ca_has_its_own_crl_and_signs_its_own_ocsp_answers() {
+    if tools_missing() {
+        return;
+    }
+    let s = setup(KeyType::EcdsaP256).await;
+    let old_ca = s.ca.clone();
+    s.clients
+        .certificates()
+        .rotate_project_ca(dbcert::proto::v1::RotateProjectCaRequest {
+            group_id: s.group_id.clone(),
+            ca_key_type: KeyType::EcdsaP384 as i32,
+        })
+        .await
+        .unwrap();
+    s.clients.create_managed_user(&s.group_id, "bob").await;
+    let bob = s.clients.issue(&s.group_id, "bob", Some(3)).await.unwrap();
+    let bob_leaf = write(s.dir.path(), "bob.pem", &bob.certificate_pem);
+    let ca_answer = s
+        .clients
+        .certificates()
+        .get_project_ca_certificate(dbcert::proto::v1::GetProjectCaCertificateRequest {
+            group_id: s.group_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let new_ca = write(s.dir.path(), "new-ca.pem", &ca_answer.certificate_pem);
+    let bundle = write(s.dir.path(), "bundle.pem", &ca_answer.bundle_pem);
+
+    // Revoke bob (new CA), keep alice (old CA): one CRL per CA, each signed by its own CA.
+    let atlas = crate::harness::atlas::Atlas::new(&s.server);
+    let deleted = atlas
+        .delete(&format!(
+            "/api/atlas/v1.0/groups/{}/databaseUsers/%24external/bob",
+            s.group_id
+        ))
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let mut anonymous = CertificateServiceClient::new(s.server.channel().await);
+    let answer = anonymous
+        .get_project_crl(GetProjectCrlRequest {
+            group_id: s.group_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let generations: Vec<u32> = answer.crls.iter().map(|c| c.ca_generation).collect();
+    assert_eq!(generations, [2, 1]);
+    let new_text = verified_crl_text(s.dir.path(), &new_ca, &answer.crls[0].crl_der);
+    assert!(new_text.contains(&openssl_serial(&bob_leaf)), "{new_text}");
+    let old_text = verified_crl_text(s.dir.path(), &old_ca, &answer.crls[1].crl_der);
+    assert!(old_text.contains("No Revoked Certificates"), "{old_text}");
+    // The DER route answers the issuing CA's (possibly re-signed since: a CRL signed in the
+    // second of a revocation is signed again on the next read).
+    let der = get(
+        &s.server,
+        &format!("/api/dbcert/v1/groups/{}/crl", s.group_id),
+        &[],
+    )
+    .await
+    .bytes()
+    .await
+    .unwrap();
+    let text = verified_crl_text(s.dir.path(), &new_ca, &der);
+    assert!(text.contains(&openssl_serial(&bob_leaf)), "{text}");
+
+    // mongod's files: the bundle as CAFile, both CRLs as CRLFile.
+    let crl_pem = write(s.dir.path(), "crls.pem", &answer.crl_pem);
+    let (ok, out) = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CRLfile",
+        &crl_pem,
+        "-CAfile",
+        &bundle,
+        &bob_leaf,
+    ]);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let (ok, out) = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CRLfile",
+        &crl_pem,
+        "-CAfile",
+        &bundle,
+        &s.leaf,
+    ]);
+    assert!(ok && out.contains(": OK"), "{out}");
+
+    // OCSP: each certificate answered by (and verified against) the CA that issued it.
+    let url = format!(
+        "http://{}/api/dbcert/v1/groups/{}/ocsp",
+        s.server.http_addr, s.group_id
+    );
+    let (ok, out) = openssl(&[
+        "ocsp", "-issuer", &new_ca, "-cert", &bob_leaf, "-url", &url, "-CAfile", &new_ca,
+    ]);
+    assert!(ok && out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(": revoked"), "{out}");
+    let (ok, out) = openssl(&[
+        "ocsp", "-issuer", &old_ca, "-cert", &s.leaf, "-url", &url, "-CAfile", &old_ca,
+    ]);
+    assert!(ok && out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(": good"), "{out}");
+    // Asked with the wrong issuer, the serial is unknown (no CA of the project matches).
+    let (ok, out) = openssl(&[
+        "ocsp", "-issuer", &new_ca, "-cert", &s.leaf, "-url", &url, "-CAfile", &new_ca,
+    ]);
+    assert!(ok && out.contains(": unknown"), "{out}");
+}

@@ -15,6 +15,7 @@ mod harness;
 // Over gRPC (and both protocols where a limit or the audit trail spans them).
 mod audit_retention;
 mod audit_trail;
+mod ca_rotation;
 mod crl_ocsp;
 mod deadlines;
 mod grpc_create_user_certificate;
@@ -42,6 +43,7 @@ mod sec_input;
 mod sec_keep_alive;
 
 // TLS, the server's life, master keys, and the real binary.
+mod ca_rotation_replicas;
 mod cli;
 mod crash;
 mod lifecycle;

@@ -16,7 +16,7 @@ use crate::harness::pg::TestDatabase;
 use crate::harness::{Key, TestServer, openssl, write};
 
 /// Writes a fresh master key file, readable by its owner only (the server refuses others).
-fn key_file(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn key_file(dir: &Path, name: &str) -> PathBuf {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let path = dir.join(name);
@@ -32,7 +32,7 @@ fn key_file(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Runs `dbcert rotate-master-key` and returns (success, stdout).
-fn rotate(database_url: &str, old: &Path, new: &Path) -> (bool, String) {
+pub(crate) fn rotate(database_url: &str, old: &Path, new: &Path) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_dbcert"))
         .args(["rotate-master-key", "--database", database_url])
         .arg("--old-master-key-file")
@@ -56,7 +56,7 @@ fn rotate(database_url: &str, old: &Path, new: &Path) -> (bool, String) {
     (output.status.success(), format!("{stdout}{stderr}"))
 }
 
-fn keyring(
+pub(crate) fn keyring(
     database_url: &str,
     primary: &Path,
     others: &[&Path],

@@ -644,6 +644,7 @@ fn certificate(
         not_before,
         not_after,
         sha256_fingerprint: format!("{serial:064x}"),
+        ca_generation: 1,
     }
 }
 

@@ -21,6 +21,12 @@ use time::OffsetDateTime;
 use crate::harness;
 use crate::harness::pg::{TestDatabase, with_database};
 
+mod ca_generations;
+use self::ca_generations::{
+    ca_walks_cover_every_generation, concurrent_rotations_have_one_winner,
+    rotation_is_compare_and_set, trust_bundle_keeps_older_cas_while_their_certificates_live,
+};
+
 // === backends ===
 
 /// A store under test (without group commit or cache), the URL of its database (for the
@@ -106,7 +112,11 @@ macro_rules! conformance_suite {
             digest_nonce_uses_refuse_replays_and_purge,
             audit_events_are_listed_by_scope_and_filter,
             audit_purge_deletes_the_oldest_in_batches_and_keeps_certificates,
-            concurrent_audit_purges_delete_each_event_once;
+            concurrent_audit_purges_delete_each_event_once,
+            rotation_is_compare_and_set,
+            concurrent_rotations_have_one_winner,
+            trust_bundle_keeps_older_cas_while_their_certificates_live,
+            ca_walks_cover_every_generation;
             opened:
             certificates_are_recorded_in_batches_with_their_events,
             audit_purge_passes_through_the_decorators,
@@ -206,6 +216,7 @@ fn certificate(
         not_before,
         not_after: not_before + secs(86_400),
         sha256_fingerprint: format!("{serial:064x}"),
+        ca_generation: 1,
     }
 }
 
@@ -233,7 +244,7 @@ async fn project_ca_certificates_lists_every_ca_in_pages(store: Arc<dyn Store>) 
         insert_ca(store.as_ref(), &project.id, &ca(tag), now())
             .await
             .unwrap();
-        expected.push((project.id, ca(tag).cert_der));
+        expected.push((project.id, 1, ca(tag).cert_der));
     }
     // A project without a CA is not listed; a deleted one's CA is.
     new_project(store.as_ref(), &org, "no-ca").await;
@@ -244,12 +255,14 @@ async fn project_ca_certificates_lists_every_ca_in_pages(store: Arc<dyn Store>) 
     let mut after = None;
     loop {
         let batch = store
-            .project_ca_certificates(after.as_ref(), 2)
+            .project_ca_certificates(after.as_ref().map(|(id, g)| (id, *g)), 2)
             .await
             .unwrap();
         assert!(batch.len() <= 2, "{batch:?}");
-        let Some((last, _)) = batch.last() else { break };
-        after = Some(last.clone());
+        let Some((last, generation, _)) = batch.last() else {
+            break;
+        };
+        after = Some((last.clone(), *generation));
         listed.extend(batch);
     }
     assert_eq!(listed, expected);
@@ -257,6 +270,7 @@ async fn project_ca_certificates_lists_every_ca_in_pages(store: Arc<dyn Store>) 
 
 fn ca(tag: u8) -> StoredCa {
     StoredCa {
+        generation: 1,
         cert_der: vec![0x30, tag, 1, 2, 3],
         sealed_key: Some(vec![tag; 48]),
     }

@@ -340,6 +340,20 @@ fn success_responses(
                 }),
             );
         }
+        Success::TrustBundle => {
+            responses.insert(
+                "200".into(),
+                json!({
+                    "description": "The project's trust bundle, the file for mongod's \
+                        `net.tls.CAFile`: the issuing CA's certificate, then each older CA's \
+                        that signed a certificate still unexpired and not revoked, newest \
+                        first, as PEM text (LF line endings), NOT JSON although the media type \
+                        says so, as the certificate answers. Enveloped, \
+                        `{\"status\":200,\"content\":\"<the PEM text>\"}`.",
+                    "content": {media_type: {}},
+                }),
+            );
+        }
         Success::Empty => {
             responses.insert("204".into(), json!({"description": "Done; no body."}));
             responses.insert(

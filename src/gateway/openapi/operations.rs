@@ -6,6 +6,7 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 use crate::gateway::api_keys::{ApiKey, Assignment, NewApiKey};
+use crate::gateway::ca::{CaRotation, ProjectCa};
 use crate::gateway::certificates::{Certificate, NewCertificate};
 use crate::gateway::database_users::{DatabaseUser, DatabaseUserChanges, NewDatabaseUser};
 use crate::gateway::events::Event;
@@ -62,6 +63,8 @@ pub enum Success {
     List(SchemaFn),
     /// The PEM text of a certificate and its key (201).
     Pem,
+    /// The PEM text of a project's trust bundle (200).
+    TrustBundle,
     /// No content (204; 200 when enveloped).
     Empty,
     /// A public answer (no Digest authentication, no `pretty`/`envelope`): 200 with a body of
@@ -453,6 +456,23 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         api: Api::Dbcert,
+        method: "get",
+        path: "/groups/{groupId}/ca",
+        id: "getProjectCaTrustBundle",
+        tag: "dbcert",
+        summary: "Return a project's CA trust bundle (PEM), mongod's net.tls.CAFile",
+        description: "Needs GROUP_READ_ONLY on the project (GROUP_OWNER, ORG_OWNER and \
+                      ORG_READ_ONLY have it). The issuing CA first, then each older CA (from \
+                      earlier rotations) while a certificate it signed is unexpired and not \
+                      revoked. 404 `PROJECT_CA_NOT_FOUND` before the project's first \
+                      certificate (a read never creates the CA).",
+        body: None,
+        success: Success::TrustBundle,
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
         method: "post",
         path: "/groups/{groupId}/ocsp",
         id: "getOcspResponse",
@@ -491,5 +511,23 @@ pub const OPERATIONS: &[Operation] = &[
         },
         query: Query::Flags,
         errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "post",
+        path: "/groups/{groupId}/ca/rotate",
+        id: "rotateProjectCa",
+        tag: "dbcert",
+        summary: "Rotate a project's CA: a new CA issues from now on",
+        description: "Needs GROUP_OWNER. `caKeyType` (optional) is the new CA's key type; \
+                      absent, the project's current one. Older CAs stay in the trust bundle \
+                      until the last certificate each signed has expired or been revoked. 404 \
+                      `PROJECT_CA_NOT_FOUND` before the project's first certificate; 409 \
+                      `PROJECT_CA_ROTATION_CONFLICT` when another rotation came first (nothing \
+                      changed).",
+        body: Some(schema::<CaRotation>),
+        success: Success::Entity(Status::Always(200), schema::<ProjectCa>),
+        query: Query::Flags,
+        errors: &[404, 409],
     },
 ];
