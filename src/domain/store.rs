@@ -499,7 +499,9 @@ pub trait CrlStore: Send + Sync + 'static {
         now: OffsetDateTime,
         until: OffsetDateTime,
     ) -> StoreResult<bool>;
-    /// Lists up to `limit` stored CRLs whose re-signing time has come by `now`, oldest first.
+    /// Lists up to `limit` stored CRLs of live projects whose re-signing time has come by
+    /// `now`, oldest first (a deleted project's CA keys are destroyed: its CRLs are not
+    /// served).
     async fn crls_due(&self, now: OffsetDateTime, limit: u32)
     -> StoreResult<Vec<(ProjectId, u32)>>;
     /// Lists the certificates of a project CA generation that are revoked and unexpired at

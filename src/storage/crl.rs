@@ -159,6 +159,7 @@ impl CrlStore for SqlStore {
             sqlx::query_as(
                 "SELECT project_id, generation FROM project_crls \
                  WHERE refresh_at <= $1 AND crl_der IS NOT NULL \
+                 AND project_id IN (SELECT id FROM projects WHERE deleted_at IS NULL) \
                  ORDER BY refresh_at, project_id, generation LIMIT $2",
             )
             .bind(to_secs(now))
