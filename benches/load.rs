@@ -19,6 +19,8 @@
 
 #[path = "load/auth_timing.rs"]
 mod auth_timing;
+#[path = "load/crl.rs"]
+mod crl;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
@@ -76,6 +78,10 @@ struct Flags {
     auth_samples: usize,
     /// Run only the failed-authentication timing (no raw limit, no issuing).
     only_auth_timing: bool,
+    /// Run only the CRL signing phase.
+    only_crl: bool,
+    /// Revoked entries of the CRL signing phase.
+    crl_entries: usize,
 }
 
 impl Flags {
@@ -94,6 +100,8 @@ impl Flags {
             server_args: Vec::new(),
             auth_samples: 2000,
             only_auth_timing: false,
+            only_crl: false,
+            crl_entries: 100_000,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -117,6 +125,8 @@ impl Flags {
                 "--server-arg" => flags.server_args.push(value()),
                 "--auth-samples" => flags.auth_samples = number(&value()) as usize,
                 "--only-auth-timing" => flags.only_auth_timing = true,
+                "--only-crl" => flags.only_crl = true,
+                "--crl-entries" => flags.crl_entries = number(&value()) as usize,
                 "--quick" => {
                     flags.raw_rsa_secs = 8.0;
                     flags.raw_secs = 1.0;
@@ -142,7 +152,7 @@ fn usage(error: &str) -> ! {
         "usage: cargo bench --bench load -- [--quick] [--raw-rsa-secs S] [--raw-secs S] [--rsa-secs S]\n\
          \x20      [--rsa-warmup-secs S] [--paced-secs S] [--ecdsa-secs S] [--concurrency 1,2,8]\n\
          \x20      [--ecdsa-extra-concurrency 64,256] [--no-rest] [--no-rsa] [--server-arg ARG]...\n\
-         \x20      [--auth-samples N] [--only-auth-timing]"
+         \x20      [--auth-samples N] [--only-auth-timing] [--only-crl] [--crl-entries N]"
     );
     std::process::exit(if error.is_empty() { 0 } else { 2 })
 }
@@ -925,6 +935,11 @@ fn main() {
     println!("load before: {}", uptime());
     println!("flags: {flags:?}");
     println!();
+    if flags.only_crl {
+        crl::sign_crls(flags.crl_entries, 3);
+        println!("load after: {}", uptime());
+        return;
+    }
     if flags.only_auth_timing {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {

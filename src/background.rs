@@ -1,6 +1,7 @@
 //! What a server runs beside its two listeners: the store probe behind the health service, the
-//! audit purge, the deletion of database users at their `deleteAfterDate`, and the TLS reload on
-//! SIGHUP. [`Background::start`] spawns them and
+//! audit purge, the deletion of database users at their `deleteAfterDate`, the re-signing of
+//! project CRLs that are half-way through their validity, and the TLS reload on SIGHUP.
+//! [`Background::start`] spawns them and
 //! [`Background::stop`] ends them at shutdown. (The key pool's workers belong to the core's
 //! `KeyPool`, which starts and stops them itself.)
 
@@ -36,6 +37,10 @@ const AUDIT_PURGE_PAUSE: Duration = Duration::from_millis(50);
 const DUE_USERS_INTERVAL: Duration = Duration::from_secs(5);
 /// The most due users one round deletes before the next query.
 const DUE_USERS_BATCH: u32 = 100;
+/// How often the CRLs due for re-signing are looked for (every replica looks; one claims each).
+const CRL_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// The most CRLs one look re-signs before looking again.
+const CRL_REFRESH_BATCH: u32 = 100;
 
 /// The gRPC service names whose health is reported (besides "" for the whole server).
 const SERVICE_NAMES: &[&str] = &[
@@ -61,6 +66,7 @@ pub struct Background {
     probe: JoinHandle<()>,
     purge: Option<JoinHandle<()>>,
     due_users: JoinHandle<()>,
+    crl_refresh: JoinHandle<()>,
 }
 
 /// Sets the status of the whole server and of every service.
@@ -130,10 +136,12 @@ impl Background {
             }
         };
         let due_users = tokio::spawn(delete_due_database_users(core.clone(), stop.clone()));
+        let crl_refresh = tokio::spawn(refresh_crls(core.clone(), stop.clone()));
         Self {
             probe,
             purge,
             due_users,
+            crl_refresh,
         }
     }
 
@@ -143,6 +151,8 @@ impl Background {
         // A deletion in flight completes or not as a whole (one statement, then its event);
         // a user left is deleted at the next start, by this replica or another.
         self.due_users.abort();
+        // A CRL being signed is stored or not; either is harmless (it is due again).
+        self.crl_refresh.abort();
         if let Some(purge) = self.purge {
             // It stops at the signal between batches; a batch in flight may complete or not,
             // either is harmless (the next run deletes what is left).
@@ -272,6 +282,28 @@ async fn purge_audit_events(core: Arc<Core>, retention: Duration, mut stop: watc
         tokio::select! {
             () = tokio::time::sleep(AUDIT_PURGE_INTERVAL) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
+
+/// Re-signs the stored CRLs half-way through their validity, every [`CRL_REFRESH_INTERVAL`]:
+/// each replica looks, and the store's claim lets one of them re-sign each CRL. A failure is
+/// logged and tried again at the next interval (the CRL stays valid until its nextUpdate).
+async fn refresh_crls(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(CRL_REFRESH_INTERVAL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        loop {
+            match core.refresh_due_crls(CRL_REFRESH_BATCH).await {
+                Ok(signed) if signed < CRL_REFRESH_BATCH as usize => break,
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(%error, "crl re-signing failed; trying again at the next interval");
+                    break;
+                }
+            }
         }
     }
 }

@@ -60,6 +60,8 @@ pub const DEFAULT_KEY_POOL_WORKERS: usize = 1;
 pub const DEFAULT_KEY_POOL_TYPES: &str = "RSA_4096";
 /// How long cached API keys, projects, settings, users and certificate counts are used.
 pub const DEFAULT_CACHE_TTL: &str = "1s";
+/// The default `--crl-validity` (`domain::DEFAULT_CRL_VALIDITY`).
+pub const DEFAULT_CRL_VALIDITY: &str = "7d";
 /// Days audit events are kept before the background purge deletes them: a year, as audit
 /// standards commonly ask (PCI DSS 10.5.1 keeps audit history for at least twelve months).
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
@@ -156,6 +158,10 @@ pub struct ServeArgs {
     /// Most unexpired certificates per user (ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED beyond).
     #[arg(long, env = "DBCERT_MAX_CERTIFICATES_PER_USER", default_value_t = CoreSettings::DEFAULT_MAX_CERTIFICATES_PER_USER)]
     pub max_certificates_per_user: u64,
+    /// How long a project CRL is valid (its nextUpdate); it is re-signed after half of it and
+    /// on every revocation. `7d`, `12h`, `30m` or seconds; 2 minutes to 365 days.
+    #[arg(long, env = "DBCERT_CRL_VALIDITY", default_value = DEFAULT_CRL_VALIDITY, value_parser = parse_crl_validity)]
+    pub crl_validity: Duration,
     /// Log format.
     #[arg(long, env = "DBCERT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -509,6 +515,8 @@ impl ServeArgs {
                     organizational_unit: self.ca_organizational_unit,
                 },
                 max_certificates_per_user: self.max_certificates_per_user,
+                crl_validity: time::Duration::try_from(self.crl_validity)
+                    .expect("the crl validity must be within a year (checked at parsing)"),
             },
             shutdown_grace: self.shutdown_grace,
             limits: Limits {
@@ -628,6 +636,32 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => Err(format!(
             "invalid duration unit in {text:?} (use ms, s or m)"
         )),
+    }
+}
+
+/// Parses a CRL validity: `7d`, `12h`, `30m` or plain seconds, from 2 minutes to 365 days.
+fn parse_crl_validity(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?} (use s, m, h or d)"
+            ));
+        }
+    };
+    match n.checked_mul(unit_secs) {
+        Some(secs) if (120..=365 * 86_400).contains(&secs) => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("{text:?} must be from 2 minutes to 365 days")),
     }
 }
 

@@ -22,6 +22,7 @@ impl fmt::Debug for ServeArgs {
             ca_organization,
             ca_organizational_unit,
             max_certificates_per_user,
+            crl_validity,
             log_format,
             shutdown_grace,
             request_timeout,
@@ -59,6 +60,7 @@ impl fmt::Debug for ServeArgs {
             .field("ca_organization", ca_organization)
             .field("ca_organizational_unit", ca_organizational_unit)
             .field("max_certificates_per_user", max_certificates_per_user)
+            .field("crl_validity", crl_validity)
             .field("log_format", log_format)
             .field("shutdown_grace", shutdown_grace)
             .field("request_timeout", request_timeout)

@@ -293,6 +293,11 @@ impl ProjectCa {
     pub fn not_after(&self) -> OffsetDateTime {
         self.not_after
     }
+
+    /// The CA as rcgen's signer (CRLs and OCSP answers, `crl.rs` and `ocsp.rs`).
+    pub(super) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
 }
 
 impl fmt::Debug for ProjectCa {

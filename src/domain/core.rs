@@ -41,6 +41,8 @@ pub struct CoreSettings {
     pub ca_subject: CaSubject,
     /// The most unexpired certificates one user may hold (`ATLAS_GENERATED_CERTS_LIMIT_EXCEEDED`).
     pub max_certificates_per_user: u64,
+    /// How long a CRL is valid (`--crl-validity`); it is re-signed after half of it.
+    pub crl_validity: time::Duration,
 }
 
 impl CoreSettings {
@@ -61,6 +63,7 @@ impl Default for CoreSettings {
                 organizational_unit: Self::DEFAULT_CA_ORGANIZATIONAL_UNIT.to_owned(),
             },
             max_certificates_per_user: Self::DEFAULT_MAX_CERTIFICATES_PER_USER,
+            crl_validity: super::crl::DEFAULT_CRL_VALIDITY,
         }
     }
 }
@@ -80,6 +83,10 @@ pub struct Core {
     pub(super) nonce_secrets: Vec<zeroize::Zeroizing<[u8; 32]>>,
     /// Pre-generated leaf keys (disabled unless [`Core::with_key_pool`] gives one).
     pub(super) key_pool: KeyPool,
+    /// The CRLs served (`crl.rs`).
+    pub(super) crls: super::crl::CrlCache,
+    /// Bounds the OCSP answers being signed at once (`ocsp.rs`).
+    pub(super) ocsp_signers: super::ocsp::OcspSigners,
 }
 
 impl Core {
@@ -101,6 +108,8 @@ impl Core {
             ca_cache: Mutex::new(HashMap::new()),
             ca_creation: tokio::sync::Mutex::new(HashMap::new()),
             key_pool: KeyPool::disabled(),
+            crls: Default::default(),
+            ocsp_signers: Default::default(),
         }
     }
 

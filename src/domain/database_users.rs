@@ -277,6 +277,10 @@ impl Core {
             for record in &revoked {
                 log_revoked(request, record, &key_id);
             }
+            // A project without a CA has no certificates (and no CRL) to refresh.
+            if !revoked.is_empty() {
+                self.crl_after_revocation(project_id).await;
+            }
         }
         self.audit(
             with_org(event(AuditAction::DatabaseUserDeleted)?).with_target(username.as_str()),

@@ -7,6 +7,7 @@ mod auth;
 mod ca;
 mod ca_rotation;
 mod core;
+mod crl;
 mod csr;
 mod database_users;
 mod error;
@@ -14,6 +15,7 @@ mod issuer;
 mod key_pool;
 mod key_type;
 mod model;
+mod ocsp;
 mod organizations;
 mod projects;
 mod revocation;
@@ -33,6 +35,7 @@ pub use self::auth::{
 pub use self::ca::{CA_LIFETIME, CaError, CaSubject, IssuedCertificate, ProjectCa, random_serial};
 pub use self::ca_rotation::{CaBundle, CaCertificate, FIRST_GENERATION, IssuingCa, ca_key_context};
 pub use self::core::{Clock, Core, CoreSettings, DIGEST_NONCE_LABEL, SystemClock};
+pub use self::crl::{DEFAULT_CRL_VALIDITY, ProjectCrl, REVOCATION_REASONS};
 pub use self::csr::{CsrPublicKey, MAX_CSR_PEM_BYTES};
 pub use self::database_users::{MAX_ROLES, NewDatabaseUser};
 pub use self::error::{AtlasError, AtlasResult, ErrorCode, ErrorKind};
@@ -40,6 +43,7 @@ pub use self::issuer::KeySource;
 pub use self::key_pool::{KeyPool, KeyPoolConfig, KeyPoolStats, PooledKey};
 pub use self::key_type::KeyType;
 pub use self::model::*;
+pub use self::ocsp::{MAX_OCSP_REQUEST_BYTES, MAX_REQUESTS as MAX_OCSP_REQUESTS};
 pub use self::organizations::{Bootstrap, DEFAULT_ORG_NAME};
 pub use self::revocation::{
     CertificateState, CertificateStatus, Revocation, RevocationReason, RevocationStore,
@@ -50,9 +54,10 @@ pub use self::rotation::{
 };
 pub use self::secret::{KEY_ID_LEN, Keyring, MASTER_KEY_LEN, MasterKey, SealError, SecretDer};
 pub use self::store::{
-    ApiKeyRecord, ApiKeyStore, AuditStore, CertificateLimit, CertificateStore, DatabaseUserStore,
-    MetaStore, NewCertificate, NonceStore, ProjectCaStore, ProjectStore, Store, StoreError,
-    StoreResult, StoredCa, UserSecurityStore,
+    ApiKeyRecord, ApiKeyStore, AuditStore, CertificateLimit, CertificateStatusRecord,
+    CertificateStore, CrlStore, CrlVersion, DatabaseUserStore, MetaStore, NewCertificate,
+    NonceStore, ProjectCaStore, ProjectStore, RevokedSerial, Store, StoreError, StoreResult,
+    StoredCa, StoredCrl, UserSecurityStore,
 };
 pub use self::user_attributes::{
     AttributeChanges, MAX_DELETE_AFTER, MAX_DESCRIPTION_CHARS, MAX_LABELS, MAX_SCOPES, SCOPE_TYPES,

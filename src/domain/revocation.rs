@@ -283,6 +283,7 @@ impl Core {
         match outcome {
             RevokeOutcome::Revoked(record) => {
                 log_revoked(&request, &record, &principal.key_id.to_string());
+                self.crl_after_revocation(&project.id).await;
                 Ok(CertificateState {
                     record,
                     revocation: Some(request.revocation),
@@ -334,6 +335,9 @@ impl Core {
             .await
             .map_err(store_error)?;
         let key_id = principal.key_id.to_string();
+        if !revoked.is_empty() {
+            self.crl_after_revocation(&project.id).await;
+        }
         Ok(revoked
             .into_iter()
             .map(|record| {

@@ -134,6 +134,7 @@ pub trait Store:
     + RevocationStore
     + AuditStore
     + NonceStore
+    + CrlStore
 {
 }
 
@@ -148,6 +149,7 @@ impl<T> Store for T where
         + RevocationStore
         + AuditStore
         + NonceStore
+        + CrlStore
 {
 }
 
@@ -432,4 +434,115 @@ pub trait NonceStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Forgets nonce uses that expired before `now`.
     async fn purge_nonce_uses(&self, now: OffsetDateTime) -> StoreResult<u64>;
+}
+
+/// A signed CRL as stored (`project_crls`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCrl {
+    /// Its CRL number.
+    pub number: u64,
+    /// The signed CRL, DER.
+    pub der: Vec<u8>,
+    /// Its thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// Its nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// When it is to be re-signed (half-way through its validity).
+    pub refresh_at: OffsetDateTime,
+}
+
+/// What a reader checks a cached CRL against: the stored CRL's number and times, and the
+/// project's latest revocation (one key lookup and one index lookup, no CRL bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrlVersion {
+    /// The stored CRL's number (0: none stored yet).
+    pub number: u64,
+    /// Its thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// When the project's latest revocation happened (any CA's), if any: a CRL whose
+    /// thisUpdate is not later may lack it.
+    pub last_revocation: Option<OffsetDateTime>,
+    /// Its nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// When it is to be re-signed.
+    pub refresh_at: OffsetDateTime,
+}
+
+/// A revoked certificate as a CRL lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedSerial {
+    /// Its serial number.
+    pub serial: i64,
+    /// When it was revoked.
+    pub revoked_at: OffsetDateTime,
+    /// The RFC 5280 reason name as the API spells it (`keyCompromise`, …).
+    pub reason: Option<String>,
+}
+
+/// One certificate's revocation status (OCSP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateStatusRecord {
+    /// The generation of the project CA that signed it.
+    pub generation: u32,
+    /// Its notAfter.
+    pub not_after: OffsetDateTime,
+    /// When it was revoked and why, if it was.
+    pub revoked: Option<RevokedSerial>,
+}
+
+/// Project CRLs (one per CA generation) and the revocation facts they are made of.
+#[async_trait]
+pub trait CrlStore: Send + Sync + 'static {
+    /// Hands out the next CRL number of a project CA generation (1 first). The counter is
+    /// shared by every replica and only grows, so numbers are strictly increasing.
+    async fn next_crl_number(&self, project_id: &ProjectId, generation: u32) -> StoreResult<u64>;
+    /// Stores a signed CRL unless one with a higher or equal number is stored (a slower signer
+    /// never replaces a newer CRL); returns whether it did.
+    async fn store_crl(
+        &self,
+        project_id: &ProjectId,
+        generation: u32,
+        crl: &StoredCrl,
+    ) -> StoreResult<bool>;
+    /// The stored CRL's version with the project's latest revocation time (cheap: a key
+    /// lookup and an index lookup); `None` before the first number is handed out.
+    async fn crl_version(
+        &self,
+        project_id: &ProjectId,
+        generation: u32,
+    ) -> StoreResult<Option<CrlVersion>>;
+    /// The stored CRL, if one was signed.
+    async fn project_crl(
+        &self,
+        project_id: &ProjectId,
+        generation: u32,
+    ) -> StoreResult<Option<StoredCrl>>;
+    /// Claims the re-signing of a CRL until `until`: true for one caller (across replicas)
+    /// among those that claim before the claim lapses.
+    async fn claim_crl_refresh(
+        &self,
+        project_id: &ProjectId,
+        generation: u32,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Lists up to `limit` stored CRLs of live projects whose re-signing time has come by
+    /// `now`, oldest first (a deleted project's CA keys are destroyed: its CRLs are not
+    /// served).
+    async fn crls_due(&self, now: OffsetDateTime, limit: u32)
+    -> StoreResult<Vec<(ProjectId, u32)>>;
+    /// Lists the certificates of a project CA generation that are revoked and unexpired at
+    /// `now`, by serial.
+    async fn revoked_by_ca(
+        &self,
+        project_id: &ProjectId,
+        generation: u32,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<RevokedSerial>>;
+    /// One certificate's status by serial, if the project issued it.
+    async fn certificate_status(
+        &self,
+        project_id: &ProjectId,
+        serial: i64,
+    ) -> StoreResult<Option<CertificateStatusRecord>>;
 }

@@ -12,8 +12,8 @@ use axum::routing::MethodRouter;
 
 use super::response::ApiVersion;
 use super::{
-    Gateway, api_keys, ca, certificates, csr, database_users, events, openapi, organizations,
-    projects, revocation, root, user_security,
+    Gateway, api_keys, ca, certificates, crl, csr, database_users, events, ocsp, openapi,
+    organizations, projects, revocation, root, user_security,
 };
 
 /// Routes being added under one prefix, with the path template of each.
@@ -79,5 +79,7 @@ fn table() -> Routes {
         .merge(csr::routes(Routes::new(openapi::PREFIX)))
         .merge(revocation::routes(Routes::new(openapi::PREFIX)))
         .merge(openapi::routes(Routes::new(openapi::PREFIX)))
+        .merge(crl::routes(Routes::new(openapi::PREFIX)))
+        .merge(ocsp::routes(Routes::new(openapi::PREFIX)))
         .merge(ca::routes(Routes::new(openapi::PREFIX)))
 }

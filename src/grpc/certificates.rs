@@ -124,6 +124,22 @@ impl CertificateService for Services {
     ) -> Result<Response<ListUserCertificateStatusesResponse>, Status> {
         revocation::list_user_certificate_statuses(self, request).await
     }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn get_project_crl(
+        &self,
+        request: Request<v1::GetProjectCrlRequest>,
+    ) -> Result<Response<v1::GetProjectCrlResponse>, Status> {
+        super::crl::get_project_crl(self, request).await
+    }
+
+    #[instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn get_ocsp_response(
+        &self,
+        request: Request<v1::GetOcspResponseRequest>,
+    ) -> Result<Response<v1::GetOcspResponseResponse>, Status> {
+        super::crl::get_ocsp_response(self, request).await
+    }
 }
 
 /// `INVALID_ATTRIBUTE`: a key type was asked for with a CSR, whose key decides the type.

@@ -8,6 +8,7 @@ mod auth;
 mod ca;
 mod certificates;
 mod convert;
+mod crl;
 mod database_users;
 mod organizations;
 mod projects;

@@ -19,6 +19,7 @@ mod cache;
 mod certificate_limit;
 mod certificates;
 mod convert;
+mod crl;
 mod database_users;
 mod db;
 mod meta;

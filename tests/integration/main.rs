@@ -16,6 +16,7 @@ mod harness;
 mod audit_retention;
 mod audit_trail;
 mod ca_rotation;
+mod crl_ocsp;
 mod deadlines;
 mod grpc_create_user_certificate;
 mod grpc_errors_and_roles;

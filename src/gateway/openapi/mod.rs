@@ -218,7 +218,12 @@ fn atlas_operation(
     }
     parameters.extend(names.into_iter().map(component_parameter));
     let mut responses = success_responses(generators, &operation.success, version, media_type);
-    let mut statuses: Vec<u16> = EVERY_REQUEST.to_vec();
+    let public = matches!(operation.success, Success::Public { .. });
+    let mut statuses: Vec<u16> = if public {
+        UNAUTHENTICATED.to_vec()
+    } else {
+        EVERY_REQUEST.to_vec()
+    };
     statuses.extend(operation.errors);
     statuses.sort_unstable();
     for status in statuses {
@@ -235,6 +240,19 @@ fn atlas_operation(
         "parameters": parameters,
         "responses": responses,
     });
+    if let Success::Public {
+        request: Some(request),
+        ..
+    } = operation.success
+    {
+        object["security"] = json!([]);
+        object["requestBody"] = json!({
+            "required": true,
+            "content": {request: {"schema": {"type": "string", "contentMediaType": request}}},
+        });
+    } else if public {
+        object["security"] = json!([]);
+    }
     if let Some(body) = operation.body {
         let schema = body_schema(generators, body);
         object["requestBody"] = json!({
@@ -318,6 +336,19 @@ fn success_responses(
                         Atlas route answers; no private key (the caller holds it). Enveloped, \
                         `{\"status\":201,\"content\":\"<the PEM text>\"}`.",
                     "content": {media_type: {}},
+                }),
+            );
+        }
+        Success::Public {
+            content_type,
+            description,
+            ..
+        } => {
+            responses.insert(
+                "200".into(),
+                json!({
+                    "description": description,
+                    "content": {*content_type: {"schema": {"type": "string", "contentMediaType": content_type}}},
                 }),
             );
         }

@@ -72,6 +72,16 @@ pub enum Success {
     TrustBundle,
     /// No content (204; 200 when enveloped).
     Empty,
+    /// A public answer (no Digest authentication, no `pretty`/`envelope`): 200 with a body of
+    /// this media type; `request` is the media type of the request body, if it has one.
+    Public {
+        /// The media type of the answer.
+        content_type: &'static str,
+        /// What the answer is.
+        description: &'static str,
+        /// The media type of the request body.
+        request: Option<&'static str>,
+    },
 }
 
 /// The status of a successful entity.
@@ -646,6 +656,47 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         api: Api::Dbcert,
         method: "post",
+        path: "/groups/{groupId}/ocsp",
+        id: "getOcspResponse",
+        tag: "Revocation",
+        summary: "Answer an OCSP request (RFC 6960)",
+        description: "No key needed: the project's OCSP responder. The body is a DER \
+                      OCSPRequest (at most 64 KiB, 16 certificates); the answer, signed by \
+                      the project CA that issued the certificate, says `good`, `revoked` (time \
+                      and reason) or `unknown`, and echoes the request's nonce. What does not \
+                      parse is answered with the OCSP `malformedRequest` status (200); when \
+                      too many answers are being signed, `tryLater`. 404 `GROUP_NOT_FOUND`, or \
+                      `PROJECT_CA_NOT_FOUND` before the project's first certificate.",
+        body: None,
+        success: Success::Public {
+            content_type: "application/ocsp-response",
+            description: "The DER OCSPResponse.",
+            request: Some("application/ocsp-request"),
+        },
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "get",
+        path: "/groups/{groupId}/ocsp/{request}",
+        id: "getOcspResponseByGet",
+        tag: "Revocation",
+        summary: "Answer an OCSP request sent in the path (RFC 6960 appendix A.1)",
+        description: "No key needed. `{request}` is the DER OCSPRequest in base64 (standard, \
+                      percent-encoded, or URL-safe); the answer as `POST …/ocsp`.",
+        body: None,
+        success: Success::Public {
+            content_type: "application/ocsp-response",
+            description: "The DER OCSPResponse.",
+            request: None,
+        },
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "post",
         path: "/groups/{groupId}/ca/rotate",
         id: "rotateProjectCa",
         tag: "dbcert",
@@ -660,5 +711,88 @@ pub const OPERATIONS: &[Operation] = &[
         success: Success::Entity(Status::Always(200), schema::<ProjectCa>),
         query: Query::Flags,
         errors: &[404, 409],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "get",
+        path: "/groups/{groupId}/crl",
+        id: "getProjectCrl",
+        tag: "Certificate Revocation",
+        summary: "Return the issuing CA's certificate revocation list (DER)",
+        description: "No key needed: a CRL is public. The CRL of the project's issuing CA \
+                      (RFC 5280 v2: authority key identifier, CRL number, a reason code per \
+                      entry), listing each revoked certificate until it expires; re-signed on \
+                      every revocation and half-way through its validity (`--crl-validity`). \
+                      `ETag` (304 on `If-None-Match`) and `Cache-Control: public, max-age=60`. \
+                      404 `GROUP_NOT_FOUND`, or `PROJECT_CA_NOT_FOUND` before the project's \
+                      first certificate.",
+        body: None,
+        success: Success::Public {
+            content_type: "application/pkix-crl",
+            description: "The CRL, DER.",
+            request: None,
+        },
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "get",
+        path: "/groups/{groupId}/crl.pem",
+        id: "getProjectCrlPem",
+        tag: "Certificate Revocation",
+        summary: "Return every current CA's certificate revocation list (PEM)",
+        description: "No key needed: a CRL is public. One `X509 CRL` PEM block per current \
+                      project CA, the issuing CA's first: the file for mongod's \
+                      `net.tls.CRLFile`. Caching and errors as `GET …/crl`.",
+        body: None,
+        success: Success::Public {
+            content_type: "application/x-pem-file",
+            description: "The CRLs, PEM.",
+            request: None,
+        },
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "post",
+        path: "/groups/{groupId}/ocsp",
+        id: "getOcspResponse",
+        tag: "Certificate Revocation",
+        summary: "Answer an OCSP request (RFC 6960)",
+        description: "No key needed: the project's OCSP responder. The body is a DER \
+                      OCSPRequest (at most 64 KiB, 16 certificates); the answer, signed by \
+                      the project CA that issued the certificate, says `good`, `revoked` (time \
+                      and reason) or `unknown`, and echoes the request's nonce. What does not \
+                      parse is answered with the OCSP `malformedRequest` status (200); when \
+                      too many answers are being signed, `tryLater`. 404 `GROUP_NOT_FOUND`, or \
+                      `PROJECT_CA_NOT_FOUND` before the project's first certificate.",
+        body: None,
+        success: Success::Public {
+            content_type: "application/ocsp-response",
+            description: "The DER OCSPResponse.",
+            request: Some("application/ocsp-request"),
+        },
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "get",
+        path: "/groups/{groupId}/ocsp/{request}",
+        id: "getOcspResponseByGet",
+        tag: "Certificate Revocation",
+        summary: "Answer an OCSP request sent in the path (RFC 6960 appendix A.1)",
+        description: "No key needed. `{request}` is the DER OCSPRequest in base64 (standard, \
+                      percent-encoded, or URL-safe); the answer as `POST …/ocsp`.",
+        body: None,
+        success: Success::Public {
+            content_type: "application/ocsp-response",
+            description: "The DER OCSPResponse.",
+            request: None,
+        },
+        query: Query::Flags,
+        errors: &[404],
     },
 ];
