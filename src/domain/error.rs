@@ -45,6 +45,8 @@ pub enum ErrorCode {
     MissingAttribute,
     /// The project has no CA yet (it is created with the first certificate).
     ProjectCaNotFound,
+    /// No such resource under that path (an event id the project or organization lacks).
+    ResourceNotFound,
     /// The key is not a member of the project's organization.
     NotInGroup,
     /// No such organization.
@@ -110,6 +112,7 @@ impl ErrorCode {
             Self::InvalidX509CaCertificate => "INVALID_X509_CA_CERTIFICATE",
             Self::MissingAttribute => "MISSING_ATTRIBUTE",
             Self::ProjectCaNotFound => "PROJECT_CA_NOT_FOUND",
+            Self::ResourceNotFound => "RESOURCE_NOT_FOUND",
             Self::NotInGroup => "NOT_IN_GROUP",
             Self::OrgNotFound => "ORG_NOT_FOUND",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -144,6 +147,7 @@ impl ErrorCode {
             | Self::InvalidOrgId
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
+            | Self::ResourceNotFound
             | Self::UsernameNotFound => 404,
             Self::GroupAlreadyExists | Self::UserAlreadyExists => 409,
             Self::UnexpectedError => 500,
@@ -174,6 +178,7 @@ impl ErrorCode {
             Self::GroupNotFound
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
+            | Self::ResourceNotFound
             | Self::UsernameNotFound => ErrorKind::NotFound,
             Self::NotInGroup | Self::UserUnauthorized => ErrorKind::PermissionDenied,
             Self::ServiceUnavailable => ErrorKind::Unavailable,
@@ -204,6 +209,7 @@ impl ErrorCode {
         Self::NotInGroup,
         Self::OrgNotFound,
         Self::ProjectCaNotFound,
+        Self::ResourceNotFound,
         Self::ServiceUnavailable,
         Self::Unauthenticated,
         Self::UnexpectedError,

@@ -460,14 +460,30 @@ impl<S: Send + Sync> FromRequestParts<S> for EventFilter {
     }
 }
 
-/// Parses an ISO 8601 date-time with an offset (RFC 3339), or a date (midnight UTC).
+/// Parses the ISO 8601 forms Atlas's `minDate`/`maxDate` take: a date-time with an offset
+/// (RFC 3339, `2026-08-10T02:06:35Z`, `…+02:00`), with an offset without a colon (`…+0200`, what
+/// the Atlas CLI sends), without an offset, meaning UTC (`2026-12-02T18:41:24.589048`, what
+/// Python's `datetime.utcnow().isoformat()` gives), or a date (midnight UTC).
 fn parse_date(value: &str) -> Option<prost_types::Timestamp> {
     use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+    let basic_offset = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]][offset_hour sign:mandatory][offset_minute]"
+    );
+    let no_offset = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    let date = format_description!("[year]-[month]-[day]");
     let at = time::OffsetDateTime::parse(value, &Rfc3339)
         .ok()
+        .or_else(|| time::OffsetDateTime::parse(value, basic_offset).ok())
         .or_else(|| {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            time::Date::parse(value, format)
+            time::PrimitiveDateTime::parse(value, no_offset)
+                .ok()
+                .map(|t| t.assume_utc())
+        })
+        .or_else(|| {
+            time::Date::parse(value, date)
                 .ok()
                 .map(|date| date.midnight().assume_utc())
         })?;
@@ -487,6 +503,27 @@ fn parse_page_number(value: &str) -> Option<i32> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_dates_take_the_iso_8601_forms_atlas_clients_send() {
+        let at = |v: &str| parse_date(v).map(|t| (t.seconds, t.nanos));
+        let utc = Some((1_796_236_884, 589_048_000));
+        assert_eq!(at("2026-12-02T18:41:24.589048"), utc);
+        assert_eq!(at("2026-12-02T18:41:24.589048Z"), utc);
+        assert_eq!(at("2026-12-02T19:41:24.589048+01:00"), utc);
+        assert_eq!(at("2026-12-02T19:41:24.589048+0100"), utc);
+        assert_eq!(at("2026-12-02T18:41:24"), Some((1_796_236_884, 0)));
+        assert_eq!(at("2026-12-02"), Some((1_796_169_600, 0)));
+        for bad in [
+            "",
+            "2026-12-02T18:41",
+            "2026-13-02",
+            "yesterday",
+            "2026-12-02T18:41:24+1",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
 
     #[allow(clippy::result_large_err)]
     fn context(uri: &str) -> Result<RequestContext, (ApiError, RequestContext)> {
@@ -543,7 +580,7 @@ mod tests {
         for bad in [
             "",
             "yesterday",
-            "2026-08-10T02:06:35",
+            "2026-08-10T02:06",
             "2026-13-01",
             "1786327595",
         ] {

@@ -349,6 +349,7 @@ fn path_parameters(path: &str) -> Vec<Value> {
                 "groupId" => "The project's id: 24 hexadecimal characters.",
                 "orgId" => "The organization's id: 24 hexadecimal characters.",
                 "apiUserId" => "The API key's id: 24 hexadecimal characters.",
+                "eventId" => "The event's id: 24 hexadecimal characters.",
                 "databaseName" => "`$external` for X.509 users, `admin` for others.",
                 "username" => "The database user's name (percent-encoded).",
                 _ => "",
@@ -401,10 +402,14 @@ fn parameters() -> Value {
             true here)."),
         "eventType": {
             "name": "eventType", "in": "query", "required": false,
-            "description": "Only events of these types (repeat the parameter for several); an \
-                unknown type is 400 `INVALID_QUERY_PARAMETER`.",
+            "description": "Only events of these types, Atlas's event type names (repeat the \
+                parameter for several). dbcert records the types listed in `examples`; another \
+                name of that shape (an Atlas event type dbcert never records) matches nothing; \
+                anything else is 400 `INVALID_QUERY_PARAMETER`.",
             "style": "form", "explode": true,
-            "schema": {"type": "array", "items": {"type": "string", "enum": event_types}},
+            "schema": {"type": "array", "items": {
+                "type": "string", "pattern": "^[A-Z][A-Z0-9_]{0,99}$", "examples": event_types,
+            }},
         },
         "minDate": date("minDate", "Only events at or after this time (inclusive)."),
         "maxDate": date("maxDate", "Only events at or before this time (inclusive)."),
@@ -414,11 +419,13 @@ fn parameters() -> Value {
 fn date(name: &str, description: &str) -> Value {
     json!({
         "name": name, "in": "query", "required": false,
-        "description": format!("{description} An RFC 3339 date-time with an offset \
-            (`2026-08-10T02:06:35Z`) or a date (its midnight UTC); anything else, or the \
-            parameter twice, is 400 `INVALID_QUERY_PARAMETER`."),
+        "description": format!("{description} ISO 8601: a date-time with an offset \
+            (`2026-08-10T02:06:35Z`, `…+02:00`, `…+0200`), a date-time without one, meaning \
+            UTC (`2026-12-02T18:41:24.589048`), or a date (its midnight UTC); anything else, \
+            or the parameter twice, is 400 `INVALID_QUERY_PARAMETER`."),
         "schema": {"anyOf": [
             {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([+-]\\d{4})?$"},
             {"type": "string", "format": "date"},
         ]},
     })
