@@ -172,7 +172,10 @@ fn build() -> Value {
 
 const DESCRIPTION: &str = "The REST surface of dbcert: the Atlas Administration API routes it \
     reimplements, under `/api/atlas/v1.0` (media type `application/json`) and `/api/atlas/v2` \
-    (`application/vnd.atlas.2023-01-01+json`), and dbcert's own routes under `/api/dbcert/v1`.\n\n\
+    (`application/vnd.atlas.2023-01-01+json`, the one version Atlas publishes for each of these \
+    operations: an `Accept` naming only other Atlas versions is 406 `INVALID_VERSION_DATE`, a \
+    malformed one 406 `NOT_ACCEPTABLE`, none at all the 2023-01-01 answer), and dbcert's own \
+    routes under `/api/dbcert/v1`.\n\n\
     Every operation takes `pretty` (Jackson-style indented JSON) and `envelope` (the body \
     becomes `{\"status\": <HTTP status>, \"content\": <body>}`; a list gains `status` instead; \
     the HTTP status is kept, except that an enveloped 204 is sent as 200). Errors are JSON \
@@ -220,6 +223,10 @@ fn atlas_operation(
     let mut responses = success_responses(generators, &operation.success, version, media_type);
     let mut statuses: Vec<u16> = EVERY_REQUEST.to_vec();
     statuses.extend(operation.errors);
+    if version == ApiVersion::V2 {
+        // An `Accept` naming only versions the operation does not publish (`versions.rs`).
+        statuses.push(406);
+    }
     statuses.sort_unstable();
     for status in statuses {
         responses.insert(
@@ -464,6 +471,8 @@ fn error_codes() -> BTreeMap<u16, Vec<&'static str>> {
         (400, "INVALID_REQUEST"),
         (401, "UNEXPECTED_ERROR"),
         (404, "RESOURCE_NOT_FOUND"),
+        (406, "INVALID_VERSION_DATE"),
+        (406, "NOT_ACCEPTABLE"),
         (413, "REQUEST_TOO_LARGE"),
         (414, "URI_TOO_LONG"),
         (429, "RATE_LIMITED"),
@@ -484,7 +493,7 @@ fn error_codes() -> BTreeMap<u16, Vec<&'static str>> {
 fn error_responses(error: &Value, challenge: &Value) -> Value {
     let codes = error_codes();
     let mut responses = Map::new();
-    for &status in EVERY_REQUEST.iter().chain(&[404, 409]) {
+    for &status in EVERY_REQUEST.iter().chain(&[404, 406, 409]) {
         let reason = StatusCode::from_u16(status)
             .ok()
             .and_then(|s| s.canonical_reason())
