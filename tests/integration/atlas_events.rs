@@ -317,6 +317,91 @@ async fn v2_answers_in_the_version_asked_for_or_406() {
     server.stop().await;
 }
 
+/// A key added to a project, its roles there changed, then removed: Atlas's three events; and
+/// the gRPC API gives the same names and the same event by id.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_assignments_are_added_changed_and_removed_and_grpc_reads_events_by_id() {
+    let server = TestServer::start().await;
+    let clients = server.clients().await;
+    let atlas = Atlas::new(&server);
+    let group_id = atlas.create_project("assignments").await;
+    let org = atlas.get("/api/atlas/v1.0/orgs").await.json()["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = atlas
+        .post(
+            &format!("/api/atlas/v1.0/orgs/{org}/apiKeys"),
+            r#"{"desc": "member", "roles": ["ORG_MEMBER"]}"#,
+        )
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    let key_id = resp.json()["id"].as_str().unwrap().to_owned();
+    let target = format!("/api/atlas/v1.0/groups/{group_id}/apiKeys/{key_id}");
+    for roles in [r#"["GROUP_READ_ONLY"]"#, r#"["GROUP_OWNER"]"#, "[]"] {
+        let resp = atlas
+            .patch(&target, &format!(r#"{{"roles":{roles}}}"#))
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.body);
+    }
+    let listed = clients
+        .audit()
+        .list_audit_events(dbcert::proto::v1::ListAuditEventsRequest {
+            group_id: group_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let names: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|e| (e.event_type_name.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("API_KEY_REMOVED_FROM_GROUP", key_id.as_str()),
+            ("API_KEY_ROLES_CHANGED", key_id.as_str()),
+            ("API_KEY_ADDED_TO_GROUP", key_id.as_str()),
+            ("GROUP_CREATED", ""),
+        ]
+    );
+    for event in &listed {
+        let one = clients
+            .audit()
+            .get_audit_event(dbcert::proto::v1::GetAuditEventRequest {
+                group_id: group_id.clone(),
+                event_id: event.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&one, event);
+        let by_org = clients
+            .audit()
+            .get_organization_event(dbcert::proto::v1::GetOrganizationEventRequest {
+                org_id: org.clone(),
+                event_id: event.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&by_org, event);
+    }
+    let status = clients
+        .audit()
+        .get_audit_event(dbcert::proto::v1::GetAuditEventRequest {
+            group_id,
+            event_id: "0123456789abcdef01234567".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert_eq!(crate::harness::error_code(&status), "RESOURCE_NOT_FOUND");
+    server.stop().await;
+}
+
 /// The drift test of the versions table: every method of every v2 route (asked of the real
 /// router, as `openapi_contract` does) has the versions Atlas publishes for it in
 /// `src/gateway/versions.rs`. A route added without an entry fails here.
