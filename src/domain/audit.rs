@@ -182,29 +182,6 @@ impl AuditAction {
         }
     }
 
-    /// Whether the event names a database user (Atlas's `dbUserUsername`).
-    pub fn names_database_user(self) -> bool {
-        matches!(
-            self,
-            Self::CertificateIssued
-                | Self::DatabaseUserCreated
-                | Self::DatabaseUserDeleted
-                | Self::DatabaseUserUpdated
-        )
-    }
-
-    /// Whether the event's target is an API key id.
-    pub fn names_api_key(self) -> bool {
-        matches!(
-            self,
-            Self::ApiKeyAssigned
-                | Self::ApiKeyCreated
-                | Self::ApiKeyDeleted
-                | Self::ApiKeyRemovedFromProject
-                | Self::ApiKeyRolesChanged
-        )
-    }
-
     /// Parses an event type name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|a| a.as_str() == s)
