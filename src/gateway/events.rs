@@ -10,7 +10,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::Gateway;
-use super::extract::{AtlasPath, Authenticated, EventFilter, Paging, RequestContext};
+use super::event_filter::EventFilter;
+use super::extract::{AtlasPath, Authenticated, Paging, RequestContext};
 use super::resource::{Handled, Link, entity, list, rpc, segment, self_link, timestamp};
 use super::routes::Routes;
 use crate::proto::v1;

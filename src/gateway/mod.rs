@@ -26,6 +26,7 @@ mod api_keys;
 mod body;
 mod certificates;
 mod database_users;
+mod event_filter;
 mod events;
 pub mod extract;
 pub mod openapi;
