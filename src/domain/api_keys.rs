@@ -286,6 +286,7 @@ impl Core {
             .map_err(store_error)?
             .filter(|k| k.org_id == project.org_id)
             .ok_or_else(|| api_key_not_found(&id))?;
+        let had_roles = key.project_roles.iter().any(|(p, _)| *p == project.id);
         self.store
             .set_api_key_project_roles(&key.id, &project.id, &project_roles)
             .await
@@ -296,15 +297,16 @@ impl Core {
                 .await
                 .map_err(store_error)?;
         }
+        // Atlas's three events: added to the project, roles changed there, removed from it.
+        let action = match (had_roles, project_roles.is_empty()) {
+            (_, true) => AuditAction::ApiKeyRemovedFromProject,
+            (true, false) => AuditAction::ApiKeyRolesChanged,
+            (false, false) => AuditAction::ApiKeyAssigned,
+        };
         info!(project_id = %project.id, assigned_key_id = %key.id, key_id = %principal.key_id, "assigned api key to project");
         self.audit(
-            AuditEvent::by(
-                principal,
-                self.clock.now(),
-                AuditAction::ApiKeyAssigned,
-                Some(&project.id),
-            )
-            .with_target(key.id.as_str()),
+            AuditEvent::by(principal, self.clock.now(), action, Some(&project.id))
+                .with_target(key.id.as_str()),
         )
         .await;
         self.store

@@ -2,7 +2,7 @@
 //! recorded (in the operation that succeeded, or at a failed authentication); the store keeps
 //! it; each event is also a structured log event of target `dbcert::audit`.
 //!
-//! Durability: a `CERTIFICATE_ISSUED` event is written in the same transaction as the
+//! Durability: a `MONGODB_USER_X509_CERT_CREATED` event is written in the same transaction as the
 //! certificate's record, so no certificate is delivered without its audit event. The events of
 //! other changes are written right after the change commits; if that write fails the change
 //! stands, the failure is logged at `error` and the `dbcert::audit` log event is still emitted.
@@ -28,46 +28,49 @@ use super::error::{AtlasError, AtlasResult, ErrorCode};
 use super::model::{ApiKeyId, OrgId, Page, Paged, ProjectId};
 use super::store::StoreResult;
 
-/// What happened.
+/// What happened. Each action is shown under Atlas's event type name where Atlas has one
+/// (its `EventTypeForNdsGroup` and `EventTypeForOrg` enums), and under dbcert's own name only
+/// where Atlas has none ([`AuditAction::as_str`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuditAction {
-    /// A key was given roles on a project (or removed from it).
+    /// A key was given roles on a project it had none on (`API_KEY_ADDED_TO_GROUP`).
     ApiKeyAssigned,
-    /// An organization API key was created.
+    /// An organization API key was created (`API_KEY_CREATED`).
     ApiKeyCreated,
-    /// An organization API key was deleted.
+    /// An organization API key was deleted (`API_KEY_DELETED`).
     ApiKeyDeleted,
-    /// An API key's description was changed.
+    /// An API key's description was changed (`API_KEY_DESCRIPTION_CHANGED`).
     ApiKeyDescriptionChanged,
-    /// An API key was removed from a project (unassigned).
+    /// A key was removed from a project (`API_KEY_REMOVED_FROM_GROUP`).
     ApiKeyRemovedFromProject,
-    /// An API key's organization roles were changed.
+    /// A key's organization roles, or its roles on a project it was already on, were replaced
+    /// (`API_KEY_ROLES_CHANGED`).
     ApiKeyRolesChanged,
-    /// Credentials were presented and refused.
+    /// Credentials were presented and refused (dbcert's own `AUTHENTICATION_FAILED`: Atlas
+    /// records no event for them).
     AuthenticationFailed,
-    /// A client certificate was issued.
+    /// A client certificate was issued (`MONGODB_USER_X509_CERT_CREATED`).
     CertificateIssued,
     /// A client certificate was revoked (Atlas's `MONGODB_USER_X509_CERT_REVOKED`).
     CertificateRevoked,
-    /// Self-managed X.509 was turned off (the customer CA removed).
-    CustomerX509Deleted,
-    /// A database user was created.
+    /// A database user was created (`MONGODB_USER_ADDED`).
     DatabaseUserCreated,
-    /// A database user was deleted.
+    /// A database user was deleted (`MONGODB_USER_DELETED`).
     DatabaseUserDeleted,
-    /// A database user's X.509 type or roles were changed.
+    /// A database user's X.509 type or roles were changed (`MONGODB_USER_UPDATED`).
     DatabaseUserUpdated,
-    /// An organization was created (with its first ORG_OWNER key).
+    /// An organization was created, with its first ORG_OWNER key (`ORG_CREATED`).
     OrgCreated,
-    /// A project's CA was rotated: a new CA generation issues (dbcert's own event; Atlas has
-    /// no CA rotation).
+    /// A project's CA was rotated: a new CA generation issues (dbcert's own
+    /// `PROJECT_CA_ROTATED`; Atlas has no CA rotation).
     ProjectCaRotated,
-    /// A project was created.
+    /// A project was created (`GROUP_CREATED`).
     ProjectCreated,
-    /// A project was deleted.
+    /// A project was deleted (`GROUP_DELETED`).
     ProjectDeleted,
-    /// A project's X.509 settings were changed (a customer CA set).
+    /// A project's X.509 settings were changed: a customer CA set, or removed
+    /// (`USER_SECURITY_SETTINGS_UPDATED`).
     UserSecuritySet,
 }
 
@@ -134,8 +137,12 @@ pub enum AuditScope {
 /// The default keeps every event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditFilter {
-    /// Only events of these actions (sorted, no duplicates); empty keeps every action.
+    /// Only events of these actions (sorted, no duplicates); empty keeps every action, unless
+    /// `no_action` is set.
     pub actions: Vec<AuditAction>,
+    /// Event types were asked for, but none that dbcert records (Atlas event types such as
+    /// `CLUSTER_CREATED`): nothing matches.
+    pub no_action: bool,
     /// Only events at or after this time.
     pub min_date: Option<OffsetDateTime>,
     /// Only events at or before this time.
@@ -156,7 +163,6 @@ impl AuditAction {
         Self::AuthenticationFailed,
         Self::CertificateIssued,
         Self::CertificateRevoked,
-        Self::CustomerX509Deleted,
         Self::DatabaseUserCreated,
         Self::DatabaseUserDeleted,
         Self::DatabaseUserUpdated,
@@ -167,27 +173,26 @@ impl AuditAction {
         Self::UserSecuritySet,
     ];
 
-    /// The event type name (as Atlas's `eventTypeName`).
+    /// The event type name (Atlas's `eventTypeName`), as stored.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::ApiKeyAssigned => "API_KEY_ASSIGNED",
+            Self::ApiKeyAssigned => "API_KEY_ADDED_TO_GROUP",
             Self::ApiKeyCreated => "API_KEY_CREATED",
             Self::ApiKeyDeleted => "API_KEY_DELETED",
             Self::ApiKeyDescriptionChanged => "API_KEY_DESCRIPTION_CHANGED",
             Self::ApiKeyRemovedFromProject => "API_KEY_REMOVED_FROM_GROUP",
             Self::ApiKeyRolesChanged => "API_KEY_ROLES_CHANGED",
             Self::AuthenticationFailed => "AUTHENTICATION_FAILED",
-            Self::CertificateIssued => "CERTIFICATE_ISSUED",
+            Self::CertificateIssued => "MONGODB_USER_X509_CERT_CREATED",
             Self::CertificateRevoked => "MONGODB_USER_X509_CERT_REVOKED",
-            Self::CustomerX509Deleted => "CUSTOMER_X509_DELETED",
-            Self::DatabaseUserCreated => "DATABASE_USER_CREATED",
-            Self::DatabaseUserDeleted => "DATABASE_USER_DELETED",
-            Self::DatabaseUserUpdated => "DATABASE_USER_UPDATED",
+            Self::DatabaseUserCreated => "MONGODB_USER_ADDED",
+            Self::DatabaseUserDeleted => "MONGODB_USER_DELETED",
+            Self::DatabaseUserUpdated => "MONGODB_USER_UPDATED",
             Self::OrgCreated => "ORG_CREATED",
             Self::ProjectCaRotated => "PROJECT_CA_ROTATED",
-            Self::ProjectCreated => "PROJECT_CREATED",
-            Self::ProjectDeleted => "PROJECT_DELETED",
-            Self::UserSecuritySet => "USER_SECURITY_UPDATED",
+            Self::ProjectCreated => "GROUP_CREATED",
+            Self::ProjectDeleted => "GROUP_DELETED",
+            Self::UserSecuritySet => "USER_SECURITY_SETTINGS_UPDATED",
         }
     }
 
@@ -219,30 +224,34 @@ impl AuditOutcome {
 // === impl AuditFilter ===
 
 impl AuditFilter {
-    /// Parses event type names (Atlas's repeatable `eventType`) and the date bounds; an
-    /// unknown name is refused with `INVALID_QUERY_PARAMETER`. A `min_date` after `max_date`
-    /// is not an error: nothing matches it.
+    /// Parses event type names (Atlas's repeatable `eventType`) and the date bounds. A name of
+    /// an event type dbcert never records but shaped like one (upper-case letters, digits and
+    /// underscores, as every Atlas event type) matches nothing, as in Atlas, where a project
+    /// without clusters has no `CLUSTER_CREATED` event; any other value is refused with
+    /// `INVALID_QUERY_PARAMETER`. A `min_date` after `max_date` is not an error: nothing
+    /// matches it.
     pub fn parse(
         event_types: &[String],
         min_date: Option<OffsetDateTime>,
         max_date: Option<OffsetDateTime>,
     ) -> AtlasResult<Self> {
-        let mut actions = event_types
-            .iter()
-            .map(|name| {
-                AuditAction::parse(name).ok_or_else(|| {
-                    AtlasError::new(
-                        ErrorCode::InvalidQueryParameter,
-                        format!("Invalid query parameter eventType specified: {name}."),
-                        vec!["eventType".to_owned()],
-                    )
-                    .with_field("event_type")
-                })
-            })
-            .collect::<AtlasResult<Vec<_>>>()?;
+        let mut actions = Vec::new();
+        for name in event_types {
+            if let Some(action) = AuditAction::parse(name) {
+                actions.push(action);
+            } else if !is_event_type_name(name) {
+                return Err(AtlasError::new(
+                    ErrorCode::InvalidQueryParameter,
+                    format!("Invalid query parameter eventType specified: {name}."),
+                    vec!["eventType".to_owned()],
+                )
+                .with_field("event_type"));
+            }
+        }
         actions.sort_by_key(|a| a.as_str());
         actions.dedup();
         Ok(Self {
+            no_action: !event_types.is_empty() && actions.is_empty(),
             actions,
             min_date,
             max_date,
@@ -252,10 +261,21 @@ impl AuditFilter {
     /// Whether an event passes the filter (the stores apply it in SQL; this is its
     /// definition).
     pub fn matches(&self, event: &AuditEvent) -> bool {
-        (self.actions.is_empty() || self.actions.contains(&event.action))
+        !self.no_action
+            && (self.actions.is_empty() || self.actions.contains(&event.action))
             && self.min_date.is_none_or(|min| event.at >= min)
             && self.max_date.is_none_or(|max| event.at <= max)
     }
+}
+
+/// Whether `name` has the shape of an Atlas event type name: 1 to 100 upper-case ASCII
+/// letters, digits and underscores, starting with a letter.
+fn is_event_type_name(name: &str) -> bool {
+    name.len() <= 100
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 // === impl AuditEvent ===
@@ -377,7 +397,7 @@ impl Core {
         self.audit(event).await;
     }
 
-    /// Lists a project's audit events, oldest first. Project owners only.
+    /// Lists a project's audit events, newest first. Project owners only.
     pub async fn list_audit_events(
         &self,
         principal: &Principal,
@@ -394,7 +414,7 @@ impl Core {
             .map_err(store_error)
     }
 
-    /// Lists an organization's audit events, oldest first: those of its keys (created,
+    /// Lists an organization's audit events, newest first: those of its keys (created,
     /// deleted, assigned, failed authentications naming them), of the organization itself and
     /// of its projects, deleted ones included. Organization owners only (Atlas lets any
     /// organization member read its organization's events; dbcert's events name every key
@@ -414,6 +434,73 @@ impl Core {
             .list_audit_events(&AuditScope::Org(org.id), filter, page)
             .await
             .map_err(store_error)
+    }
+
+    /// Returns one event of a project. Project owners only; an event of another project, or
+    /// none, is `RESOURCE_NOT_FOUND` (404), as Atlas answers an unknown event id.
+    pub async fn audit_event(
+        &self,
+        principal: &Principal,
+        group_id: &str,
+        event_id: &str,
+    ) -> AtlasResult<AuditEvent> {
+        let project = self
+            .authorized_project(principal, group_id, Access::Write)
+            .await?;
+        let path = format!("groups/{group_id}/events/{event_id}");
+        self.scoped_event(event_id, &path, |event| {
+            event.project_id.as_ref() == Some(&project.id)
+        })
+        .await
+    }
+
+    /// Returns one event of an organization (any event its listing shows). Organization
+    /// owners only; otherwise as [`Core::audit_event`].
+    pub async fn organization_event(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        event_id: &str,
+    ) -> AtlasResult<AuditEvent> {
+        let org = self
+            .authorized_org(principal, org_id, Access::Write)
+            .await?;
+        let path = format!("orgs/{org_id}/events/{event_id}");
+        self.scoped_event(event_id, &path, |event| {
+            event.org_id.as_ref() == Some(&org.id)
+        })
+        .await
+    }
+
+    /// The event of that id when `in_scope` holds for it; otherwise Atlas's 404 for `path`.
+    async fn scoped_event(
+        &self,
+        event_id: &str,
+        path: &str,
+        in_scope: impl Fn(&AuditEvent) -> bool,
+    ) -> AtlasResult<AuditEvent> {
+        let not_found = || {
+            AtlasError::new(
+                ErrorCode::ResourceNotFound,
+                format!("Cannot find resource {path}."),
+                vec![path.to_owned()],
+            )
+            .with_field("event_id")
+        };
+        // Event ids are 24 lower-case hex digits; anything else is no event (and no query).
+        if event_id.len() != 24
+            || !event_id
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(not_found());
+        }
+        self.store
+            .audit_event(event_id)
+            .await
+            .map_err(store_error)?
+            .filter(|event| in_scope(event))
+            .ok_or_else(not_found)
     }
 
     /// Deletes up to `batch` audit events that happened more than `retention` ago, oldest
@@ -441,11 +528,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn filters_take_atlas_names_and_match_nothing_for_types_dbcert_never_records() {
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let filter =
+            AuditFilter::parse(&names(&["GROUP_CREATED", "CLUSTER_CREATED"]), None, None).unwrap();
+        assert_eq!(filter.actions, [AuditAction::ProjectCreated]);
+        assert!(!filter.no_action);
+        let filter = AuditFilter::parse(&names(&["CLUSTER_CREATED"]), None, None).unwrap();
+        assert!(filter.no_action);
+        for bad in ["", "group_created", "1ABC", "A-B", &"A".repeat(101)] {
+            let error = AuditFilter::parse(&names(&[bad]), None, None).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidQueryParameter, "{bad}");
+        }
+    }
+
+    #[test]
     fn action_names_round_trip() {
         for &action in AuditAction::ALL {
             assert_eq!(AuditAction::parse(action.as_str()), Some(action));
         }
         assert_eq!(AuditAction::parse("NOPE"), None);
+        // The old dbcert names are gone (migration 0012 renamed the stored ones).
+        assert_eq!(AuditAction::parse("CERTIFICATE_ISSUED"), None);
+        assert_eq!(
+            AuditAction::CertificateIssued.as_str(),
+            "MONGODB_USER_X509_CERT_CREATED"
+        );
         for outcome in [AuditOutcome::Success, AuditOutcome::Failure] {
             assert_eq!(AuditOutcome::parse(outcome.as_str()), Some(outcome));
         }

@@ -65,6 +65,8 @@ pub enum ErrorCode {
     ProjectCaNotFound,
     /// Another rotation of the project's CA (on any replica) came first; nothing changed.
     ProjectCaRotationConflict,
+    /// No such resource under that path (an event id the project or organization lacks).
+    ResourceNotFound,
     /// The key is not a member of the project's organization.
     NotInGroup,
     /// No such organization.
@@ -142,6 +144,7 @@ impl ErrorCode {
             Self::MissingAttribute => "MISSING_ATTRIBUTE",
             Self::ProjectCaNotFound => "PROJECT_CA_NOT_FOUND",
             Self::ProjectCaRotationConflict => "PROJECT_CA_ROTATION_CONFLICT",
+            Self::ResourceNotFound => "RESOURCE_NOT_FOUND",
             Self::NotInGroup => "NOT_IN_GROUP",
             Self::OrgNotFound => "ORG_NOT_FOUND",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -184,6 +187,7 @@ impl ErrorCode {
             | Self::InvalidOrgId
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
+            | Self::ResourceNotFound
             | Self::UsernameNotFound => 404,
             Self::CertificateAlreadyRevoked
             | Self::GroupAlreadyExists
@@ -227,6 +231,7 @@ impl ErrorCode {
             | Self::GroupNameNotFound
             | Self::OrgNotFound
             | Self::ProjectCaNotFound
+            | Self::ResourceNotFound
             | Self::UsernameNotFound => ErrorKind::NotFound,
             Self::NotInGroup | Self::UserUnauthorized => ErrorKind::PermissionDenied,
             Self::ServiceUnavailable => ErrorKind::Unavailable,
@@ -267,6 +272,7 @@ impl ErrorCode {
         Self::OrgNotFound,
         Self::ProjectCaNotFound,
         Self::ProjectCaRotationConflict,
+        Self::ResourceNotFound,
         Self::ServiceUnavailable,
         Self::Unauthenticated,
         Self::UnexpectedError,

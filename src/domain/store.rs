@@ -115,7 +115,7 @@ pub struct CertificateLimit {
 pub struct NewCertificate {
     /// The certificate record.
     pub record: CertificateRecord,
-    /// Its `CERTIFICATE_ISSUED` event, stored with it or not at all.
+    /// Its `MONGODB_USER_X509_CERT_CREATED` event, stored with it or not at all.
     pub event: AuditEvent,
     /// The limit it must fit.
     pub limit: CertificateLimit,
@@ -407,13 +407,16 @@ pub trait CertificateStore: Send + Sync + 'static {
 pub trait AuditStore: Send + Sync + 'static {
     /// Stores an audit event.
     async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Lists the audit events of a scope that pass `filter`, oldest first.
+    /// Lists the audit events of a scope that pass `filter`, newest first (as Atlas lists
+    /// events; ties by id, descending).
     async fn list_audit_events(
         &self,
         scope: &AuditScope,
         filter: &AuditFilter,
         page: Page,
     ) -> StoreResult<Paged<AuditEvent>>;
+    /// Returns the audit event of that id, whatever its scope.
+    async fn audit_event(&self, id: &str) -> StoreResult<Option<AuditEvent>>;
     /// Deletes up to `limit` audit events that happened before `before`, oldest first, with
     /// statements whose cost is bounded by `limit`, not by the backlog (no long transaction or
     /// lock); returns how many it deleted. Safe to run concurrently (replicas): an event is

@@ -50,11 +50,8 @@ impl Core {
             .await
             .map_err(store_error)?;
         info!(project_id = %project.id, self_managed = pem.is_some(), key_id = %principal.key_id, "set customer x509 ca");
-        let action = if pem.is_some() {
-            AuditAction::UserSecuritySet
-        } else {
-            AuditAction::CustomerX509Deleted
-        };
+        // Atlas has one event type for both: USER_SECURITY_SETTINGS_UPDATED.
+        let action = AuditAction::UserSecuritySet;
         self.audit(AuditEvent::by(
             principal,
             self.clock.now(),

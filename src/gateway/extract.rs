@@ -426,61 +426,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
     }
 }
 
-/// The filter query of the events endpoints: `eventType` (repeatable; values are checked by
-/// the core), `minDate` and `maxDate` (each at most once; an RFC 3339 date-time such as
-/// `2026-08-10T02:06:35Z`, or a date, meaning its midnight UTC).
-#[derive(Clone, Debug, Default)]
-pub struct EventFilter {
-    /// `eventType` values, as given.
-    pub event_types: Vec<String>,
-    /// `minDate`.
-    pub min_date: Option<prost_types::Timestamp>,
-    /// `maxDate`.
-    pub max_date: Option<prost_types::Timestamp>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for EventFilter {
-    type Rejection = Reply;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let mut filter = Self::default();
-        for (name, value) in query_pairs(parts.uri.query()) {
-            let invalid = || Reply::from(ApiError::invalid_query_parameter(&name, &value));
-            let slot = match name.as_str() {
-                "eventType" => {
-                    filter.event_types.push(value);
-                    continue;
-                }
-                "minDate" => &mut filter.min_date,
-                "maxDate" => &mut filter.max_date,
-                _ => continue,
-            };
-            if slot.is_some() {
-                return Err(invalid());
-            }
-            *slot = Some(parse_date(&value).ok_or_else(invalid)?);
-        }
-        Ok(filter)
-    }
-}
-
-/// Parses an ISO 8601 date-time with an offset (RFC 3339), or a date (midnight UTC).
-fn parse_date(value: &str) -> Option<prost_types::Timestamp> {
-    use time::format_description::well_known::Rfc3339;
-    let at = time::OffsetDateTime::parse(value, &Rfc3339)
-        .ok()
-        .or_else(|| {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            time::Date::parse(value, format)
-                .ok()
-                .map(|date| date.midnight().assume_utc())
-        })?;
-    Some(prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).ok()?,
-    })
-}
-
 /// A page number or size: a positive 32-bit integer. Over gRPC 0 means "the default", so 0 is
 /// refused here rather than passed on; upper bounds (`itemsPerPage` ≤ 500) are the core's.
 fn parse_page_number(value: &str) -> Option<i32> {
@@ -533,26 +478,6 @@ mod tests {
         let c = context("/api/atlas/v1.0/groups").unwrap();
         assert_eq!(c.self_href(), "http://h:1/api/atlas/v1.0/groups");
         assert_eq!(c.page_href(2), "http://h:1/api/atlas/v1.0/groups?pageNum=2");
-    }
-
-    #[test]
-    fn event_dates() {
-        let at = |s: &str| parse_date(s).map(|t| (t.seconds, t.nanos));
-        assert_eq!(at("2026-08-10T02:06:35Z"), Some((1_786_327_595, 0)));
-        assert_eq!(
-            at("2026-08-10T04:06:35.25+02:00"),
-            Some((1_786_327_595, 250_000_000))
-        );
-        assert_eq!(at("2026-08-10"), Some((1_786_320_000, 0)));
-        for bad in [
-            "",
-            "yesterday",
-            "2026-08-10T02:06:35",
-            "2026-13-01",
-            "1786327595",
-        ] {
-            assert_eq!(at(bad), None, "{bad}");
-        }
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

@@ -18,7 +18,8 @@
 //! One file per Atlas resource holds its routes, request and response types:
 //! `organizations.rs`, `api_keys.rs`, `projects.rs`, `database_users.rs`, `certificates.rs`,
 //! `user_security.rs`, `events.rs`, and the API root `root.rs`; `routes.rs` merges them, `resource.rs` holds what they
-//! share (the list shape, links, timestamps, path segments). `openapi/` builds the OpenAPI
+//! share (the list shape, links, timestamps, path segments), `versions.rs` the v2 media-type
+//! versions of each operation (`Accept: application/vnd.atlas.YYYY-MM-DD+json`). `openapi/` builds the OpenAPI
 //! document of them all from their types and serves it at `/api/dbcert/v1/openapi.json`.
 
 mod api_keys;
@@ -28,6 +29,7 @@ mod certificates;
 mod crl;
 mod csr;
 mod database_users;
+mod event_filter;
 mod events;
 pub mod extract;
 mod ocsp;
@@ -44,6 +46,7 @@ mod tests;
 mod trailing_slash;
 mod unread_body;
 mod user_security;
+pub mod versions;
 
 use std::sync::Arc;
 
@@ -130,11 +133,17 @@ pub fn route_templates() -> Vec<String> {
 /// routing ([`trailing_slash`]).
 pub fn router(gateway: Gateway) -> Router {
     let links = gateway.links.clone();
-    let routed = atlas(routes::routes().fallback(not_found).with_state(gateway))
-        .layer(axum::Extension(links))
-        // After routing (a `Router::layer` runs per route): the matched route template for the
-        // REST metrics, never the raw path.
-        .layer(crate::metrics::RouteTagLayer);
+    let routed = atlas(
+        routes::routes()
+            // Per matched route: the v2 media-type version (`versions.rs`).
+            .route_layer(middleware::from_fn(versions::negotiate))
+            .fallback(not_found)
+            .with_state(gateway),
+    )
+    .layer(axum::Extension(links))
+    // After routing (a `Router::layer` runs per route): the matched route template for the
+    // REST metrics, never the raw path.
+    .layer(crate::metrics::RouteTagLayer);
     // A `Router::layer` runs after routing; the path must change before, so the routed router
     // is the fallback service of an empty one, behind the trimming layer.
     Router::new().fallback_service(tower::Layer::layer(
@@ -213,8 +222,14 @@ async fn atlas_layer(mut request: Request, next: Next) -> Response {
     let path = context.path.clone();
     request.extensions_mut().insert(context);
     let mut response = next.run(request).await;
+    let served = response
+        .extensions()
+        .get::<versions::ServedVersion>()
+        .copied();
     if let Some(reply) = response.extensions_mut().remove::<Reply>() {
-        return render(reply, flags, version);
+        let mut rendered = render(reply, flags, version);
+        versions::stamp(&mut rendered, served);
+        return rendered;
     }
     match response.status() {
         StatusCode::NOT_FOUND => render(ApiError::resource_not_found(&path).into(), flags, version),

@@ -44,7 +44,7 @@ impl AuditStore for SqlStore {
             let mut select = QueryBuilder::<DB>::new(AUDIT_SELECT);
             push_audit_conditions(&mut select, scope, filter);
             select
-                .push(" ORDER BY occurred_at_us, id LIMIT ")
+                .push(" ORDER BY occurred_at_us DESC, id DESC LIMIT ")
                 .push_bind(limit(page))
                 .push(" OFFSET ")
                 .push_bind(offset(page));
@@ -73,6 +73,19 @@ impl AuditStore for SqlStore {
             .map(AuditRow::into_event)
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(paged(events, page, total))
+    }
+
+    async fn audit_event(&self, id: &str) -> StoreResult<Option<AuditEvent>> {
+        let row: Option<AuditRow> = dispatch!(&self.db, |pools: DB| {
+            let mut select = QueryBuilder::<DB>::new(AUDIT_SELECT);
+            select.push(" WHERE id = ").push_bind(id);
+            select
+                .build_query_as()
+                .fetch_optional(&pools.read)
+                .await
+                .map_err(DB::map_err)?
+        });
+        row.map(AuditRow::into_event).transpose()
     }
 
     async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
@@ -184,7 +197,9 @@ fn push_audit_conditions<'q, DB>(
             .push(" AND occurred_at_us <= ")
             .push_bind(micros_floor(max));
     }
-    if !filter.actions.is_empty() {
+    if filter.no_action {
+        builder.push(" AND 1 = 0");
+    } else if !filter.actions.is_empty() {
         builder.push(" AND action IN (");
         let mut names = builder.separated(", ");
         for action in &filter.actions {

@@ -172,17 +172,18 @@ async fn every_change_is_recorded_in_order_with_actor_and_address() {
     let names: Vec<&str> = listed.iter().map(|e| e.event_type_name.as_str()).collect();
     assert_eq!(
         names,
+        // Newest first, under Atlas's names.
         [
-            "PROJECT_CREATED",
-            "DATABASE_USER_CREATED",
-            "DATABASE_USER_UPDATED",
-            "CERTIFICATE_ISSUED",
-            "USER_SECURITY_UPDATED",
-            "CUSTOMER_X509_DELETED",
-            "API_KEY_ASSIGNED",
+            "MONGODB_USER_DELETED",
             // Deleting the user revoked its certificate (issue 11), in the delete's transaction.
             "MONGODB_USER_X509_CERT_REVOKED",
-            "DATABASE_USER_DELETED",
+            "API_KEY_ADDED_TO_GROUP",
+            "USER_SECURITY_SETTINGS_UPDATED",
+            "USER_SECURITY_SETTINGS_UPDATED",
+            "MONGODB_USER_X509_CERT_CREATED",
+            "MONGODB_USER_UPDATED",
+            "MONGODB_USER_ADDED",
+            "GROUP_CREATED",
         ]
     );
     for event in &listed {
@@ -194,11 +195,11 @@ async fn every_change_is_recorded_in_order_with_actor_and_address() {
         assert_eq!(event.outcome, "SUCCESS");
     }
     let times: Vec<_> = listed.iter().map(|e| e.created.unwrap().seconds).collect();
-    assert!(times.windows(2).all(|w| w[0] <= w[1]));
-    let cert = &listed[3];
+    assert!(times.windows(2).all(|w| w[0] >= w[1]));
+    let cert = &listed[5];
     assert_eq!(cert.serial_number, Some(issued.serial_number));
     assert_eq!(cert.target, "alice");
-    let revoked = &listed[7];
+    let revoked = &listed[1];
     assert_eq!(revoked.serial_number, Some(issued.serial_number));
     assert_eq!(revoked.target, "alice");
 
@@ -259,7 +260,6 @@ async fn every_change_is_recorded_in_order_with_actor_and_address() {
         .results;
     let tail: Vec<(AuditAction, Option<String>)> = org_events
         .iter()
-        .rev()
         .take(3)
         .map(|e| (e.action, e.target.clone()))
         .collect();
@@ -314,7 +314,7 @@ async fn failed_authentications_are_recorded_over_grpc_and_rest() {
         .filter(|e| e.action == AuditAction::AuthenticationFailed)
         .collect();
     let schemes: Vec<_> = failures.iter().map(|e| e.target.clone().unwrap()).collect();
-    assert_eq!(schemes, ["basic", "digest"]);
+    assert_eq!(schemes, ["digest", "basic"]);
     for event in &failures {
         assert!(matches!(
             &event.actor,
@@ -356,26 +356,26 @@ async fn rest_lists_events_in_the_atlas_shape_for_owners_only() {
     let body = resp.json();
     assert_eq!(body["totalCount"], 3);
     assert_eq!(body["links"][1]["rel"], "next");
-    let first = &body["results"][0];
-    assert_eq!(first["eventTypeName"], "PROJECT_CREATED");
-    assert_eq!(first["groupId"], group_id.as_str());
-    assert_eq!(first["publicKey"], server.key.public.as_str());
-    assert!(
-        first["remoteAddress"]
-            .as_str()
-            .unwrap()
-            .starts_with("127.0.0.1:")
-    );
-    assert!(first["created"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(body["results"][1]["username"], "bob");
+    // Newest first, as Atlas lists them: the certificate, the user, then the project.
+    let cert = &body["results"][0];
+    assert_eq!(cert["eventTypeName"], "MONGODB_USER_X509_CERT_CREATED");
+    assert!(cert["serialNumber"].as_i64().unwrap() > 0);
+    assert_eq!(cert["dbUserUsername"], "bob");
+    assert_eq!(body["results"][1]["eventTypeName"], "MONGODB_USER_ADDED");
+    assert_eq!(body["results"][1]["dbUserUsername"], "bob");
+    assert!(body["results"][1].get("username").is_none());
     let resp = atlas
         .get(&format!(
             "/api/atlas/v1.0/groups/{group_id}/events?pageNum=2&itemsPerPage=2"
         ))
         .await;
-    let cert = &resp.json()["results"][0];
-    assert_eq!(cert["eventTypeName"], "CERTIFICATE_ISSUED");
-    assert!(cert["serialNumber"].as_i64().unwrap() > 0);
+    let first = &resp.json()["results"][0];
+    assert_eq!(first["eventTypeName"], "GROUP_CREATED");
+    assert_eq!(first["groupId"], group_id.as_str());
+    assert_eq!(first["publicKey"], server.key.public.as_str());
+    assert_eq!(first["remoteAddress"], "127.0.0.1");
+    assert_eq!(first["isGlobalAdmin"], false);
+    assert!(first["created"].as_str().unwrap().ends_with('Z'));
 
     let reader = project_key(&clients, &org, &group_id, "GROUP_READ_ONLY").await;
     Atlas::with_key(&server, reader)
@@ -485,21 +485,25 @@ async fn organization_events_are_listed_to_organization_owners_only() {
     assert_eq!(
         summary,
         [
-            ("PROJECT_CREATED", group_id.as_str(), ""),
-            ("API_KEY_CREATED", "", reader_id.as_str()),
-            ("API_KEY_CREATED", "", member_id.as_str()),
-            ("API_KEY_ASSIGNED", group_id.as_str(), member_id.as_str()),
-            ("AUTHENTICATION_FAILED", "", "basic"),
-            ("ORG_CREATED", "", second.as_str()),
             // Deleted: its events stay listed here, where its owners still see them.
-            ("PROJECT_DELETED", group_id.as_str(), ""),
+            ("GROUP_DELETED", group_id.as_str(), ""),
+            ("ORG_CREATED", "", second.as_str()),
+            ("AUTHENTICATION_FAILED", "", "basic"),
+            (
+                "API_KEY_ADDED_TO_GROUP",
+                group_id.as_str(),
+                member_id.as_str()
+            ),
+            ("API_KEY_CREATED", "", member_id.as_str()),
+            ("API_KEY_CREATED", "", reader_id.as_str()),
+            ("GROUP_CREATED", group_id.as_str(), ""),
         ]
     );
     for event in &listed {
         assert_eq!(event.org_id, org, "{event:?}");
         assert!(event.remote_address.starts_with("127.0.0.1:"), "{event:?}");
     }
-    let failure = &listed[4];
+    let failure = &listed[2];
     assert_eq!(failure.public_key, reader.public);
     assert_eq!(failure.api_key_id, reader_id);
     assert_eq!(failure.outcome, "FAILURE");
@@ -521,8 +525,8 @@ async fn organization_events_are_listed_to_organization_owners_only() {
     assert_eq!(
         names,
         [
+            ("API_KEY_CREATED", second_key.id.as_str()),
             ("ORG_CREATED", second.as_str()),
-            ("API_KEY_CREATED", second_key.id.as_str())
         ]
     );
     assert!(theirs.iter().all(|e| e.public_key == server.key.public));
@@ -569,7 +573,7 @@ async fn organization_events_are_listed_to_organization_owners_only() {
     assert_eq!(page.total_count, Some(7));
     assert!(!page.has_next_page);
     assert_eq!(page.results.len(), 1);
-    assert_eq!(page.results[0].event_type_name, "PROJECT_DELETED");
+    assert_eq!(page.results[0].event_type_name, "GROUP_CREATED");
 
     // Filters: event types (any of them), dates (inclusive); unknown types and impossible
     // timestamps are refused.
@@ -596,14 +600,22 @@ async fn organization_events_are_listed_to_organization_owners_only() {
     };
     assert_eq!(
         types(
-            filtered(vec!["PROJECT_DELETED", "API_KEY_ASSIGNED"], None, None)
+            filtered(vec!["GROUP_DELETED", "API_KEY_ADDED_TO_GROUP"], None, None)
                 .await
                 .unwrap()
         ),
-        ["API_KEY_ASSIGNED", "PROJECT_DELETED"]
+        ["GROUP_DELETED", "API_KEY_ADDED_TO_GROUP"]
     );
-    let first = listed[0].created.unwrap().seconds;
-    let last = listed[6].created.unwrap();
+    // An Atlas event type dbcert never records matches nothing, as in a project without it.
+    assert_eq!(
+        filtered(vec!["CLUSTER_CREATED"], None, None)
+            .await
+            .unwrap()
+            .total_count,
+        Some(0)
+    );
+    let first = listed[6].created.unwrap().seconds;
+    let last = listed[0].created.unwrap();
     let last_ceiling = last.seconds + i64::from(last.nanos > 0);
     assert_eq!(
         filtered(Vec::new(), Some(first), Some(last_ceiling))
@@ -626,7 +638,7 @@ async fn organization_events_are_listed_to_organization_owners_only() {
             .total_count,
         Some(0)
     );
-    let status = filtered(vec!["PROJECT_CREATED", "NOT_AN_EVENT"], None, None)
+    let status = filtered(vec!["GROUP_CREATED", "not-an-event"], None, None)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -699,13 +711,19 @@ async fn rest_lists_organization_events_in_the_atlas_shape() {
             .unwrap()
             .ends_with("itemsPerPage=2&pageNum=2")
     );
-    let first = &body["results"][0];
-    assert_eq!(first["eventTypeName"], "PROJECT_CREATED");
+    // Newest first: the failed authentication, then the key's creation.
+    assert_eq!(body["results"][0]["eventTypeName"], "AUTHENTICATION_FAILED");
+    assert_eq!(body["results"][1]["eventTypeName"], "API_KEY_CREATED");
+    let resp = atlas.get(&format!("{path}?itemsPerPage=2&pageNum=2")).await;
+    let body = resp.json();
+    assert_eq!(body["results"][0]["eventTypeName"], "MONGODB_USER_ADDED");
+    assert_eq!(body["results"][0]["dbUserUsername"], "carol");
+    let first = &body["results"][1];
+    assert_eq!(first["eventTypeName"], "GROUP_CREATED");
     assert_eq!(first["orgId"], org.as_str());
     assert_eq!(first["groupId"], group_id.as_str());
     assert_eq!(first["publicKey"], server.key.public.as_str());
     assert!(first["created"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(body["results"][1]["username"], "carol");
 
     // The v2 path, a filter on two types, and the Atlas field names of key events and failed
     // authentications (absent attributes omitted).
@@ -728,14 +746,14 @@ async fn rest_lists_organization_events_in_the_atlas_shape() {
     assert_eq!(body["totalCount"], 0, "{body}");
     let results = body["results"].as_array().unwrap();
     assert_eq!(results.len(), 2, "{body}");
-    assert_eq!(results[0]["eventTypeName"], "API_KEY_CREATED");
-    assert_eq!(results[0]["targetApiKeyId"], reader_id.as_str());
-    assert!(results[0].get("groupId").is_none());
-    assert_eq!(results[1]["eventTypeName"], "AUTHENTICATION_FAILED");
-    assert_eq!(results[1]["authScheme"], "digest");
-    assert_eq!(results[1]["outcome"], "FAILURE");
-    assert_eq!(results[1]["publicKey"], reader.public.as_str());
-    assert_eq!(results[1]["apiKeyId"], reader_id.as_str());
+    assert_eq!(results[1]["eventTypeName"], "API_KEY_CREATED");
+    assert_eq!(results[1]["targetApiKeyId"], reader_id.as_str());
+    assert!(results[1].get("groupId").is_none());
+    assert_eq!(results[0]["eventTypeName"], "AUTHENTICATION_FAILED");
+    assert_eq!(results[0]["authScheme"], "digest");
+    assert_eq!(results[0]["outcome"], "FAILURE");
+    assert_eq!(results[0]["publicKey"], reader.public.as_str());
+    assert_eq!(results[0]["apiKeyId"], reader_id.as_str());
 
     // Dates: ISO 8601 with an offset, or a date (midnight UTC); inclusive.
     let count = |query: String| {
@@ -756,7 +774,7 @@ async fn rest_lists_organization_events_in_the_atlas_shape() {
     // The project listing takes the same filters.
     let resp = atlas
         .get(&format!(
-            "/api/atlas/v1.0/groups/{group_id}/events?eventType=DATABASE_USER_CREATED&minDate=2000-01-01"
+            "/api/atlas/v1.0/groups/{group_id}/events?eventType=MONGODB_USER_ADDED&minDate=2000-01-01"
         ))
         .await;
     assert_eq!(resp.status, 200, "{}", resp.body);
@@ -764,10 +782,10 @@ async fn rest_lists_organization_events_in_the_atlas_shape() {
 
     // Bad values: 400 INVALID_QUERY_PARAMETER naming the parameter.
     for (query, parameter) in [
-        ("eventType=NOT_AN_EVENT", "eventType"),
+        ("eventType=not_an_event", "eventType"),
         ("eventType=", "eventType"),
         ("minDate=yesterday", "minDate"),
-        ("maxDate=2026-08-10T02:06:35", "maxDate"),
+        ("maxDate=2026-08-10T02:06", "maxDate"),
         ("minDate=2026-01-01&minDate=2026-01-02", "minDate"),
         ("pageNum=0", "pageNum"),
     ] {

@@ -13,6 +13,7 @@
 mod harness;
 
 // Over gRPC (and both protocols where a limit or the audit trail spans them).
+mod atlas_events;
 mod audit_retention;
 mod audit_trail;
 mod ca_rotation;

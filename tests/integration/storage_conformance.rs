@@ -1556,7 +1556,7 @@ async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
     let p = new_project(store.as_ref(), &a, "p").await;
     let q = new_project(store.as_ref(), &a, "q").await;
     // Microsecond steps from a time with a fraction, so the bounds are checked to the
-    // microsecond; inserted out of order, listed oldest first.
+    // microsecond; inserted out of order, listed newest first (as Atlas lists events).
     let t0 = now() - secs(3600) + time::Duration::microseconds(250_001);
     let at = |n: i64| t0 + time::Duration::microseconds(n);
     let events = [
@@ -1577,11 +1577,11 @@ async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
         listed(store.as_ref(), &org_a, &all).await,
         (
             vec![
+                DatabaseUserCreated,
                 ProjectCreated,
-                ApiKeyCreated,
                 AuthenticationFailed,
+                ApiKeyCreated,
                 ProjectCreated,
-                DatabaseUserCreated
             ],
             Some(5)
         )
@@ -1592,19 +1592,31 @@ async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
     );
     assert_eq!(
         listed(store.as_ref(), &AuditScope::Project(p.id.clone()), &all).await,
-        (vec![ProjectCreated, DatabaseUserCreated], Some(2))
+        (vec![DatabaseUserCreated, ProjectCreated], Some(2))
     );
     // The stored event reads back whole.
     let page_one = store
         .list_audit_events(&org_a, &all, page(1, 1, false))
         .await
         .unwrap();
-    assert_eq!(page_one.results, [events[1].clone()]);
+    assert_eq!(page_one.results, [events[0].clone()]);
     assert!(page_one.has_next_page && page_one.total_count.is_none());
+    // One event by id, whatever its scope; an unknown id is none.
+    for event in &events {
+        assert_eq!(
+            store.audit_event(&event.id).await.unwrap().as_ref(),
+            Some(event)
+        );
+    }
+    assert_eq!(
+        store.audit_event("0123456789abcdef01234567").await.unwrap(),
+        None
+    );
 
     // eventType: any of the given actions; dates: inclusive, to the microsecond.
     let filter = |actions: Vec<AuditAction>, min: Option<i64>, max: Option<i64>| AuditFilter {
         actions,
+        no_action: false,
         min_date: min.map(at),
         max_date: max.map(at),
     };
@@ -1615,7 +1627,7 @@ async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
             &filter(vec![ApiKeyCreated, AuthenticationFailed], None, None)
         )
         .await,
-        (vec![ApiKeyCreated, AuthenticationFailed], Some(2))
+        (vec![AuthenticationFailed, ApiKeyCreated], Some(2))
     );
     assert_eq!(
         listed(
@@ -1625,7 +1637,7 @@ async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
         )
         .await,
         (
-            vec![ApiKeyCreated, AuthenticationFailed, ProjectCreated],
+            vec![ProjectCreated, AuthenticationFailed, ApiKeyCreated],
             Some(3)
         )
     );
@@ -1642,12 +1654,14 @@ async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
     let half = time::Duration::nanoseconds(500);
     let between = AuditFilter {
         actions: Vec::new(),
+        no_action: false,
         min_date: Some(at(1) - half),
         max_date: Some(at(3) + half),
     };
     assert_eq!(listed(store.as_ref(), &org_a, &between).await.1, Some(3));
     let between = AuditFilter {
         actions: Vec::new(),
+        no_action: false,
         min_date: Some(at(1) + half),
         max_date: Some(at(3) - half),
     };
@@ -1674,6 +1688,15 @@ async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
         .await,
         (Vec::new(), Some(0))
     );
+    // Event types dbcert never records (Atlas's, such as CLUSTER_CREATED): nothing matches.
+    let none = AuditFilter {
+        no_action: true,
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        listed(store.as_ref(), &org_a, &none).await,
+        (Vec::new(), Some(0))
+    );
     // The filter's own definition agrees with the stores'.
     let f = filter(vec![ProjectCreated, ApiKeyCreated], Some(1), Some(5));
     let expected: Vec<AuditAction> = {
@@ -1681,7 +1704,7 @@ async fn audit_events_are_listed_by_scope_and_filter(store: Arc<dyn Store>) {
             .iter()
             .filter(|e| e.org_id.as_ref() == Some(&a.id) && f.matches(e))
             .collect();
-        matching.sort_by_key(|e| e.at);
+        matching.sort_by_key(|e| std::cmp::Reverse(e.at));
         matching.iter().map(|e| e.action).collect()
     };
     assert_eq!(listed(store.as_ref(), &org_a, &f).await.0, expected);
@@ -1741,6 +1764,7 @@ async fn audit_purge_deletes_the_oldest_in_batches_and_keeps_certificates(store:
             .unwrap()
             .results
             .iter()
+            .rev()
             .map(|e| e.at)
             .filter(|at| *at < cutoff)
             .collect();

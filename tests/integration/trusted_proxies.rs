@@ -207,6 +207,8 @@ async fn org_failed_authentications(clients: &Clients, org_id: &str) -> Vec<(Str
         .into_inner()
         .results
         .into_iter()
+        // Listed newest first.
+        .rev()
         .map(|e| (e.target, e.remote_address))
         .collect()
 }
@@ -269,17 +271,20 @@ async fn the_audit_trail_records_the_forwarded_client() {
         .unwrap();
     let events = project_events(&clients, &group_id).await;
     assert!(
-        events.contains(&("DATABASE_USER_CREATED".into(), "192.0.2.60:0".into())),
+        events.contains(&("MONGODB_USER_ADDED".into(), "192.0.2.60:0".into())),
         "{events:?}"
     );
     assert!(
-        events.contains(&("CERTIFICATE_ISSUED".into(), "192.0.2.61:4711".into())),
+        events.contains(&(
+            "MONGODB_USER_X509_CERT_CREATED".into(),
+            "192.0.2.61:4711".into()
+        )),
         "{events:?}"
     );
     // The project was created without the header: the TCP peer.
     let created = events
         .iter()
-        .find(|(name, _)| name == "PROJECT_CREATED")
+        .find(|(name, _)| name == "GROUP_CREATED")
         .unwrap();
     assert!(created.1.starts_with("127.0.0.1:"), "{events:?}");
 

@@ -172,7 +172,10 @@ fn build() -> Value {
 
 const DESCRIPTION: &str = "The REST surface of dbcert: the Atlas Administration API routes it \
     reimplements, under `/api/atlas/v1.0` (media type `application/json`) and `/api/atlas/v2` \
-    (`application/vnd.atlas.2023-01-01+json`), and dbcert's own routes under `/api/dbcert/v1`.\n\n\
+    (`application/vnd.atlas.2023-01-01+json`, the one version Atlas publishes for each of these \
+    operations: an `Accept` naming only other Atlas versions is 406 `INVALID_VERSION_DATE`, a \
+    malformed one 406 `NOT_ACCEPTABLE`, none at all the 2023-01-01 answer), and dbcert's own \
+    routes under `/api/dbcert/v1`.\n\n\
     Every operation takes `pretty` (Jackson-style indented JSON) and `envelope` (the body \
     becomes `{\"status\": <HTTP status>, \"content\": <body>}`; a list gains `status` instead; \
     the HTTP status is kept, except that an enveloped 204 is sent as 200). Errors are JSON \
@@ -225,6 +228,10 @@ fn atlas_operation(
         EVERY_REQUEST.to_vec()
     };
     statuses.extend(operation.errors);
+    if version == ApiVersion::V2 {
+        // An `Accept` naming only versions the operation does not publish (`versions.rs`).
+        statuses.push(406);
+    }
     statuses.sort_unstable();
     for status in statuses {
         responses.insert(
@@ -407,6 +414,7 @@ fn path_parameters(path: &str) -> Vec<Value> {
                 "orgId" => "The organization's id: 24 hexadecimal characters.",
                 "apiUserId" => "The API key's id: 24 hexadecimal characters.",
                 "groupName" => "The project's name (percent-encoded).",
+                "eventId" => "The event's id: 24 hexadecimal characters.",
                 "databaseName" => "`$external` for X.509 users, `admin` for others.",
                 "username" => "The database user's name (percent-encoded).",
                 _ => "",
@@ -459,10 +467,14 @@ fn parameters() -> Value {
             here); false answers 0, as recorded."),
         "eventType": {
             "name": "eventType", "in": "query", "required": false,
-            "description": "Only events of these types (repeat the parameter for several); an \
-                unknown type is 400 `INVALID_QUERY_PARAMETER`.",
+            "description": "Only events of these types, Atlas's event type names (repeat the \
+                parameter for several). dbcert records the types listed in `examples`; another \
+                name of that shape (an Atlas event type dbcert never records) matches nothing; \
+                anything else is 400 `INVALID_QUERY_PARAMETER`.",
             "style": "form", "explode": true,
-            "schema": {"type": "array", "items": {"type": "string", "enum": event_types}},
+            "schema": {"type": "array", "items": {
+                "type": "string", "pattern": "^[A-Z][A-Z0-9_]{0,99}$", "examples": event_types,
+            }},
         },
         "minDate": date("minDate", "Only events at or after this time (inclusive)."),
         "maxDate": date("maxDate", "Only events at or before this time (inclusive)."),
@@ -472,11 +484,13 @@ fn parameters() -> Value {
 fn date(name: &str, description: &str) -> Value {
     json!({
         "name": name, "in": "query", "required": false,
-        "description": format!("{description} An RFC 3339 date-time with an offset \
-            (`2026-08-10T02:06:35Z`) or a date (its midnight UTC); anything else, or the \
-            parameter twice, is 400 `INVALID_QUERY_PARAMETER`."),
+        "description": format!("{description} ISO 8601: a date-time with an offset \
+            (`2026-08-10T02:06:35Z`, `…+02:00`, `…+0200`), a date-time without one, meaning \
+            UTC (`2026-12-02T18:41:24.589048`), or a date (its midnight UTC); anything else, \
+            or the parameter twice, is 400 `INVALID_QUERY_PARAMETER`."),
         "schema": {"anyOf": [
             {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([+-]\\d{4})?$"},
             {"type": "string", "format": "date"},
         ]},
     })
@@ -515,6 +529,8 @@ fn error_codes() -> BTreeMap<u16, Vec<&'static str>> {
         (400, "INVALID_REQUEST"),
         (401, "UNEXPECTED_ERROR"),
         (404, "RESOURCE_NOT_FOUND"),
+        (406, "INVALID_VERSION_DATE"),
+        (406, "NOT_ACCEPTABLE"),
         (413, "REQUEST_TOO_LARGE"),
         (414, "URI_TOO_LONG"),
         (429, "RATE_LIMITED"),
@@ -535,7 +551,7 @@ fn error_codes() -> BTreeMap<u16, Vec<&'static str>> {
 fn error_responses(error: &Value, challenge: &Value) -> Value {
     let codes = error_codes();
     let mut responses = Map::new();
-    for &status in EVERY_REQUEST.iter().chain(&[404, 409]) {
+    for &status in EVERY_REQUEST.iter().chain(&[404, 406, 409]) {
         let reason = StatusCode::from_u16(status)
             .ok()
             .and_then(|s| s.canonical_reason())
