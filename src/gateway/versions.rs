@@ -33,7 +33,30 @@ pub const DEFAULT_VERSION: &str = "2023-01-01";
 /// The versions Atlas publishes for each v2 operation dbcert serves, by method and path template
 /// (axum syntax, after `/api/atlas/v2`), oldest first.
 pub const SERVED: &[(&str, &str, &[&str])] = &[
+    // The API root (`getSystemStatus`).
+    ("GET", "", &["2023-01-01"]),
     ("GET", "/orgs", &["2023-01-01"]),
+    ("GET", "/orgs/{org_id}", &["2023-01-01"]),
+    ("GET", "/orgs/{org_id}/groups", &["2023-01-01"]),
+    (
+        "GET",
+        "/orgs/{org_id}/apiKeys/{api_user_id}",
+        &["2023-01-01"],
+    ),
+    (
+        "PATCH",
+        "/orgs/{org_id}/apiKeys/{api_user_id}",
+        &["2023-01-01"],
+    ),
+    ("PATCH", "/groups/{group_id}", &["2023-01-01"]),
+    ("GET", "/groups/byName/{group_name}", &["2023-01-01"]),
+    ("GET", "/groups/{group_id}/apiKeys", &["2023-01-01"]),
+    ("POST", "/groups/{group_id}/apiKeys", &["2023-01-01"]),
+    (
+        "DELETE",
+        "/groups/{group_id}/apiKeys/{api_user_id}",
+        &["2023-01-01"],
+    ),
     ("GET", "/orgs/{org_id}/apiKeys", &["2023-01-01"]),
     ("POST", "/orgs/{org_id}/apiKeys", &["2023-01-01"]),
     (
