@@ -216,7 +216,7 @@ impl Core {
         due: Option<OffsetDateTime>,
     ) -> AtlasResult<bool> {
         let now = self.clock.now();
-        let event = |action| -> AtlasResult<AuditEvent> {
+        let event = |action, now: OffsetDateTime| -> AtlasResult<AuditEvent> {
             Ok(match principal {
                 Some(principal) => AuditEvent::by(principal, now, action, Some(project_id)),
                 None => AuditEvent {
@@ -252,7 +252,7 @@ impl Core {
                     at: now.replace_nanosecond(0).unwrap_or(now),
                     reason: RevocationReason::CessationOfOperation,
                 },
-                event: with_org(event(AuditAction::CertificateRevoked)?),
+                event: with_org(event(AuditAction::CertificateRevoked, now)?),
             })
         } else {
             None
@@ -283,7 +283,9 @@ impl Core {
             }
         }
         self.audit(
-            with_org(event(AuditAction::DatabaseUserDeleted)?).with_target(username.as_str()),
+            // Timed after the delete, so it follows the revocations it made.
+            with_org(event(AuditAction::DatabaseUserDeleted, self.clock.now())?)
+                .with_target(username.as_str()),
         )
         .await;
         Ok(true)

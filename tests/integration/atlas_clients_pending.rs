@@ -30,49 +30,11 @@ const fn pending(
     }
 }
 
-const EVENTS: &str = "atlas-events";
 const UNASSIGNED: &str = "unassigned";
 
 /// Every step awaiting its server side.
 pub const PENDING: &[Pending] = &[
-    // PyPI atlasapi 2.0.11
-    pending(
-        "atlasapi",
-        "Events.all",
-        EVENTS,
-        "Atlas event type names (PROJECT_CREATED is not one; the client's enum fails on it)",
-    ),
-    pending(
-        "atlasapi",
-        "Events.since",
-        EVENTS,
-        "minDate without an offset: 400; Atlas event type names",
-    ),
-    pending(
-        "atlasapi",
-        "Events.all_by_type",
-        EVENTS,
-        "eventType=MONGODB_USER_X509_CERT_CREATED: 400",
-    ),
-    pending(
-        "atlasapi",
-        "Events.since_by_type",
-        EVENTS,
-        "minDate without an offset and eventType with Atlas's names: 400",
-    ),
     // PyPI mongodbatlas 0.2.6
-    pending(
-        "mongodbatlas",
-        "atlas_get /groups/{groupId}/events, …/events/{eventId}",
-        EVENTS,
-        "Atlas event type names; GET /groups/{groupId}/events/{eventId}: 404",
-    ),
-    pending(
-        "mongodbatlas",
-        "atlas_get /orgs/{orgId}/events, …/events/{eventId}",
-        EVENTS,
-        "GET /orgs/{orgId}/events/{eventId}: 404",
-    ),
     pending(
         "mongodbatlas",
         "AtlasAPI.create_organization, delete_organization [client bug: 204 as JSON]",
@@ -80,12 +42,6 @@ pub const PENDING: &[Pending] = &[
         "POST /orgs: 405, DELETE /orgs/{orgId} (not in issue 12's list)",
     ),
     // PyPI mongodb-atlas-api-sdk 0.1.0
-    pending(
-        "mongodb-atlas-api-sdk",
-        "get_raw /groups/{groupId}/events?eventType=…&minDate=(no offset)",
-        EVENTS,
-        "minDate without an offset: 400; eventType with Atlas's names; dbUserUsername",
-    ),
     pending(
         "mongodb-atlas-api-sdk",
         "ApiKey.add_ip_address, bulk_add_ip_address_blocks, access_list, delete_ip_address",
@@ -98,24 +54,6 @@ pub const PENDING: &[Pending] = &[
         "organization.rename",
         UNASSIGNED,
         "PATCH /orgs/{orgId}: 405 (not in issue 12's list)",
-    ),
-    pending(
-        "mongodb-atlas-api-client",
-        "event.getAll",
-        EVENTS,
-        "eventType=MONGODB_USER_X509_CERT_CREATED: 400",
-    ),
-    pending(
-        "mongodb-atlas-api-client",
-        "event.get",
-        EVENTS,
-        "GET /groups/{groupId}/events/{eventId}: 404 (and the event list before it)",
-    ),
-    pending(
-        "mongodb-atlas-api-client",
-        "event.getByOrganizationId",
-        EVENTS,
-        "GET /orgs/{orgId}/events/{eventId}: 404",
     ),
     pending(
         "mongodb-atlas-api-client",

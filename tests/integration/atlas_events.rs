@@ -338,12 +338,15 @@ async fn key_assignments_are_added_changed_and_removed_and_grpc_reads_events_by_
     assert_eq!(resp.status, 201, "{}", resp.body);
     let key_id = resp.json()["id"].as_str().unwrap().to_owned();
     let target = format!("/api/atlas/v1.0/groups/{group_id}/apiKeys/{key_id}");
-    for roles in [r#"["GROUP_READ_ONLY"]"#, r#"["GROUP_OWNER"]"#, "[]"] {
+    for roles in [r#"["GROUP_READ_ONLY"]"#, r#"["GROUP_OWNER"]"#] {
         let resp = atlas
             .patch(&target, &format!(r#"{{"roles":{roles}}}"#))
             .await;
         assert_eq!(resp.status, 200, "{}", resp.body);
     }
+    // Removed from the project: DELETE (a PATCH needs at least one role).
+    let resp = atlas.delete(&target).await;
+    assert_eq!(resp.status, 204, "{}", resp.body);
     let listed = clients
         .audit()
         .list_audit_events(dbcert::proto::v1::ListAuditEventsRequest {

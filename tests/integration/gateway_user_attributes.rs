@@ -319,7 +319,7 @@ async fn two_postgres_replicas_delete_a_due_user_once() {
         assert!(gone(&Atlas::new(&server), &group, name).await, "{name}");
         assert_eq!(
             deletion_events(&clients, &group, name).await,
-            ["DATABASE_USER_DELETED"],
+            ["MONGODB_USER_DELETED"],
             "{name}"
         );
     }

@@ -389,9 +389,10 @@ async fn revokes_and_refuses_without_changing_anything(database_url: Option<Stri
     );
     assert_eq!(
         revoked_events(&clients, &group).await,
+        // Newest first.
         [
-            (a1.serial_number, "alice".to_owned()),
-            (a2.serial_number, "alice".to_owned())
+            (a2.serial_number, "alice".to_owned()),
+            (a1.serial_number, "alice".to_owned())
         ]
     );
     assert_eq!(
