@@ -26,4 +26,4 @@ ALTER TABLE project_cas DROP COLUMN sealed_key;
 -- Which generation signed each certificate; the ones issued so far were signed by the first CA.
 ALTER TABLE certificates ADD COLUMN ca_generation INTEGER NOT NULL DEFAULT 1;
 -- The trust bundle asks, per older generation, whether a certificate it signed is unexpired.
-CREATE INDEX certificates_by_ca_generation ON certificates (project_id, ca_generation, not_after);
+CREATE INDEX IF NOT EXISTS certificates_by_ca_generation ON certificates (project_id, ca_generation, not_after);

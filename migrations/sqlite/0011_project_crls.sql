@@ -19,4 +19,4 @@ CREATE TABLE project_crls (
 CREATE INDEX project_crls_by_refresh ON project_crls (refresh_at);
 -- The revoked certificates of a project (few among many): the CRL lists them, and each CRL
 -- read takes the latest revocation time from here.
-CREATE INDEX certificates_revoked_at ON certificates (project_id, revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS certificates_revoked_at ON certificates (project_id, revoked_at) WHERE revoked_at IS NOT NULL;

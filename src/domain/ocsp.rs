@@ -212,10 +212,23 @@ impl Core {
             .collect::<Result<Vec<_>, _>>()
             .map_err(AtlasError::internal)?;
         let now = self.clock.now();
+        // The signer: the CA of the first certificate asked about, else the issuing CA. A
+        // response has one signer, so only its certificates are answered; one of another CA
+        // generation in the same request is `unknown` (RFC 6960 clients refuse an answer about
+        // a certificate signed by a CA that did not issue it).
+        let signer = identities
+            .iter()
+            .find(|ca| ca.issued(&request.tbs_request.request_list[0].req_cert))
+            .unwrap_or(&identities[0]);
         let mut responses = Vec::with_capacity(request.tbs_request.request_list.len());
         for item in &request.tbs_request.request_list {
             let status = self
-                .ocsp_status(&project_id, &identities, &item.req_cert, now)
+                .ocsp_status(
+                    &project_id,
+                    std::slice::from_ref(signer),
+                    &item.req_cert,
+                    now,
+                )
                 .await?;
             responses.push(SingleResponse {
                 cert_id: item.req_cert.clone(),
@@ -225,11 +238,6 @@ impl Core {
                 single_extensions: None,
             });
         }
-        // The signer: the CA of the first certificate asked about, else the issuing CA.
-        let signer = identities
-            .iter()
-            .find(|ca| ca.issued(&request.tbs_request.request_list[0].req_cert))
-            .unwrap_or(&identities[0]);
         let nonce: Vec<_> = request
             .tbs_request
             .request_extensions

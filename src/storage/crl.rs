@@ -45,7 +45,7 @@ impl CrlStore for SqlStore {
         let stored = dispatch!(&self.db, |pools: DB| {
             sqlx::query(
                 "UPDATE project_crls SET crl_number = $3, crl_der = $4, this_update = $5, \
-                 next_update = $6, refresh_at = $7 \
+                 next_update = $6, refresh_at = $7, claimed_until = 0 \
                  WHERE project_id = $1 AND generation = $2 AND crl_number < $3",
             )
             .bind(project_id.as_str())
