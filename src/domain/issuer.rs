@@ -204,6 +204,7 @@ impl Core {
                 record,
                 event,
                 limit,
+                user_must_exist: true,
             };
             match self.store.record_certificate(&certificate).await {
                 Ok(()) => {
@@ -229,6 +230,11 @@ impl Core {
                 Err(StoreError::LimitReached) => {
                     drop(key);
                     return Err(limit_exceeded(&username, limit.max));
+                }
+                // Deleted (here or on another replica) while its certificate was being made.
+                Err(StoreError::UserGone) => {
+                    drop(key);
+                    return Err(AtlasError::username_not_found(username.as_str()));
                 }
                 Err(error) => {
                     drop(key);

@@ -31,6 +31,10 @@ pub enum StoreError {
     /// ([`CertificateStore::record_certificate`]); nothing was stored.
     #[error("certificate limit reached")]
     LimitReached,
+    /// The certificate's database user was deleted before it was recorded
+    /// ([`NewCertificate::user_must_exist`]); nothing was stored.
+    #[error("database user gone")]
+    UserGone,
     /// Any other database failure.
     #[error("store failure")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -119,6 +123,12 @@ pub struct NewCertificate {
     pub event: AuditEvent,
     /// The limit it must fit.
     pub limit: CertificateLimit,
+    /// Whether its user must still exist on `$external` when it is recorded: checked in the
+    /// recording transaction after the user's count row is locked, the lock a user's deletion
+    /// (which revokes the user's certificates) also takes, so a certificate issued while its
+    /// user is deleted is either revoked by the deletion or refused here (`UserGone`), never
+    /// left valid for a re-created user of that name. The core always sets it.
+    pub user_must_exist: bool,
 }
 
 /// The storage port of the service core: every aggregate's trait. Implemented for anything that

@@ -165,6 +165,50 @@ where
     Ok(admitted)
 }
 
+/// The positions of the batch's certificates whose user must exist and no longer does (deleted
+/// on `$external`): checked after [`admit`] locked the users' count rows, which a deletion's
+/// revocation locks too, so a deletion either committed before (the user is gone here) or
+/// waits for this transaction and then revokes what it recorded.
+pub(super) async fn users_gone<DB>(
+    conn: &mut DB::Connection,
+    users: &[UserBatch<'_>],
+    items: &[NewCertificate],
+) -> StoreResult<Vec<usize>>
+where
+    DB: Backend + HasStatementCache,
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let mut gone = Vec::new();
+    for user in users {
+        if !user.positions.iter().any(|&p| items[p].user_must_exist) {
+            continue;
+        }
+        let exists: Option<(i64,)> = sqlx::query_as(
+            "SELECT CAST(1 AS BIGINT) FROM database_users \
+             WHERE project_id = $1 AND database_name = '$external' AND username = $2",
+        )
+        .bind(user.project_id)
+        .bind(user.username)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(DB::map_err)?;
+        if exists.is_none() {
+            gone.extend(
+                user.positions
+                    .iter()
+                    .copied()
+                    .filter(|&p| items[p].user_must_exist),
+            );
+        }
+    }
+    Ok(gone)
+}
+
 /// The upsert that raises the counts of `users` users by their parameters (project, username,
 /// certificates: `$1, $2, $3` for the first) and returns the raised counts.
 fn raise_statement(users: usize) -> String {
@@ -221,6 +265,7 @@ mod tests {
                 outcome: AuditOutcome::Success,
             },
             limit: CertificateLimit { max, now },
+            user_must_exist: false,
         }
     }
 

@@ -112,7 +112,11 @@ impl CertificateStore for SqlStore {
                 .begin_with(DB::BEGIN_WRITE)
                 .await
                 .map_err(DB::map_err)?;
-            let admitted = certificate_limit::admit::<DB>(&mut tx, &users, items.len()).await?;
+            let mut admitted = certificate_limit::admit::<DB>(&mut tx, &users, items.len()).await?;
+            let gone = certificate_limit::users_gone::<DB>(&mut tx, &users, items).await?;
+            for &position in &gone {
+                admitted[position] = false;
+            }
             let mut results: Vec<StoreResult<()>> = admitted
                 .iter()
                 .map(|&fits| {
@@ -123,6 +127,9 @@ impl CertificateStore for SqlStore {
                     }
                 })
                 .collect();
+            for &position in &gone {
+                results[position] = Err(StoreError::UserGone);
+            }
             let positions: Vec<usize> = (0..items.len()).filter(|&i| admitted[i]).collect();
             for chunk in positions.chunks(CERTIFICATE_BATCH_CHUNK) {
                 let records: Vec<&CertificateRecord> =

@@ -322,9 +322,13 @@ where
 {
     let at = to_secs(request.revocation.at);
     // The count row first, as a certificate record locks it (PostgreSQL; SQLite's IMMEDIATE
-    // transaction already holds the one write lock).
+    // transaction already holds the one write lock). An upsert, not an UPDATE: a record of the
+    // user's first certificate inserts the row, and only an insert of the same key waits for
+    // it, so the revocation below sees what that record stored (or the record, checking its
+    // user after this commits, is refused: `certificate_limit::users_gone`).
     sqlx::query(
-        "UPDATE user_certificate_counts SET held = held WHERE project_id = $1 AND username = $2",
+        "INSERT INTO user_certificate_counts (project_id, username, held) VALUES ($1, $2, 0) \
+         ON CONFLICT (project_id, username) DO UPDATE SET held = user_certificate_counts.held",
     )
     .bind(project_id)
     .bind(username)

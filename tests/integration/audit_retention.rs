@@ -106,6 +106,7 @@ async fn purges_events_past_the_retention(database_url: Option<String>) {
                 },
                 record,
                 event,
+                user_must_exist: false,
             }
         })
         .collect();

@@ -671,6 +671,7 @@ fn new(record: CertificateRecord, limit: CertificateLimit) -> NewCertificate {
         record,
         event,
         limit,
+        user_must_exist: false,
     }
 }
 

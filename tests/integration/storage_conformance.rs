@@ -106,6 +106,7 @@ macro_rules! conformance_suite {
             project_ca_certificates_lists_every_ca_in_pages,
             concurrent_project_ca_inserts_have_one_winner,
             certificate_serials_are_unique_per_project,
+            a_certificate_of_a_deleted_user_is_not_recorded,
             list_certificates_only_unexpired_oldest_first,
             certificates_expiring_are_counted_over_every_project,
             certificate_paging,
@@ -298,6 +299,7 @@ fn unlimited(record: &CertificateRecord, event: AuditEvent) -> NewCertificate {
             max: u64::MAX,
             now: record.not_before,
         },
+        user_must_exist: false,
     }
 }
 
@@ -951,6 +953,45 @@ async fn certificate_serials_are_unique_per_project(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(serials(&listed.results), vec![7, i64::MAX]);
+}
+
+/// A certificate the core issues needs its user still there when it is recorded: a user deleted
+/// meanwhile (whose deletion revoked the certificates it saw) gets `UserGone`, nothing stored.
+async fn a_certificate_of_a_deleted_user_is_not_recorded(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let project = new_project(store.as_ref(), &org, "gone").await;
+    let t = now();
+    let must_exist = |record: &CertificateRecord| NewCertificate {
+        user_must_exist: true,
+        ..unlimited(record, issued_event(record))
+    };
+    // No such user: refused, and neither the certificate nor its event is stored.
+    let result = store
+        .record_certificate(&must_exist(&certificate(&project, "alice", 1, t)))
+        .await;
+    assert!(matches!(result, Err(StoreError::UserGone)), "{result:?}");
+    // A password user of that name on `admin` does not count: certificates are `$external`'s.
+    store
+        .insert_database_user(&database_user(&project, "alice", DatabaseName::Admin))
+        .await
+        .unwrap();
+    let result = store
+        .record_certificate(&must_exist(&certificate(&project, "alice", 2, t)))
+        .await;
+    assert!(matches!(result, Err(StoreError::UserGone)), "{result:?}");
+    store
+        .insert_database_user(&database_user(&project, "alice", DatabaseName::External))
+        .await
+        .unwrap();
+    store
+        .record_certificate(&must_exist(&certificate(&project, "alice", 3, t)))
+        .await
+        .unwrap();
+    let listed = store
+        .list_certificates(&project.id, "alice", t, page(1, 10, true))
+        .await
+        .unwrap();
+    assert_eq!(serials(&listed.results), vec![3]);
 }
 
 async fn list_certificates_only_unexpired_oldest_first(store: Arc<dyn Store>) {
