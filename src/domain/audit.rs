@@ -62,6 +62,10 @@ pub enum AuditAction {
     DatabaseUserUpdated,
     /// An organization was created, with its first ORG_OWNER key (`ORG_CREATED`).
     OrgCreated,
+    /// An organization was deleted (`ORG_DELETED`).
+    OrgDeleted,
+    /// An organization was renamed (`ORG_RENAMED`).
+    OrgRenamed,
     /// A project's CA was rotated: a new CA generation issues (dbcert's own
     /// `PROJECT_CA_ROTATED`; Atlas has no CA rotation).
     ProjectCaRotated,
@@ -167,6 +171,8 @@ impl AuditAction {
         Self::DatabaseUserDeleted,
         Self::DatabaseUserUpdated,
         Self::OrgCreated,
+        Self::OrgDeleted,
+        Self::OrgRenamed,
         Self::ProjectCaRotated,
         Self::ProjectCreated,
         Self::ProjectDeleted,
@@ -189,6 +195,8 @@ impl AuditAction {
             Self::DatabaseUserDeleted => "MONGODB_USER_DELETED",
             Self::DatabaseUserUpdated => "MONGODB_USER_UPDATED",
             Self::OrgCreated => "ORG_CREATED",
+            Self::OrgDeleted => "ORG_DELETED",
+            Self::OrgRenamed => "ORG_RENAMED",
             Self::ProjectCaRotated => "PROJECT_CA_ROTATED",
             Self::ProjectCreated => "GROUP_CREATED",
             Self::ProjectDeleted => "GROUP_DELETED",

@@ -13,6 +13,8 @@ pub enum ErrorCode {
     AtlasGeneratedCertsLimitExceeded,
     /// The project's CA exists, so its key type can no longer change.
     CaKeyTypeImmutable,
+    /// The organization still has live projects, so it cannot be deleted.
+    CannotDeleteOrgActiveProjects,
     /// The project is in self-managed X.509 mode.
     CannotGenerateCertIfAdvancedX509,
     /// More than 24 months were asked for.
@@ -129,6 +131,7 @@ impl ErrorCode {
             Self::DatabaseNameInvalidAdmin => "DATABASE_NAME_INVALID_ADMIN",
             Self::DatabaseNameInvalidExternal => "DATABASE_NAME_INVALID_EXTERNAL",
             Self::ExpiredX509CaCertificate => "EXPIRED_X509_CA_CERTIFICATE",
+            Self::CannotDeleteOrgActiveProjects => "CANNOT_DELETE_ORG_ACTIVE_PROJECTS",
             Self::GroupAlreadyExists => "GROUP_ALREADY_EXISTS",
             Self::GroupNotFound => "GROUP_NOT_FOUND",
             Self::GroupNameNotFound => "GROUP_NAME_NOT_FOUND",
@@ -189,7 +192,8 @@ impl ErrorCode {
             | Self::ProjectCaNotFound
             | Self::ResourceNotFound
             | Self::UsernameNotFound => 404,
-            Self::CertificateAlreadyRevoked
+            Self::CannotDeleteOrgActiveProjects
+            | Self::CertificateAlreadyRevoked
             | Self::GroupAlreadyExists
             | Self::ProjectCaRotationConflict
             | Self::UserAlreadyExists => 409,
@@ -203,6 +207,7 @@ impl ErrorCode {
         match self {
             Self::AtlasGeneratedCertsLimitExceeded => ErrorKind::ResourceExhausted,
             Self::CaKeyTypeImmutable
+            | Self::CannotDeleteOrgActiveProjects
             | Self::CannotGenerateCertIfAdvancedX509
             | Self::CertificateAlreadyRevoked
             | Self::UserNotManagedX509 => ErrorKind::FailedPrecondition,
@@ -255,6 +260,7 @@ impl ErrorCode {
         Self::DatabaseNameInvalidAdmin,
         Self::DatabaseNameInvalidExternal,
         Self::ExpiredX509CaCertificate,
+        Self::CannotDeleteOrgActiveProjects,
         Self::GroupAlreadyExists,
         Self::GroupNotFound,
         Self::GroupNameNotFound,

@@ -54,15 +54,17 @@ impl Core {
     }
 
     /// Returns organization `org_id`, which must be the calling key's own (any key of it may
-    /// read it, as any may list it); another is `USER_UNAUTHORIZED`, a malformed id
-    /// `INVALID_ORG_ID`.
+    /// read it, as any may list it) unless the key is the operator's (ORG_OWNER of the
+    /// operator's organization, which creates, renames and deletes organizations); another is
+    /// `USER_UNAUTHORIZED`, a malformed id `INVALID_ORG_ID`, an unknown or deleted one
+    /// `ORG_NOT_FOUND`.
     pub async fn organization(
         &self,
         principal: &Principal,
         org_id: &str,
     ) -> AtlasResult<Organization> {
         let org_id = OrgId::parse(org_id)?;
-        if org_id != principal.org_id {
+        if org_id != principal.org_id && !self.is_operator(principal).await? {
             return Err(AtlasError::user_unauthorized());
         }
         self.store
@@ -142,6 +144,132 @@ impl Core {
         )
         .await;
         Ok((org, key))
+    }
+
+    /// Renames organization `org_id`; needs ORG_OWNER of it or the operator's key. The same
+    /// name changes nothing.
+    pub async fn rename_organization(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        name: &str,
+    ) -> AtlasResult<Organization> {
+        let org = self.owned_org(principal, org_id).await?;
+        let name = parse_name("name", "name", name)?;
+        if name == org.name {
+            return Ok(org);
+        }
+        if !self
+            .store
+            .rename_organization(&org.id, &name)
+            .await
+            .map_err(store_error)?
+        {
+            return Err(org_not_found(&org.id));
+        }
+        info!(org_id = %org.id, key_id = %principal.key_id, "renamed organization");
+        self.audit_org_change(principal, AuditAction::OrgRenamed, &org.id, None)
+            .await;
+        Ok(Organization { name, ..org })
+    }
+
+    /// Deletes organization `org_id` with its API keys; needs ORG_OWNER of it or the
+    /// operator's key (which creates organizations, and so must be able to remove them). Refused with
+    /// 409 `CANNOT_DELETE_ORG_ACTIVE_PROJECTS` while it has live projects (delete them first,
+    /// as in Atlas), and for the operator's organization, which holds the bootstrap key.
+    pub async fn delete_organization(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+    ) -> AtlasResult<()> {
+        let org = self.owned_org(principal, org_id).await?;
+        let operator = self
+            .store
+            .meta(DEFAULT_ORG_META)
+            .await
+            .map_err(store_error)?;
+        if operator.as_deref() == Some(org.id.as_str()) {
+            return Err(AtlasError::new(
+                ErrorCode::UserUnauthorized,
+                "Current user is not authorized to perform this action: the operator's \
+                 organization cannot be deleted.",
+                Vec::new(),
+            ));
+        }
+        match self
+            .store
+            .delete_organization(&org.id, self.clock.now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(org_not_found(&org.id)),
+            Err(StoreError::Conflict) => {
+                return Err(AtlasError::new(
+                    ErrorCode::CannotDeleteOrgActiveProjects,
+                    format!(
+                        "Cannot delete organization {} because it has active projects.",
+                        org.id
+                    ),
+                    vec![org.id.to_string()],
+                ));
+            }
+            Err(error) => return Err(store_error(error)),
+        }
+        info!(org_id = %org.id, key_id = %principal.key_id, "deleted organization");
+        // In the deleted organization's trail, and in the operator's, whose owners can still
+        // read it (the deleted organization's keys are gone).
+        let operator = operator.and_then(|id| OrgId::parse(&id).ok());
+        self.audit_org_change(principal, AuditAction::OrgDeleted, &org.id, operator)
+            .await;
+        Ok(())
+    }
+
+    /// Records a change of organization `target` in its trail, in the calling key's and in
+    /// `also`'s (each trail once).
+    async fn audit_org_change(
+        &self,
+        principal: &Principal,
+        action: AuditAction,
+        target: &OrgId,
+        also: Option<OrgId>,
+    ) {
+        let now = self.clock.now();
+        let mut trails = vec![target.clone()];
+        for org in [Some(principal.org_id.clone()), also].into_iter().flatten() {
+            if !trails.contains(&org) {
+                trails.push(org);
+            }
+        }
+        for org in trails {
+            self.audit(
+                AuditEvent::by(principal, now, action, None)
+                    .with_org(org)
+                    .with_target(target.as_str()),
+            )
+            .await;
+        }
+    }
+
+    /// Whether the key is the operator's: ORG_OWNER of the operator's organization.
+    async fn is_operator(&self, principal: &Principal) -> AtlasResult<bool> {
+        if !principal.has_org_role(OrgRole::OrgOwner) {
+            return Ok(false);
+        }
+        let operator = self
+            .store
+            .meta(DEFAULT_ORG_META)
+            .await
+            .map_err(store_error)?;
+        Ok(operator.as_deref() == Some(principal.org_id.as_str()))
+    }
+
+    /// Organization `org_id` when the key may change it: ORG_OWNER of it, or the operator's.
+    async fn owned_org(&self, principal: &Principal, org_id: &str) -> AtlasResult<Organization> {
+        let org = self.organization(principal, org_id).await?;
+        if !principal.has_org_role(OrgRole::OrgOwner) {
+            return Err(AtlasError::user_unauthorized());
+        }
+        Ok(org)
     }
 
     /// Generates and stores a key, drawing another public key on the (rare) collision.

@@ -184,8 +184,14 @@ pub trait MetaStore: Send + Sync + 'static {
 pub trait ProjectStore: Send + Sync + 'static {
     /// Inserts an organization.
     async fn insert_organization(&self, org: &Organization) -> StoreResult<()>;
-    /// Returns an organization.
+    /// Returns a live (not deleted) organization.
     async fn organization(&self, id: &OrgId) -> StoreResult<Option<Organization>>;
+
+    /// Renames a live organization. Returns whether it existed.
+    async fn rename_organization(&self, id: &OrgId, name: &str) -> StoreResult<bool>;
+    /// Marks a live organization deleted and deletes its API keys, in one transaction;
+    /// `Conflict` (and nothing changed) while it has live projects. Returns whether it existed.
+    async fn delete_organization(&self, id: &OrgId, now: OffsetDateTime) -> StoreResult<bool>;
 
     /// Inserts a project; `Conflict` when its organization has a live project of that name.
     async fn insert_project(&self, project: &Project) -> StoreResult<()>;

@@ -196,7 +196,7 @@ fn org_key_path(org_id: &str, key_id: &str) -> String {
 
 /// A key as answered: its `self` link at its organization's path (the key's organization is
 /// that of its organization role).
-fn answer(ctx: &RequestContext, key: v1::ApiKey) -> ApiKey {
+pub(super) fn answer(ctx: &RequestContext, key: v1::ApiKey) -> ApiKey {
     let org_id = key
         .roles
         .iter()

@@ -82,7 +82,7 @@ impl Event {
         let target = match event.event_type_name.as_str() {
             name if name.starts_with("API_KEY_") => &mut shown.target_api_key_id,
             "AUTHENTICATION_FAILED" => &mut shown.auth_scheme,
-            "ORG_CREATED" => &mut shown.target_org_id,
+            "ORG_CREATED" | "ORG_DELETED" | "ORG_RENAMED" => &mut shown.target_org_id,
             _ => &mut shown.db_user_username,
         };
         *target = event.target;

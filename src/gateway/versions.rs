@@ -37,6 +37,9 @@ pub const SERVED: &[(&str, &str, &[&str])] = &[
     ("GET", "", &["2023-01-01"]),
     ("GET", "/orgs", &["2023-01-01"]),
     ("GET", "/orgs/{org_id}", &["2023-01-01"]),
+    ("POST", "/orgs", &["2023-01-01"]),
+    ("PATCH", "/orgs/{org_id}", &["2023-01-01"]),
+    ("DELETE", "/orgs/{org_id}", &["2023-01-01"]),
     ("GET", "/orgs/{org_id}/groups", &["2023-01-01"]),
     (
         "GET",

@@ -7,8 +7,9 @@ use super::Services;
 use super::convert::{api_key, organization, page, page_parts};
 use super::status::to_status;
 use crate::proto::v1::{
-    CreateOrganizationRequest, CreateOrganizationResponse, GetOrganizationRequest,
-    ListOrganizationsRequest, ListOrganizationsResponse, Organization,
+    CreateOrganizationRequest, CreateOrganizationResponse, DeleteOrganizationRequest,
+    DeleteOrganizationResponse, GetOrganizationRequest, ListOrganizationsRequest,
+    ListOrganizationsResponse, Organization, UpdateOrganizationRequest,
     organization_service_server::OrganizationService,
 };
 
@@ -65,5 +66,33 @@ impl OrganizationService for Services {
             organization: Some(organization(org)),
             api_key: Some(api_key(key.record, Some(&key.private_key))),
         }))
+    }
+
+    #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
+    async fn update_organization(
+        &self,
+        request: Request<UpdateOrganizationRequest>,
+    ) -> Result<Response<Organization>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        let renamed = self
+            .core
+            .rename_organization(&principal, &req.org_id, &req.name)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(organization(renamed)))
+    }
+
+    #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
+    async fn delete_organization(
+        &self,
+        request: Request<DeleteOrganizationRequest>,
+    ) -> Result<Response<DeleteOrganizationResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        self.core
+            .delete_organization(&principal, &request.get_ref().org_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(DeleteOrganizationResponse {}))
     }
 }

@@ -8,7 +8,8 @@ use super::SqlStore;
 use super::convert::{from_secs, limit, offset, org_id, paged, project_id, to_secs};
 use super::db::{Backend, dispatch};
 use crate::domain::{
-    ApiKeyId, OrgId, Organization, Page, Paged, Project, ProjectId, ProjectStore, StoreResult,
+    ApiKeyId, OrgId, Organization, Page, Paged, Project, ProjectId, ProjectStore, StoreError,
+    StoreResult,
 };
 
 /// The columns of a project ([`ProjectRow`]).
@@ -34,11 +35,13 @@ impl ProjectStore for SqlStore {
 
     async fn organization(&self, id: &OrgId) -> StoreResult<Option<Organization>> {
         let row: Option<(String, String)> = dispatch!(&self.db, |pools: DB| {
-            sqlx::query_as("SELECT id, name FROM organizations WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&pools.read)
-                .await
-                .map_err(DB::map_err)?
+            sqlx::query_as(
+                "SELECT id, name FROM organizations WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(id.as_str())
+            .fetch_optional(&pools.read)
+            .await
+            .map_err(DB::map_err)?
         });
         row.map(|(id, name)| {
             Ok(Organization {
@@ -47,6 +50,68 @@ impl ProjectStore for SqlStore {
             })
         })
         .transpose()
+    }
+
+    async fn rename_organization(&self, id: &OrgId, name: &str) -> StoreResult<bool> {
+        let done = dispatch!(&self.db, |pools: DB| {
+            sqlx::query("UPDATE organizations SET name = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(name)
+                .bind(id.as_str())
+                .execute(&pools.read)
+                .await
+                .map_err(DB::map_err)?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    async fn delete_organization(&self, id: &OrgId, now: OffsetDateTime) -> StoreResult<bool> {
+        let deleted: StoreResult<bool> = async {
+            Ok(dispatch!(&self.db, |pools: DB| {
+                let mut tx = pools.read.begin().await.map_err(DB::map_err)?;
+                // Marking the organization first takes its row's write lock (PostgreSQL) or the
+                // database's (SQLite) before the projects are counted.
+                let done = sqlx::query(
+                    "UPDATE organizations SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                )
+                .bind(to_secs(now))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(DB::map_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                let (live,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM projects WHERE org_id = $1 AND deleted_at IS NULL",
+                )
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(DB::map_err)?;
+                if live > 0 {
+                    // Dropping the transaction rolls the mark back.
+                    return Err(StoreError::Conflict);
+                }
+                for statement in [
+                    "DELETE FROM api_key_project_roles WHERE api_key_id IN \
+                     (SELECT id FROM api_keys WHERE org_id = $1)",
+                    "DELETE FROM api_keys WHERE org_id = $1",
+                ] {
+                    sqlx::query(statement)
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(DB::map_err)?;
+                }
+                tx.commit().await.map_err(DB::map_err)?;
+                true
+            }))
+        }
+        .await;
+        // Its keys are gone: none may authenticate from the cache.
+        self.cache.api_keys.clear();
+        deleted
     }
 
     async fn insert_project(&self, project: &Project) -> StoreResult<()> {

@@ -34,31 +34,11 @@ const UNASSIGNED: &str = "unassigned";
 
 /// Every step awaiting its server side.
 pub const PENDING: &[Pending] = &[
-    // PyPI mongodbatlas 0.2.6
-    pending(
-        "mongodbatlas",
-        "AtlasAPI.create_organization, delete_organization [client bug: 204 as JSON]",
-        UNASSIGNED,
-        "POST /orgs: 405, DELETE /orgs/{orgId} (not in issue 12's list)",
-    ),
     // PyPI mongodb-atlas-api-sdk 0.1.0
     pending(
         "mongodb-atlas-api-sdk",
         "ApiKey.add_ip_address, bulk_add_ip_address_blocks, access_list, delete_ip_address",
         UNASSIGNED,
         "API key access lists, /orgs/{orgId}/apiKeys/{apiUserId}/accessList: 404 (not in issue 12's list)",
-    ),
-    // npm mongodb-atlas-api-client 4.19.0
-    pending(
-        "mongodb-atlas-api-client",
-        "organization.rename",
-        UNASSIGNED,
-        "PATCH /orgs/{orgId}: 405 (not in issue 12's list)",
-    ),
-    pending(
-        "mongodb-atlas-api-client",
-        "organization.delete (an organization made with POST /orgs)",
-        UNASSIGNED,
-        "POST /orgs: 405, DELETE /orgs/{orgId} (not in issue 12's list)",
     ),
 ];

@@ -129,11 +129,12 @@ async fn organizations_by_id_and_their_projects() {
             ])
         );
     }
-    // Another organization's id, and a malformed one.
+    // An unknown id (the operator's key reaches every organization: ORG_NOT_FOUND), and a
+    // malformed one.
     atlas
         .get("/api/atlas/v2/orgs/0123456789abcdef01234567")
         .await
-        .assert_error(401, "USER_UNAUTHORIZED");
+        .assert_error(404, "ORG_NOT_FOUND");
     atlas
         .get("/api/atlas/v2/orgs/nope")
         .await
@@ -163,7 +164,7 @@ async fn organizations_by_id_and_their_projects() {
     atlas
         .get("/api/atlas/v1.0/orgs/0123456789abcdef01234567/groups")
         .await
-        .assert_error(401, "USER_UNAUTHORIZED");
+        .assert_error(404, "ORG_NOT_FOUND");
 }
 
 #[tokio::test]
@@ -600,7 +601,8 @@ async fn the_same_operations_over_grpc_with_their_roles() {
         })
         .await
         .unwrap_err();
-    assert_eq!(error_code(&status), "USER_UNAUTHORIZED");
+    // The operator's key reaches every organization: an unknown one is not found.
+    assert_eq!(error_code(&status), "ORG_NOT_FOUND");
 
     let key_with = |role: &'static str| {
         let clients = clients.clone();

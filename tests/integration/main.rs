@@ -39,6 +39,7 @@ mod gateway_api_keys;
 mod gateway_atlas_certs;
 mod gateway_atlas_resources;
 mod gateway_digest;
+mod gateway_organizations;
 mod gateway_real_clients;
 mod gateway_resources;
 mod gateway_router;

@@ -91,6 +91,7 @@ macro_rules! conformance_suite {
             meta_put_if_absent_keeps_the_first_value,
             ping_answers,
             organizations_round_trip,
+            organizations_are_renamed_and_deleted_with_their_keys,
             projects_round_trip_and_list_oldest_first,
             project_names_are_unique_among_live_projects,
             projects_are_found_by_name_and_renamed,
@@ -359,6 +360,48 @@ async fn organizations_round_trip(store: Arc<dyn Store>) {
         None
     );
     assert_conflict(store.insert_organization(&org).await);
+}
+
+async fn organizations_are_renamed_and_deleted_with_their_keys(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let other = new_org(store.as_ref()).await;
+    assert!(store.rename_organization(&org.id, "renamed").await.unwrap());
+    let renamed = store.organization(&org.id).await.unwrap().unwrap();
+    assert_eq!(renamed.name, "renamed");
+    assert_eq!(
+        store.organization(&other.id).await.unwrap(),
+        Some(other.clone())
+    );
+    let project = new_project(store.as_ref(), &org, "live").await;
+    let key = api_key(&org, "orgkey01", now());
+    store.insert_api_key(&key).await.unwrap();
+    store
+        .set_api_key_project_roles(&key.id, &project.id, &[ProjectRole::GroupOwner])
+        .await
+        .unwrap();
+    let kept = api_key(&other, "orgkey02", now());
+    store.insert_api_key(&kept).await.unwrap();
+
+    // A live project refuses the deletion, which then changes nothing.
+    assert_conflict(store.delete_organization(&org.id, now()).await);
+    assert_eq!(store.organization(&org.id).await.unwrap(), Some(renamed));
+    assert!(store.api_key(&key.id).await.unwrap().is_some());
+
+    assert!(store.delete_project(&project.id, now()).await.unwrap());
+    assert!(store.delete_organization(&org.id, now()).await.unwrap());
+    assert_eq!(store.organization(&org.id).await.unwrap(), None);
+    assert_eq!(store.api_key(&key.id).await.unwrap(), None);
+    assert_eq!(store.api_key_by_public_key("orgkey01").await.unwrap(), None);
+    // Another organization's keys stay; a deleted organization is gone for good.
+    assert_eq!(store.api_key(&kept.id).await.unwrap(), Some(kept));
+    assert!(!store.delete_organization(&org.id, now()).await.unwrap());
+    assert!(!store.rename_organization(&org.id, "again").await.unwrap());
+    assert!(
+        !store
+            .delete_organization(&OrgId::generate(now()), now())
+            .await
+            .unwrap()
+    );
 }
 
 async fn projects_round_trip_and_list_oldest_first(store: Arc<dyn Store>) {

@@ -11,7 +11,9 @@ use crate::gateway::certificates::{Certificate, NewCertificate};
 use crate::gateway::csr::CsrCertificateRequest;
 use crate::gateway::database_users::{DatabaseUser, DatabaseUserChanges, NewDatabaseUser};
 use crate::gateway::events::Event;
-use crate::gateway::organizations::Organization;
+use crate::gateway::organizations::{
+    CreatedOrganization, NewOrganization, Organization, OrganizationChanges,
+};
 use crate::gateway::projects::{NewProject, Project, ProjectChanges};
 use crate::gateway::resource::ListPage;
 use crate::gateway::revocation::{CertificateStatus, Revoke, RevokedCertificates};
@@ -175,6 +177,55 @@ pub const OPERATIONS: &[Operation] = &[
         success: Success::List(schema::<ListPage<Organization>>),
         query: Query::Paging,
         errors: &[],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "post",
+        path: "/orgs",
+        id: "createOrganization",
+        tag: "Organizations",
+        summary: "Create an organization with its first API key",
+        description: "Needs ORG_OWNER of the operator's organization (other keys: 401 \
+                      `USER_UNAUTHORIZED`). The answer carries the new organization and its \
+                      ORG_OWNER key with its private key, shown only here; `apiKey.roles`, \
+                      when sent, must be `[\"ORG_OWNER\"]`. `orgOwnerId`, \
+                      `federationSettingsId` and `skipDefaultAlertsSettings` are accepted and \
+                      ignored (no console users, federation or alerts).",
+        body: Some(schema::<NewOrganization>),
+        success: Success::Entity(Status::Always(201), schema::<CreatedOrganization>),
+        query: Query::Flags,
+        errors: &[],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "patch",
+        path: "/orgs/{orgId}",
+        id: "updateOrganization",
+        tag: "Organizations",
+        summary: "Rename an organization",
+        description: "Needs ORG_OWNER of it, or of the operator's organization; without \
+                      `name` nothing changes. The readOnly attributes of an organization are \
+                      ignored.",
+        body: Some(schema::<OrganizationChanges>),
+        success: Success::Entity(Status::Always(200), schema::<Organization>),
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "delete",
+        path: "/orgs/{orgId}",
+        id: "deleteOrganization",
+        tag: "Organizations",
+        summary: "Delete an organization and its API keys",
+        description: "Needs ORG_OWNER of it, or of the operator's organization; the \
+                      operator's own organization cannot be deleted (401 \
+                      `USER_UNAUTHORIZED`). While it has projects: 409 \
+                      `CANNOT_DELETE_ORG_ACTIVE_PROJECTS`.",
+        body: None,
+        success: Success::Empty,
+        query: Query::Flags,
+        errors: &[404, 409],
     },
     Operation {
         api: Api::Atlas,
