@@ -12,6 +12,10 @@
 //! 4. restarts the server with throttling off and times failed authentications for an existing
 //!    and an unknown public key over both transports (`auth_timing`, issue 13 item 7).
 //!
+//! `--only-crl` runs the CRL phases instead (issue 11 item 2): signing a CRL of `--crl-entries`
+//! revoked entries (`crl`), then a project holding that many revoked certificates, its first
+//! CRL and the cached answers over HTTP (`crl_served`).
+//!
 //! The load generator runs in this process, on the same cores as the server.
 
 #![allow(clippy::unwrap_used)] // a benchmark that cannot set up has nothing to report
