@@ -12,6 +12,10 @@
 //! 4. restarts the server with throttling off and times failed authentications for an existing
 //!    and an unknown public key over both transports (`auth_timing`, issue 13 item 7).
 //!
+//! `--only-crl` runs the CRL phases instead (issue 11 item 2): signing a CRL of `--crl-entries`
+//! revoked entries (`crl`), then a project holding that many revoked certificates, its first
+//! CRL and the cached answers over HTTP (`crl_served`).
+//!
 //! The load generator runs in this process, on the same cores as the server.
 
 #![allow(clippy::unwrap_used)] // a benchmark that cannot set up has nothing to report
@@ -21,6 +25,8 @@
 mod auth_timing;
 #[path = "load/crl.rs"]
 mod crl;
+#[path = "load/crl_served.rs"]
+mod crl_served;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
@@ -80,8 +86,10 @@ struct Flags {
     only_auth_timing: bool,
     /// Run only the CRL signing phase.
     only_crl: bool,
-    /// Revoked entries of the CRL signing phase.
+    /// Revoked entries of the CRL phases.
     crl_entries: usize,
+    /// Requests per measured CRL/OCSP answer latency.
+    crl_requests: usize,
 }
 
 impl Flags {
@@ -102,6 +110,7 @@ impl Flags {
             only_auth_timing: false,
             only_crl: false,
             crl_entries: 100_000,
+            crl_requests: 200,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -127,6 +136,7 @@ impl Flags {
                 "--only-auth-timing" => flags.only_auth_timing = true,
                 "--only-crl" => flags.only_crl = true,
                 "--crl-entries" => flags.crl_entries = number(&value()) as usize,
+                "--crl-requests" => flags.crl_requests = number(&value()) as usize,
                 "--quick" => {
                     flags.raw_rsa_secs = 8.0;
                     flags.raw_secs = 1.0;
@@ -152,7 +162,8 @@ fn usage(error: &str) -> ! {
         "usage: cargo bench --bench load -- [--quick] [--raw-rsa-secs S] [--raw-secs S] [--rsa-secs S]\n\
          \x20      [--rsa-warmup-secs S] [--paced-secs S] [--ecdsa-secs S] [--concurrency 1,2,8]\n\
          \x20      [--ecdsa-extra-concurrency 64,256] [--no-rest] [--no-rsa] [--server-arg ARG]...\n\
-         \x20      [--auth-samples N] [--only-auth-timing] [--only-crl] [--crl-entries N]"
+         \x20      [--auth-samples N] [--only-auth-timing] [--only-crl] [--crl-entries N]\n\
+         \x20      [--crl-requests N]"
     );
     std::process::exit(if error.is_empty() { 0 } else { 2 })
 }
@@ -937,6 +948,18 @@ fn main() {
     println!();
     if flags.only_crl {
         crl::sign_crls(flags.crl_entries, 3);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let temp = tempfile::tempdir().unwrap();
+            std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+            crl_served::served(
+                temp.path(),
+                random_key(),
+                flags.crl_entries,
+                flags.crl_requests,
+            )
+            .await;
+        });
         println!("load after: {}", uptime());
         return;
     }
