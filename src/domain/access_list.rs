@@ -6,9 +6,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::auth::Principal;
+use super::api_keys::api_key_not_found;
+use super::audit::{AuditAction, AuditEvent};
+use super::auth::{Access, Principal};
 use super::core::{Core, store_error};
 use super::error::{AtlasError, AtlasResult, ErrorCode};
+use super::model::{ApiKeyId, OrgId};
 
 /// The most entries one key's access list holds.
 pub const MAX_ACCESS_LIST_ENTRIES: usize = 100;
@@ -204,6 +207,149 @@ impl Core {
             _ => Err(not_on_access_list(ip)),
         }
     }
+}
+
+impl Core {
+    /// A key's access list (any member of its organization reads it).
+    pub async fn api_key_access_list(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        api_key_id: &str,
+    ) -> AtlasResult<Vec<AccessListItem>> {
+        let org = self.authorized_org(principal, org_id, Access::Read).await?;
+        let id = self.org_api_key(&org.id, api_key_id).await?;
+        self.store
+            .api_key_access_list(&id)
+            .await
+            .map_err(store_error)
+    }
+
+    /// One entry of a key's access list; `RESOURCE_NOT_FOUND` when the list lacks it.
+    pub async fn api_key_access_list_entry(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        api_key_id: &str,
+        ip_address: &str,
+    ) -> AtlasResult<AccessListItem> {
+        let entry = AccessListEntry::parse_path(ip_address)?;
+        self.api_key_access_list(principal, org_id, api_key_id)
+            .await?
+            .into_iter()
+            .find(|item| item.entry == entry)
+            .ok_or_else(|| entry_not_found(api_key_id, ip_address))
+    }
+
+    /// Adds entries to a key's access list (ORG_OWNER); returns the whole list. Entries
+    /// already there are kept; one audit event per entry asked for.
+    pub async fn add_api_key_access_list(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        api_key_id: &str,
+        entries: &[AccessListEntry],
+    ) -> AtlasResult<Vec<AccessListItem>> {
+        let org = self
+            .authorized_org(principal, org_id, Access::Write)
+            .await?;
+        let id = ApiKeyId::parse(api_key_id)?;
+        if entries.is_empty() {
+            return Err(AtlasError::missing_attribute("entries", "ipAddress"));
+        }
+        if entries.len() > MAX_ACCESS_LIST_ENTRIES_PER_REQUEST {
+            return Err(too_many());
+        }
+        let now = self.clock.now();
+        match self
+            .store
+            .add_api_key_access_list(&org.id, &id, entries, now, MAX_ACCESS_LIST_ENTRIES)
+            .await
+            .map_err(store_error)?
+        {
+            AccessListAdd::Added => {}
+            AccessListAdd::NoSuchKey => return Err(api_key_not_found(&id)),
+            AccessListAdd::Full => return Err(too_many()),
+        }
+        for entry in entries {
+            self.audit(
+                AuditEvent::by(
+                    principal,
+                    now,
+                    AuditAction::ApiKeyAccessListEntryAdded,
+                    None,
+                )
+                .with_org(org.id.clone())
+                .with_target(format!("{id} {}", entry.cidr_block())),
+            )
+            .await;
+        }
+        self.store
+            .api_key_access_list(&id)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Removes one entry of a key's access list (ORG_OWNER).
+    pub async fn delete_api_key_access_list_entry(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        api_key_id: &str,
+        ip_address: &str,
+    ) -> AtlasResult<()> {
+        let org = self
+            .authorized_org(principal, org_id, Access::Write)
+            .await?;
+        let id = self.org_api_key(&org.id, api_key_id).await?;
+        let entry = AccessListEntry::parse_path(ip_address)?;
+        if !self
+            .store
+            .delete_api_key_access_list_entry(&id, &entry)
+            .await
+            .map_err(store_error)?
+        {
+            return Err(entry_not_found(api_key_id, ip_address));
+        }
+        self.audit(
+            AuditEvent::by(
+                principal,
+                self.clock.now(),
+                AuditAction::ApiKeyAccessListEntryDeleted,
+                None,
+            )
+            .with_org(org.id.clone())
+            .with_target(format!("{id} {}", entry.cidr_block())),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The id of a key of the organization; `INVALID_API_KEY_ID` otherwise.
+    async fn org_api_key(&self, org_id: &OrgId, api_key_id: &str) -> AtlasResult<ApiKeyId> {
+        let id = ApiKeyId::parse(api_key_id)?;
+        match self.store.api_key(&id).await.map_err(store_error)? {
+            Some(key) if &key.org_id == org_id => Ok(id),
+            _ => Err(api_key_not_found(&id)),
+        }
+    }
+}
+
+fn entry_not_found(api_key_id: &str, ip_address: &str) -> AtlasError {
+    AtlasError::new(
+        ErrorCode::ResourceNotFound,
+        format!("IP address {ip_address} not found in the access list of API key {api_key_id}."),
+        vec![ip_address.to_owned(), api_key_id.to_owned()],
+    )
+}
+
+fn too_many() -> AtlasError {
+    AtlasError::new(
+        ErrorCode::InvalidAttribute,
+        format!("An API key's access list holds at most {MAX_ACCESS_LIST_ENTRIES} entries."),
+        vec!["accessList".to_owned()],
+    )
+    .with_field("accessList")
 }
 
 #[cfg(test)]
