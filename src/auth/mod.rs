@@ -82,6 +82,11 @@ pub enum AuthError {
     /// No credentials, or wrong or malformed ones.
     #[error("unauthenticated")]
     Unauthenticated,
+    /// Right credentials, but the key may not be used from the client's address (its access
+    /// list): 403 `IP_ADDRESS_NOT_ON_ACCESS_LIST`. Not a failure of the credentials: neither
+    /// throttled nor audited, logged within the address's budget.
+    #[error("address not on the key's access list")]
+    NotOnAccessList(#[source] AtlasError),
 }
 
 /// A principal the in-process REST gateway authenticated, in the extensions of the RPC request
@@ -202,6 +207,22 @@ impl Authenticator {
         };
         match outcome {
             Ok(mut principal) => {
+                match self.core.check_access_list(&principal, client).await {
+                    Ok(()) => {}
+                    Err(error) if error.code() == ErrorCode::IpAddressNotOnAccessList => {
+                        if self.failures.admit_failure(attempt.address) {
+                            warn!(
+                                target: "dbcert::auth",
+                                remote_address = %display_address(client),
+                                public_key = %principal.public_key,
+                                api_key_id = %principal.key_id.as_str(),
+                                "API key refused: the client address is not on its access list"
+                            );
+                        }
+                        return Err(AuthError::NotOnAccessList(error));
+                    }
+                    Err(error) => return Err(AuthError::Store(error)),
+                }
                 principal.client_address = client;
                 Ok(principal)
             }

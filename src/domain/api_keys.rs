@@ -345,7 +345,7 @@ fn parse_project_roles(roles: &[String]) -> AtlasResult<Vec<ProjectRole>> {
     Ok(project_roles)
 }
 
-fn api_key_not_found(id: &ApiKeyId) -> AtlasError {
+pub(super) fn api_key_not_found(id: &ApiKeyId) -> AtlasError {
     AtlasError::new(
         ErrorCode::InvalidApiKeyId,
         format!("No API key with ID {id} exists."),

@@ -40,6 +40,11 @@ pub enum AuditAction {
     ApiKeyCreated,
     /// An organization API key was deleted (`API_KEY_DELETED`).
     ApiKeyDeleted,
+    /// An entry was added to an API key's access list (`API_KEY_ACCESS_LIST_ENTRY_ADDED`).
+    ApiKeyAccessListEntryAdded,
+    /// An entry was removed from an API key's access list
+    /// (`API_KEY_ACCESS_LIST_ENTRY_DELETED`).
+    ApiKeyAccessListEntryDeleted,
     /// An API key's description was changed (`API_KEY_DESCRIPTION_CHANGED`).
     ApiKeyDescriptionChanged,
     /// A key was removed from a project (`API_KEY_REMOVED_FROM_GROUP`).
@@ -161,6 +166,8 @@ impl AuditAction {
         Self::ApiKeyAssigned,
         Self::ApiKeyCreated,
         Self::ApiKeyDeleted,
+        Self::ApiKeyAccessListEntryAdded,
+        Self::ApiKeyAccessListEntryDeleted,
         Self::ApiKeyDescriptionChanged,
         Self::ApiKeyRemovedFromProject,
         Self::ApiKeyRolesChanged,
@@ -185,6 +192,8 @@ impl AuditAction {
             Self::ApiKeyAssigned => "API_KEY_ADDED_TO_GROUP",
             Self::ApiKeyCreated => "API_KEY_CREATED",
             Self::ApiKeyDeleted => "API_KEY_DELETED",
+            Self::ApiKeyAccessListEntryAdded => "API_KEY_ACCESS_LIST_ENTRY_ADDED",
+            Self::ApiKeyAccessListEntryDeleted => "API_KEY_ACCESS_LIST_ENTRY_DELETED",
             Self::ApiKeyDescriptionChanged => "API_KEY_DESCRIPTION_CHANGED",
             Self::ApiKeyRemovedFromProject => "API_KEY_REMOVED_FROM_GROUP",
             Self::ApiKeyRolesChanged => "API_KEY_ROLES_CHANGED",

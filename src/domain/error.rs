@@ -57,6 +57,8 @@ pub enum ErrorCode {
     InvalidOrgId,
     /// A paging parameter is out of range.
     InvalidQueryParameter,
+    /// The key has an access list that does not hold the client's address.
+    IpAddressNotOnAccessList,
     /// A certificate serial number is not a positive decimal integer.
     InvalidSerialNumber,
     /// The customer CA is not a PEM X.509 certificate.
@@ -142,6 +144,7 @@ impl ErrorCode {
             Self::InvalidApiKeyId => "INVALID_API_KEY_ID",
             Self::InvalidOrgId => "INVALID_ORG_ID",
             Self::InvalidQueryParameter => "INVALID_QUERY_PARAMETER",
+            Self::IpAddressNotOnAccessList => "IP_ADDRESS_NOT_ON_ACCESS_LIST",
             Self::InvalidSerialNumber => "INVALID_SERIAL_NUMBER",
             Self::InvalidX509CaCertificate => "INVALID_X509_CA_CERTIFICATE",
             Self::MissingAttribute => "MISSING_ATTRIBUTE",
@@ -181,6 +184,7 @@ impl ErrorCode {
             | Self::MissingAttribute
             | Self::UserNotManagedX509 => 400,
             Self::NotInGroup | Self::Unauthenticated | Self::UserUnauthorized => 401,
+            Self::IpAddressNotOnAccessList => 403,
             Self::CertificateNotFound
             | Self::CertificateNotIssuedToUser
             | Self::GroupNotFound
@@ -238,7 +242,9 @@ impl ErrorCode {
             | Self::ProjectCaNotFound
             | Self::ResourceNotFound
             | Self::UsernameNotFound => ErrorKind::NotFound,
-            Self::NotInGroup | Self::UserUnauthorized => ErrorKind::PermissionDenied,
+            Self::IpAddressNotOnAccessList | Self::NotInGroup | Self::UserUnauthorized => {
+                ErrorKind::PermissionDenied
+            }
             Self::ServiceUnavailable => ErrorKind::Unavailable,
             Self::Unauthenticated => ErrorKind::Unauthenticated,
             Self::UnexpectedError => ErrorKind::Internal,
@@ -271,6 +277,7 @@ impl ErrorCode {
         Self::InvalidApiKeyId,
         Self::InvalidOrgId,
         Self::InvalidQueryParameter,
+        Self::IpAddressNotOnAccessList,
         Self::InvalidSerialNumber,
         Self::InvalidX509CaCertificate,
         Self::MissingAttribute,

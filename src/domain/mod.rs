@@ -1,6 +1,7 @@
 //! The PKI and account core of dbcert. It knows no transport (tonic, axum) and no SQL: the
 //! adapters in `crate::grpc` call [`Core`], and `crate::storage` implements [`Store`].
 
+mod access_list;
 mod api_keys;
 mod audit;
 mod auth;
@@ -27,6 +28,10 @@ mod user_attributes;
 mod user_security;
 mod validity;
 
+pub use self::access_list::{
+    AccessListAdd, AccessListEntry, AccessListItem, MAX_ACCESS_LIST_ENTRIES,
+    MAX_ACCESS_LIST_ENTRIES_PER_REQUEST, not_on_access_list,
+};
 pub use self::audit::{Actor, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope};
 pub use self::auth::{
     Access, DIGEST_REALM, DigestSecrets, NewApiKey, Principal, is_private_key, is_public_key,

@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::access_list::{AccessListAdd, AccessListEntry, AccessListItem};
 use super::audit::{AuditEvent, AuditFilter, AuditScope};
 use super::key_type::KeyType;
 use super::model::{
@@ -255,6 +256,24 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Whether any API key exists.
     async fn any_api_key(&self) -> StoreResult<bool>;
+    /// A key's access list, oldest first (through the read cache: authentication reads it).
+    async fn api_key_access_list(&self, id: &ApiKeyId) -> StoreResult<Vec<AccessListItem>>;
+    /// Adds entries to the access list of an organization's key, in one transaction that
+    /// holds the key's row, so concurrent adds cannot pass `max` entries together.
+    async fn add_api_key_access_list(
+        &self,
+        org_id: &OrgId,
+        id: &ApiKeyId,
+        entries: &[AccessListEntry],
+        now: OffsetDateTime,
+        max: usize,
+    ) -> StoreResult<AccessListAdd>;
+    /// Removes one entry from a key's access list. Returns whether it was there.
+    async fn delete_api_key_access_list_entry(
+        &self,
+        id: &ApiKeyId,
+        entry: &AccessListEntry,
+    ) -> StoreResult<bool>;
 }
 
 /// Database users of projects.

@@ -325,7 +325,9 @@ fn refusal(authenticator: &Authenticator, error: AuthError) -> Reply {
     match error {
         AuthError::RateLimited(wait) => ApiError::rate_limited(wait).into(),
         AuthError::StaleNonce => challenge(true),
-        AuthError::Store(error) => ApiError::from_atlas(&error).into(),
+        AuthError::Store(error) | AuthError::NotOnAccessList(error) => {
+            ApiError::from_atlas(&error).into()
+        }
         AuthError::Unauthenticated => challenge(false),
     }
 }

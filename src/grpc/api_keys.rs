@@ -4,18 +4,110 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::Services;
-use super::convert::{api_key, page, page_parts};
+use super::convert::{api_key, page, page_parts, timestamp};
 use super::status::to_status;
+use crate::domain::{
+    AccessListEntry, AccessListItem, AtlasError, MAX_ACCESS_LIST_ENTRIES_PER_REQUEST,
+};
 use crate::proto::v1::{
-    ApiKey, AssignApiKeyToProjectRequest, CreateApiKeyRequest, CreateApiKeyResponse,
-    CreateProjectApiKeyRequest, DeleteApiKeyRequest, DeleteApiKeyResponse, GetApiKeyRequest,
-    ListApiKeysRequest, ListApiKeysResponse, ListProjectApiKeysRequest,
-    UnassignApiKeyFromProjectRequest, UnassignApiKeyFromProjectResponse, UpdateApiKeyRequest,
-    api_key_service_server::ApiKeyService,
+    AddApiKeyAccessListRequest, ApiKey, ApiKeyAccessListEntry, ApiKeyAccessListEntryRequest,
+    AssignApiKeyToProjectRequest, CreateApiKeyRequest, CreateApiKeyResponse,
+    CreateProjectApiKeyRequest, DeleteApiKeyAccessListEntryResponse, DeleteApiKeyRequest,
+    DeleteApiKeyResponse, GetApiKeyRequest, ListApiKeyAccessListRequest,
+    ListApiKeyAccessListResponse, ListApiKeysRequest, ListApiKeysResponse,
+    ListProjectApiKeysRequest, UnassignApiKeyFromProjectRequest, UnassignApiKeyFromProjectResponse,
+    UpdateApiKeyRequest, api_key_service_server::ApiKeyService,
 };
 
 #[tonic::async_trait]
 impl ApiKeyService for Services {
+    #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
+    async fn list_api_key_access_list(
+        &self,
+        request: Request<ListApiKeyAccessListRequest>,
+    ) -> Result<Response<ListApiKeyAccessListResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        let items = self
+            .core
+            .api_key_access_list(&principal, &req.org_id, &req.api_key_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ListApiKeyAccessListResponse {
+            results: items.into_iter().map(access_list_entry).collect(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
+    async fn add_api_key_access_list(
+        &self,
+        request: Request<AddApiKeyAccessListRequest>,
+    ) -> Result<Response<ListApiKeyAccessListResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        if req.entries.len() > MAX_ACCESS_LIST_ENTRIES_PER_REQUEST {
+            return Err(to_status(AtlasError::invalid_attribute(
+                "accessList",
+                "too many entries",
+            )));
+        }
+        let entries = req
+            .entries
+            .iter()
+            .map(
+                |addition| match (&addition.ip_address, &addition.cidr_block) {
+                    (Some(ip), None) => AccessListEntry::parse_ip_address(ip),
+                    (None, Some(cidr)) => AccessListEntry::parse_cidr_block(cidr),
+                    (None, None) => Err(AtlasError::missing_attribute("ipAddress", "ipAddress")),
+                    (Some(_), Some(cidr)) => Err(AtlasError::invalid_attribute("cidrBlock", cidr)),
+                },
+            )
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(to_status)?;
+        let items = self
+            .core
+            .add_api_key_access_list(&principal, &req.org_id, &req.api_key_id, &entries)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ListApiKeyAccessListResponse {
+            results: items.into_iter().map(access_list_entry).collect(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
+    async fn get_api_key_access_list_entry(
+        &self,
+        request: Request<ApiKeyAccessListEntryRequest>,
+    ) -> Result<Response<ApiKeyAccessListEntry>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        let item = self
+            .core
+            .api_key_access_list_entry(&principal, &req.org_id, &req.api_key_id, &req.ip_address)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(access_list_entry(item)))
+    }
+
+    #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
+    async fn delete_api_key_access_list_entry(
+        &self,
+        request: Request<ApiKeyAccessListEntryRequest>,
+    ) -> Result<Response<DeleteApiKeyAccessListEntryResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        self.core
+            .delete_api_key_access_list_entry(
+                &principal,
+                &req.org_id,
+                &req.api_key_id,
+                &req.ip_address,
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(DeleteApiKeyAccessListEntryResponse {}))
+    }
+
     #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
     async fn create_api_key(
         &self,
@@ -175,5 +267,14 @@ impl ApiKeyService for Services {
             .await
             .map_err(to_status)?;
         Ok(Response::new(UnassignApiKeyFromProjectResponse {}))
+    }
+}
+
+/// The message of one access list entry.
+fn access_list_entry(item: AccessListItem) -> ApiKeyAccessListEntry {
+    ApiKeyAccessListEntry {
+        cidr_block: item.entry.cidr_block(),
+        ip_address: item.entry.ip_address(),
+        created: Some(timestamp(item.created)),
     }
 }

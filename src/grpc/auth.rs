@@ -66,7 +66,7 @@ fn client_address<T>(
 fn auth_status(error: AuthError) -> Status {
     match error {
         AuthError::RateLimited(wait) => rate_limited(wait),
-        AuthError::Store(error) => to_status(error),
+        AuthError::Store(error) | AuthError::NotOnAccessList(error) => to_status(error),
         AuthError::StaleNonce | AuthError::Unauthenticated => {
             to_status(AtlasError::unauthenticated())
         }

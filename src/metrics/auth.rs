@@ -50,6 +50,7 @@ impl AuthMetrics {
             Err(AuthError::RateLimited(_)) => "rate_limited",
             Err(AuthError::StaleNonce) => "stale_nonce",
             Err(AuthError::Store(_)) => "store_error",
+            Err(AuthError::NotOnAccessList(_)) => "not_on_access_list",
             Err(AuthError::Unauthenticated) => "invalid_credentials",
         };
         let transport = if scheme == "digest" { "rest" } else { "grpc" };

@@ -10,8 +10,8 @@ use super::SqlStore;
 use super::convert::{corrupt, from_secs, limit, offset, org_id, paged, project_id, to_secs};
 use super::db::{Backend, dispatch};
 use crate::domain::{
-    ApiKeyId, ApiKeyRecord, ApiKeyStore, OrgId, OrgRole, Page, Paged, ProjectId, ProjectRole,
-    StoreResult, is_public_key,
+    AccessListAdd, AccessListEntry, AccessListItem, ApiKeyId, ApiKeyRecord, ApiKeyStore, OrgId,
+    OrgRole, Page, Paged, ProjectId, ProjectRole, StoreResult, is_public_key,
 };
 
 /// The columns of a key ([`ApiKeyRow`]).
@@ -182,6 +182,7 @@ impl ApiKeyStore for SqlStore {
         }
         .await;
         self.cache.api_keys.clear();
+        self.cache.access_lists.remove(&id.as_str().to_owned());
         deleted
     }
 
@@ -231,6 +232,29 @@ impl ApiKeyStore for SqlStore {
                 .map_err(DB::map_err)?
         });
         Ok(count > 0)
+    }
+
+    async fn api_key_access_list(&self, id: &ApiKeyId) -> StoreResult<Vec<AccessListItem>> {
+        self.read_access_list(id).await
+    }
+
+    async fn add_api_key_access_list(
+        &self,
+        org_id: &OrgId,
+        id: &ApiKeyId,
+        entries: &[AccessListEntry],
+        now: time::OffsetDateTime,
+        max: usize,
+    ) -> StoreResult<AccessListAdd> {
+        self.add_access_list(org_id, id, entries, now, max).await
+    }
+
+    async fn delete_api_key_access_list_entry(
+        &self,
+        id: &ApiKeyId,
+        entry: &AccessListEntry,
+    ) -> StoreResult<bool> {
+        self.delete_access_list_entry(id, entry).await
     }
 }
 

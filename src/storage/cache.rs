@@ -1,5 +1,5 @@
 //! A short-lived in-process read cache inside the store, for the lookups every request makes:
-//! the API key (authentication), the project, its X.509 settings and issuing CA generation, the
+//! the API key and its access list (authentication), the project, its X.509 settings and issuing CA generation, the
 //! database user, and a user's count of unexpired certificates (the per-user limit). The store methods of those
 //! reads consult it ([`TtlCache::get_or_read`]); the writes that change what it holds clear the
 //! entries they touch, in the same methods.
@@ -24,8 +24,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::domain::{
-    ApiKeyRecord, CertificateRecord, DatabaseUser, NewCertificate, Project, ProjectId, StoreResult,
-    UserSecurity, Username,
+    AccessListItem, ApiKeyRecord, CertificateRecord, DatabaseUser, NewCertificate, Project,
+    ProjectId, StoreResult, UserSecurity, Username,
 };
 
 /// The most entries one cache holds; past it, the cache is emptied (a crude but bounded policy).
@@ -35,6 +35,8 @@ const MAX_ENTRIES: usize = 100_000;
 pub(super) struct ReadCache {
     /// API keys by public key; `None`: no such key.
     pub(super) api_keys: TtlCache<String, Option<ApiKeyRecord>>,
+    /// API key access lists by key id (empty: no restriction).
+    pub(super) access_lists: TtlCache<String, Vec<AccessListItem>>,
     /// Live projects by id.
     pub(super) projects: TtlCache<ProjectId, Project>,
     /// X.509 settings by project.
@@ -53,6 +55,7 @@ impl ReadCache {
     pub(super) fn new(ttl: Duration) -> Self {
         Self {
             api_keys: TtlCache::new(ttl),
+            access_lists: TtlCache::new(ttl),
             projects: TtlCache::new(ttl),
             security: TtlCache::new(ttl),
             users: TtlCache::new(ttl),

@@ -11,6 +11,7 @@
 //! (`cache.rs`); the methods they concern call them, so a new store method is written in its
 //! aggregate's module and in the port, nowhere else.
 
+mod access_list;
 mod api_keys;
 mod audit;
 mod batch;

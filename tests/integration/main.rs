@@ -13,6 +13,7 @@
 mod harness;
 
 // Over gRPC (and both protocols where a limit or the audit trail spans them).
+mod api_key_access_list;
 mod atlas_events;
 mod audit_retention;
 mod audit_trail;
