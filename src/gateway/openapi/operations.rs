@@ -721,47 +721,6 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         api: Api::Dbcert,
         method: "post",
-        path: "/groups/{groupId}/ocsp",
-        id: "getOcspResponse",
-        tag: "Revocation",
-        summary: "Answer an OCSP request (RFC 6960)",
-        description: "No key needed: the project's OCSP responder. The body is a DER \
-                      OCSPRequest (at most 64 KiB, 16 certificates); the answer, signed by \
-                      the project CA that issued the certificate, says `good`, `revoked` (time \
-                      and reason) or `unknown`, and echoes the request's nonce. What does not \
-                      parse is answered with the OCSP `malformedRequest` status (200); when \
-                      too many answers are being signed, `tryLater`. 404 `GROUP_NOT_FOUND`, or \
-                      `PROJECT_CA_NOT_FOUND` before the project's first certificate.",
-        body: None,
-        success: Success::Public {
-            content_type: "application/ocsp-response",
-            description: "The DER OCSPResponse.",
-            request: Some("application/ocsp-request"),
-        },
-        query: Query::Flags,
-        errors: &[404],
-    },
-    Operation {
-        api: Api::Dbcert,
-        method: "get",
-        path: "/groups/{groupId}/ocsp/{request}",
-        id: "getOcspResponseByGet",
-        tag: "Revocation",
-        summary: "Answer an OCSP request sent in the path (RFC 6960 appendix A.1)",
-        description: "No key needed. `{request}` is the DER OCSPRequest in base64 (standard, \
-                      percent-encoded, or URL-safe); the answer as `POST …/ocsp`.",
-        body: None,
-        success: Success::Public {
-            content_type: "application/ocsp-response",
-            description: "The DER OCSPResponse.",
-            request: None,
-        },
-        query: Query::Flags,
-        errors: &[404],
-    },
-    Operation {
-        api: Api::Dbcert,
-        method: "post",
         path: "/groups/{groupId}/ca/rotate",
         id: "rotateProjectCa",
         tag: "dbcert",
@@ -857,20 +816,6 @@ pub const OPERATIONS: &[Operation] = &[
             description: "The DER OCSPResponse.",
             request: None,
         },
-        query: Query::Flags,
-        errors: &[404],
-    },
-    Operation {
-        api: Api::Atlas,
-        method: "get",
-        path: "/orgs/{orgId}/events/{eventId}",
-        id: "getOrganizationEvent",
-        tag: "Events",
-        summary: "Return one audit event of an organization",
-        description: "Needs ORG_OWNER. Any event the organization's listing shows; another id \
-                      is 404 `RESOURCE_NOT_FOUND`.",
-        body: None,
-        success: Success::Entity(Status::Always(200), schema::<Event>),
         query: Query::Flags,
         errors: &[404],
     },
