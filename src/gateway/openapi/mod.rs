@@ -641,6 +641,15 @@ mod tests {
     /// The committed file, `openapi/dbcert.json`.
     const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/dbcert.json");
 
+    /// An operation listed twice would be rendered once, the later copy silently winning.
+    #[test]
+    fn each_operation_is_listed_once() {
+        let mut ids = std::collections::HashSet::new();
+        for operation in operations::OPERATIONS {
+            assert!(ids.insert(operation.id), "{} listed twice", operation.id);
+        }
+    }
+
     #[test]
     fn committed_document_is_current() {
         let generated = document_text();
