@@ -303,6 +303,9 @@ impl Core {
             .await?;
         let id = self.org_api_key(&org.id, api_key_id).await?;
         let entry = AccessListEntry::parse_path(ip_address)?;
+        if id == principal.key_id {
+            self.refuse_own_lockout(principal, &id, &entry).await?;
+        }
         if !self
             .store
             .delete_api_key_access_list_entry(&id, &entry)
@@ -322,6 +325,36 @@ impl Core {
             .with_target(format!("{id} {}", entry.cidr_block())),
         )
         .await;
+        Ok(())
+    }
+
+    /// Refuses removing `entry` from the caller's own key when the list left would not hold
+    /// the caller's address (Atlas's `CANNOT_REMOVE_CALLER_FROM_ACCESS_LIST`): the key would
+    /// lock itself out. Emptying the list lifts the restriction, so it is not refused.
+    async fn refuse_own_lockout(
+        &self,
+        principal: &Principal,
+        id: &ApiKeyId,
+        entry: &AccessListEntry,
+    ) -> AtlasResult<()> {
+        let list = self
+            .store
+            .api_key_access_list(id)
+            .await
+            .map_err(store_error)?;
+        let mut left = list.iter().filter(|item| &item.entry != entry).peekable();
+        let caller = principal.client_address.map(|a| a.ip());
+        let locked_out = left.peek().is_some()
+            && !left.any(|item| caller.is_some_and(|ip| item.entry.contains(ip)));
+        if locked_out {
+            let ip =
+                caller.map_or_else(|| "unknown".to_owned(), |ip| ip.to_canonical().to_string());
+            return Err(AtlasError::new(
+                ErrorCode::CannotRemoveCallerFromAccessList,
+                format!("Cannot remove caller's IP address {ip} from access list."),
+                vec![ip],
+            ));
+        }
         Ok(())
     }
 

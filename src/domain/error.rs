@@ -15,6 +15,8 @@ pub enum ErrorCode {
     CaKeyTypeImmutable,
     /// The organization still has live projects, so it cannot be deleted.
     CannotDeleteOrgActiveProjects,
+    /// Removing the access list entry would refuse the very key and address asking for it.
+    CannotRemoveCallerFromAccessList,
     /// The project is in self-managed X.509 mode.
     CannotGenerateCertIfAdvancedX509,
     /// More than 24 months were asked for.
@@ -134,6 +136,7 @@ impl ErrorCode {
             Self::DatabaseNameInvalidExternal => "DATABASE_NAME_INVALID_EXTERNAL",
             Self::ExpiredX509CaCertificate => "EXPIRED_X509_CA_CERTIFICATE",
             Self::CannotDeleteOrgActiveProjects => "CANNOT_DELETE_ORG_ACTIVE_PROJECTS",
+            Self::CannotRemoveCallerFromAccessList => "CANNOT_REMOVE_CALLER_FROM_ACCESS_LIST",
             Self::GroupAlreadyExists => "GROUP_ALREADY_EXISTS",
             Self::GroupNotFound => "GROUP_NOT_FOUND",
             Self::GroupNameNotFound => "GROUP_NAME_NOT_FOUND",
@@ -168,6 +171,7 @@ impl ErrorCode {
             Self::AtlasGeneratedCertsLimitExceeded
             | Self::CaKeyTypeImmutable
             | Self::CannotGenerateCertIfAdvancedX509
+            | Self::CannotRemoveCallerFromAccessList
             | Self::CertExpiryCannotExceedTwoYears
             | Self::CsrKeyTypeNotSupported
             | Self::CsrSignatureInvalid
@@ -213,6 +217,7 @@ impl ErrorCode {
             Self::CaKeyTypeImmutable
             | Self::CannotDeleteOrgActiveProjects
             | Self::CannotGenerateCertIfAdvancedX509
+            | Self::CannotRemoveCallerFromAccessList
             | Self::CertificateAlreadyRevoked
             | Self::UserNotManagedX509 => ErrorKind::FailedPrecondition,
             Self::CertExpiryCannotExceedTwoYears
@@ -267,6 +272,7 @@ impl ErrorCode {
         Self::DatabaseNameInvalidExternal,
         Self::ExpiredX509CaCertificate,
         Self::CannotDeleteOrgActiveProjects,
+        Self::CannotRemoveCallerFromAccessList,
         Self::GroupAlreadyExists,
         Self::GroupNotFound,
         Self::GroupNameNotFound,

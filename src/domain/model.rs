@@ -347,6 +347,21 @@ pub struct Paged<T> {
 }
 
 impl<T> Paged<T> {
+    /// The page `page` of `items`, all of which are at hand (a short list, such as a key's
+    /// access list).
+    pub fn of_all(items: Vec<T>, page: Page) -> Self {
+        let total = items.len() as u64;
+        let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+        let per_page = page.items_per_page as usize;
+        let results: Vec<T> = items.into_iter().skip(offset).take(per_page).collect();
+        let has_next_page = (offset as u64).saturating_add(results.len() as u64) < total;
+        Self {
+            results,
+            total_count: page.include_count.then_some(total),
+            has_next_page,
+        }
+    }
+
     /// Maps the items.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Paged<U> {
         Paged {
@@ -465,5 +480,28 @@ mod tests {
         }
         assert!(Username::parse(&"a".repeat(MAX_USERNAME_LEN)).is_ok());
         assert!(Username::parse(&"a".repeat(MAX_USERNAME_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn pages_of_a_list_at_hand() {
+        let page = |num, per, count| Page::parse(num, per, Some(count)).unwrap();
+        let items: Vec<u32> = (1..=5).collect();
+        let first = Paged::of_all(items.clone(), page(1, 2, true));
+        assert_eq!(
+            (first.results, first.total_count, first.has_next_page),
+            (vec![1, 2], Some(5), true)
+        );
+        let last = Paged::of_all(items.clone(), page(3, 2, false));
+        assert_eq!(
+            (last.results, last.total_count, last.has_next_page),
+            (vec![5], None, false)
+        );
+        let exact = Paged::of_all(items.clone(), page(1, 5, true));
+        assert_eq!((exact.results.len(), exact.has_next_page), (5, false));
+        let beyond = Paged::of_all(items, page(i32::MAX, 500, true));
+        assert_eq!(
+            (beyond.results, beyond.total_count, beyond.has_next_page),
+            (vec![], Some(5), false)
+        );
     }
 }

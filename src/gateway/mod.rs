@@ -22,6 +22,7 @@
 //! versions of each operation (`Accept: application/vnd.atlas.YYYY-MM-DD+json`). `openapi/` builds the OpenAPI
 //! document of them all from their types and serves it at `/api/dbcert/v1/openapi.json`.
 
+mod api_key_access_list;
 mod api_keys;
 mod body;
 mod ca;

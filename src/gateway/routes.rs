@@ -12,8 +12,8 @@ use axum::routing::MethodRouter;
 
 use super::response::ApiVersion;
 use super::{
-    Gateway, api_keys, ca, certificates, crl, csr, database_users, events, ocsp, openapi,
-    organizations, projects, revocation, root, user_security,
+    Gateway, api_key_access_list, api_keys, ca, certificates, crl, csr, database_users, events,
+    ocsp, openapi, organizations, projects, revocation, root, user_security,
 };
 
 /// Routes being added under one prefix, with the path template of each.
@@ -66,6 +66,7 @@ fn table() -> Routes {
                 root::routes,
                 organizations::routes,
                 api_keys::routes,
+                api_key_access_list::routes,
                 projects::routes,
                 database_users::routes,
                 certificates::routes,

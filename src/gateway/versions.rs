@@ -67,6 +67,28 @@ pub const SERVED: &[(&str, &str, &[&str])] = &[
         "/orgs/{org_id}/apiKeys/{api_user_id}",
         &["2023-01-01"],
     ),
+    // API key access lists (listOrgAccessEntries, createOrgAccessEntry, getOrgAccessEntry,
+    // deleteAccessEntry).
+    (
+        "GET",
+        "/orgs/{org_id}/apiKeys/{api_user_id}/accessList",
+        &["2023-01-01"],
+    ),
+    (
+        "POST",
+        "/orgs/{org_id}/apiKeys/{api_user_id}/accessList",
+        &["2023-01-01"],
+    ),
+    (
+        "GET",
+        "/orgs/{org_id}/apiKeys/{api_user_id}/accessList/{ip_address}",
+        &["2023-01-01"],
+    ),
+    (
+        "DELETE",
+        "/orgs/{org_id}/apiKeys/{api_user_id}/accessList/{ip_address}",
+        &["2023-01-01"],
+    ),
     ("GET", "/orgs/{org_id}/events", &["2023-01-01"]),
     ("GET", "/orgs/{org_id}/events/{event_id}", &["2023-01-01"]),
     ("GET", "/groups", &["2023-01-01"]),

@@ -7,7 +7,7 @@ use super::Services;
 use super::convert::{api_key, page, page_parts, timestamp};
 use super::status::to_status;
 use crate::domain::{
-    AccessListEntry, AccessListItem, AtlasError, MAX_ACCESS_LIST_ENTRIES_PER_REQUEST,
+    AccessListEntry, AccessListItem, AtlasError, MAX_ACCESS_LIST_ENTRIES_PER_REQUEST, Page, Paged,
 };
 use crate::proto::v1::{
     AddApiKeyAccessListRequest, ApiKey, ApiKeyAccessListEntry, ApiKeyAccessListEntryRequest,
@@ -28,14 +28,13 @@ impl ApiKeyService for Services {
     ) -> Result<Response<ListApiKeyAccessListResponse>, Status> {
         let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
+        let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
         let items = self
             .core
             .api_key_access_list(&principal, &req.org_id, &req.api_key_id)
             .await
             .map_err(to_status)?;
-        Ok(Response::new(ListApiKeyAccessListResponse {
-            results: items.into_iter().map(access_list_entry).collect(),
-        }))
+        Ok(Response::new(access_list_page(items, page)))
     }
 
     #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
@@ -45,6 +44,7 @@ impl ApiKeyService for Services {
     ) -> Result<Response<ListApiKeyAccessListResponse>, Status> {
         let principal = self.authenticate(&request).await?;
         let req = request.into_inner();
+        let page = page(req.page_num, req.items_per_page, req.include_count).map_err(to_status)?;
         if req.entries.len() > MAX_ACCESS_LIST_ENTRIES_PER_REQUEST {
             return Err(to_status(AtlasError::invalid_attribute(
                 "accessList",
@@ -69,9 +69,7 @@ impl ApiKeyService for Services {
             .add_api_key_access_list(&principal, &req.org_id, &req.api_key_id, &entries)
             .await
             .map_err(to_status)?;
-        Ok(Response::new(ListApiKeyAccessListResponse {
-            results: items.into_iter().map(access_list_entry).collect(),
-        }))
+        Ok(Response::new(access_list_page(items, page)))
     }
 
     #[instrument(skip_all, fields(org_id = %request.get_ref().org_id))]
@@ -267,6 +265,17 @@ impl ApiKeyService for Services {
             .await
             .map_err(to_status)?;
         Ok(Response::new(UnassignApiKeyFromProjectResponse {}))
+    }
+}
+
+/// The message of one page of an access list.
+fn access_list_page(items: Vec<AccessListItem>, page: Page) -> ListApiKeyAccessListResponse {
+    let (results, total_count, has_next_page) =
+        page_parts(Paged::of_all(items, page), access_list_entry);
+    ListApiKeyAccessListResponse {
+        results,
+        total_count,
+        has_next_page,
     }
 }
 

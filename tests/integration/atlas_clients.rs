@@ -10,9 +10,8 @@
 //! script fails too. Where the client itself is wrong against Atlas, the step is named
 //! `[client bug: …]` and checks that the client fails while dbcert answers what Atlas answers.
 //!
-//! A step whose server side is being built on another branch is listed in
-//! [`super::atlas_clients_pending::PENDING`] with the branch and the missing behaviour; it is
-//! reported on stderr, and fails the test once it passes (so the list only shrinks).
+//! Every step must pass: issue 12's work listed the steps awaiting their server side as
+//! pending while it was being built, and none is left.
 //!
 //! A missing client (a Python without the package, named by `DBCERT_TEST_PYTHON` or found as
 //! `python3`; `node` or `tests/node/node_modules`) skips the test with a line on stderr,
@@ -24,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::atlas_clients_pending::{PENDING, Pending};
 use crate::harness::{TestServer, skip_missing_tool};
 
 /// How long one script may run (each makes a few dozen calls, a few certificates).
@@ -223,8 +221,8 @@ async fn drive_python(client: &str, module: &str, script: &str, calls: &[&str]) 
     drive(client, command, calls).await;
 }
 
-/// Starts a server, runs `command BASE_URL PUBLIC PRIVATE`, and holds its steps to `calls`
-/// and [`PENDING`].
+/// Starts a server, runs `command BASE_URL PUBLIC PRIVATE`, and holds its steps to `calls`,
+/// each of which must pass.
 async fn drive(client: &str, mut command: Command, calls: &[&str]) {
     let server = TestServer::start().await;
     command
@@ -247,7 +245,7 @@ async fn drive(client: &str, mut command: Command, calls: &[&str]) {
         .collect();
     let reported: Vec<&str> = steps.iter().map(|s| s.call.as_str()).collect();
     assert_eq!(reported, calls, "the {client} script's calls\n{context}");
-    let problems = judge(client, &steps);
+    let problems = judge(&steps);
     assert!(
         problems.is_empty(),
         "{client}: {} step(s) wrong:\n{}",
@@ -256,38 +254,13 @@ async fn drive(client: &str, mut command: Command, calls: &[&str]) {
     );
 }
 
-/// What is wrong with the steps: a failed step not pending, or a pending step that passes.
-/// Pending steps that still fail are reported on stderr.
-fn judge(client: &str, steps: &[Step]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for step in steps {
-        let pending = PENDING
-            .iter()
-            .find(|p| p.client == client && p.call == step.call);
-        match (step.ok, pending) {
-            (true, None) => {}
-            (false, None) => problems.push(format!("  {}: {}", step.call, step.detail)),
-            (true, Some(_)) => problems.push(format!(
-                "  {}: passes now; remove it from atlas_clients_pending::PENDING",
-                step.call
-            )),
-            (
-                false,
-                Some(Pending {
-                    branch, missing, ..
-                }),
-            ) => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{client}: pending on {branch}: {} ({missing}): {}",
-                    step.call,
-                    step.detail
-                );
-            }
-        }
-    }
-    problems
+/// The steps that failed, each with what the script saw.
+fn judge(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter(|step| !step.ok)
+        .map(|step| format!("  {}: {}", step.call, step.detail))
+        .collect()
 }
 
 /// Runs a command to its end (killed after [`SCRIPT_TIMEOUT`]); returns whether it exited 0,

@@ -34,7 +34,6 @@ mod trusted_proxies;
 
 // The Atlas REST gateway (and dbcert's own routes beside it).
 mod atlas_clients;
-mod atlas_clients_pending;
 mod csr_issuance;
 mod gateway_api_keys;
 mod gateway_atlas_certs;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbcert::domain::{
-    Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditScope,
-    CertificateLimit, CertificateRecord, DatabaseName, DatabaseUser, DatabaseUserRole, MetaStore,
-    NewCertificate, OrgId, OrgRole, Organization, Page, Project, ProjectId, ProjectRole, Store,
-    StoreError, StoreResult, StoredCa, Username, X509Type,
+    AccessListAdd, AccessListEntry, Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent,
+    AuditFilter, AuditOutcome, AuditScope, CertificateLimit, CertificateRecord, DatabaseName,
+    DatabaseUser, DatabaseUserRole, MetaStore, NewCertificate, OrgId, OrgRole, Organization, Page,
+    Project, ProjectId, ProjectRole, Store, StoreError, StoreResult, StoredCa, Username, X509Type,
 };
 use dbcert::storage::{POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
 use time::OffsetDateTime;
@@ -100,6 +100,7 @@ macro_rules! conformance_suite {
             api_keys_round_trip,
             api_key_project_roles_are_replaced,
             api_key_secrets_are_updated_by_public_key,
+            api_key_access_lists_add_read_delete_and_cap,
             database_users_crud,
             concurrent_database_user_inserts_have_one_winner,
             user_security_round_trip,
@@ -647,6 +648,100 @@ async fn api_keys_round_trip(store: Arc<dyn Store>) {
         .insert_api_key(&api_key(&org, "pubkey00", t))
         .await
         .unwrap();
+}
+
+async fn api_key_access_lists_add_read_delete_and_cap(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let other = new_org(store.as_ref()).await;
+    let t = now();
+    let key = api_key(&org, "listkey0", t);
+    store.insert_api_key(&key).await.unwrap();
+    let cidr = |s: &str| AccessListEntry::parse_cidr_block(s).unwrap();
+    let ip = |s: &str| AccessListEntry::parse_ip_address(s).unwrap();
+    let blocks = |items: Vec<dbcert::domain::AccessListItem>| -> Vec<String> {
+        items.iter().map(|i| i.entry.cidr_block()).collect()
+    };
+    assert!(store.api_key_access_list(&key.id).await.unwrap().is_empty());
+
+    // Another organization's key id: nothing added.
+    assert_eq!(
+        store
+            .add_api_key_access_list(&other.id, &key.id, &[ip("192.0.2.1")], t, 10)
+            .await
+            .unwrap(),
+        AccessListAdd::NoSuchKey
+    );
+    assert!(store.api_key_access_list(&key.id).await.unwrap().is_empty());
+
+    // Added oldest first; one already listed (or twice in a request) is kept once, with its
+    // first time.
+    let added = |entries: Vec<AccessListEntry>, at: OffsetDateTime, max: usize| {
+        let store = store.clone();
+        let (org, id) = (org.id.clone(), key.id.clone());
+        async move {
+            store
+                .add_api_key_access_list(&org, &id, &entries, at, max)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        added(
+            vec![cidr("198.51.100.0/24"), ip("2001:db8::7")],
+            t - secs(5),
+            10
+        )
+        .await,
+        AccessListAdd::Added
+    );
+    assert_eq!(
+        added(
+            vec![ip("192.0.2.1"), ip("192.0.2.1"), cidr("198.51.100.0/24")],
+            t,
+            10
+        )
+        .await,
+        AccessListAdd::Added
+    );
+    let list = store.api_key_access_list(&key.id).await.unwrap();
+    assert_eq!(
+        blocks(list.clone()),
+        ["198.51.100.0/24", "2001:db8::7/128", "192.0.2.1/32"]
+    );
+    assert_eq!(list[0].created, t - secs(5));
+    assert_eq!(list[2].created, t);
+
+    // The cap counts what is there and what is new, and refuses the whole request.
+    assert_eq!(
+        added(vec![ip("192.0.2.2"), ip("192.0.2.1")], t, 4).await,
+        AccessListAdd::Added
+    );
+    assert_eq!(
+        added(vec![ip("192.0.2.3")], t, 4).await,
+        AccessListAdd::Full
+    );
+    assert_eq!(store.api_key_access_list(&key.id).await.unwrap().len(), 4);
+
+    assert!(
+        store
+            .delete_api_key_access_list_entry(&key.id, &cidr("198.51.100.0/24"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_api_key_access_list_entry(&key.id, &cidr("198.51.100.0/24"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        blocks(store.api_key_access_list(&key.id).await.unwrap()),
+        ["2001:db8::7/128", "192.0.2.1/32", "192.0.2.2/32"]
+    );
+
+    // Deleting the key takes its list.
+    assert!(store.delete_api_key(&org.id, &key.id).await.unwrap());
+    assert!(store.api_key_access_list(&key.id).await.unwrap().is_empty());
 }
 
 async fn api_key_project_roles_are_replaced(store: Arc<dyn Store>) {

@@ -183,14 +183,20 @@ def main():
     steps.call("ApiKey(key_id=…) [client bug: href never set]", api_key_by_id)
 
     def access_list():
-        if key is None:
-            raise CheckFailed("no key (the step before failed)")
-        key.add_ip_address("192.0.2.1")
-        key.bulk_add_ip_address_blocks(["198.51.100.0/24"])
-        listed = sorted(e.get("cidrBlock") for e in key.access_list)
-        check(listed == ["192.0.2.1/32", "198.51.100.0/24"], key.access_list)
-        key.delete_ip_address("198.51.100.0/24")
-        check([e.get("cidrBlock") for e in key.access_list] == ["192.0.2.1/32"], key.access_list)
+        # On a key of its own: a key with an access list authenticates only from a listed
+        # address, and the list below does not hold this script's.
+        created = atlas.post_raw(
+            f"{API}/orgs/{org_id}/apiKeys", json={"desc": "access list", "roles": ["ORG_READ_ONLY"]}
+        ).json()
+        listed_key = ApiKey(atlas, org_id, public_id=created["publicKey"])
+        listed_key.add_ip_address("192.0.2.1")
+        listed_key.bulk_add_ip_address_blocks(["198.51.100.0/24"])
+        listed = sorted(e.get("cidrBlock") for e in listed_key.access_list)
+        check(listed == ["192.0.2.1/32", "198.51.100.0/24"], listed_key.access_list)
+        listed_key.delete_ip_address("198.51.100.0/24")
+        entries = listed_key.access_list
+        check([e.get("cidrBlock") for e in entries] == ["192.0.2.1/32"], entries)
+        check(entries[0].get("ipAddress") == "192.0.2.1", entries)
 
     steps.call(
         "ApiKey.add_ip_address, bulk_add_ip_address_blocks, access_list, delete_ip_address",

@@ -310,10 +310,14 @@ fn success_responses(
                 }),
             );
         }
-        Success::List(page) => {
+        Success::List(page) | Success::CreatedList(page) => {
+            let status = match (success, version) {
+                (Success::CreatedList(_), ApiVersion::V1) => "201",
+                _ => "200",
+            };
             let page = list_page(generators, *page);
             responses.insert(
-                "200".into(),
+                status.into(),
                 json!({
                     "description": "A page of results: `links` (`self` echoing the query, \
                         `previous` and `next` when they exist), `results`, and `totalCount` \

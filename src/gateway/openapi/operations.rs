@@ -5,6 +5,7 @@
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
+use crate::gateway::api_key_access_list::{AccessListEntry, NewAccessListEntry};
 use crate::gateway::api_keys::{ApiKey, ApiKeyChanges, Assignment, NewApiKey, NewProjectApiKey};
 use crate::gateway::ca::{CaRotation, ProjectCa};
 use crate::gateway::certificates::{Certificate, NewCertificate};
@@ -66,6 +67,8 @@ pub enum Success {
     Entity(Status, SchemaFn),
     /// A list page (200): the schema of `ListPage<Item>`.
     List(SchemaFn),
+    /// A list page answering a create: 201 on v1, 200 on v2 (the v2 spec's code).
+    CreatedList(SchemaFn),
     /// The PEM text of a certificate and its key (201).
     Pem,
     /// The PEM text of a certificate alone (201): its key stayed with the caller.
@@ -116,6 +119,12 @@ fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 fn assignment(generator: &mut SchemaGenerator) -> Schema {
     let item = generator.subschema_for::<Assignment>();
     json_schema!({"anyOf": [item, {"type": "array", "items": item}]})
+}
+
+/// The body of `POST …/accessList`: a list of entries (one object is taken as a list of one).
+fn access_list_additions(generator: &mut SchemaGenerator) -> Schema {
+    let item = generator.subschema_for::<NewAccessListEntry>();
+    json_schema!({"anyOf": [{"type": "array", "items": item, "maxItems": 100}, item]})
 }
 
 const READER: &str = "Needs any project role (Atlas's Project Read Only), or ORG_OWNER or \
@@ -290,6 +299,70 @@ pub const OPERATIONS: &[Operation] = &[
         tag: "Programmatic API Keys",
         summary: "Delete an API key of an organization",
         description: "Needs ORG_OWNER.",
+        body: None,
+        success: Success::Empty,
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "get",
+        path: "/orgs/{orgId}/apiKeys/{apiUserId}/accessList",
+        id: "listApiKeyAccessListsEntries",
+        tag: "Programmatic API Keys",
+        summary: "Return the access list of an organization's API key",
+        description: "Needs any organization role (Atlas's Organization Member). A key with \
+                      entries authenticates only from an address in one of them (403 \
+                      `IP_ADDRESS_NOT_ON_ACCESS_LIST` otherwise); with none, from anywhere. \
+                      `count`, `lastUsed` and `lastUsedAddress` are not given: requests are \
+                      not counted per entry.",
+        body: None,
+        success: Success::List(schema::<ListPage<AccessListEntry>>),
+        query: Query::Paging,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "post",
+        path: "/orgs/{orgId}/apiKeys/{apiUserId}/accessList",
+        id: "createApiKeyAccessList",
+        tag: "Programmatic API Keys",
+        summary: "Add entries to the access list of an organization's API key",
+        description: "Needs ORG_OWNER. The body is a list of `{\"ipAddress\": …}` or \
+                      `{\"cidrBlock\": …}` (IPv4 or IPv6; a block's host bits zero), at most \
+                      100, and a key holds at most 100; an entry already listed stays as it \
+                      was. The answer is the list's page asked for: 201 on v1, 200 on v2.",
+        body: Some(access_list_additions),
+        success: Success::CreatedList(schema::<ListPage<AccessListEntry>>),
+        query: Query::Paging,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "get",
+        path: "/orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}",
+        id: "getApiKeyAccessList",
+        tag: "Programmatic API Keys",
+        summary: "Return one entry of the access list of an organization's API key",
+        description: "Needs any organization role. `{ipAddress}` is an address or a CIDR \
+                      block, its `/` percent-encoded (`192.0.2.0%2F24`); one not listed is 404 \
+                      `RESOURCE_NOT_FOUND`.",
+        body: None,
+        success: Success::Entity(Status::Always(200), schema::<AccessListEntry>),
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Atlas,
+        method: "delete",
+        path: "/orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}",
+        id: "deleteApiKeyAccessListEntry",
+        tag: "Programmatic API Keys",
+        summary: "Remove one entry of the access list of an organization's API key",
+        description: "Needs ORG_OWNER. A key cannot remove from its own list the entry the \
+                      caller's address needs while others remain (400 \
+                      `CANNOT_REMOVE_CALLER_FROM_ACCESS_LIST`); removing the last entry lifts \
+                      the restriction.",
         body: None,
         success: Success::Empty,
         query: Query::Flags,
