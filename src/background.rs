@@ -287,8 +287,9 @@ async fn purge_audit_events(core: Arc<Core>, retention: Duration, mut stop: watc
 }
 
 /// Re-signs the stored CRLs half-way through their validity, every [`CRL_REFRESH_INTERVAL`]:
-/// each replica looks, and the store's claim lets one of them re-sign each CRL. A failure is
-/// logged and tried again at the next interval (the CRL stays valid until its nextUpdate).
+/// each replica looks, and the store's claim lets one of them re-sign each CRL. A CRL that
+/// fails is logged and tried again once its claim lapses (it stays valid until its
+/// nextUpdate); the others go on. A store failure ends the round until the next interval.
 async fn refresh_crls(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -297,7 +298,7 @@ async fn refresh_crls(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
         }
         loop {
             match core.refresh_due_crls(CRL_REFRESH_BATCH).await {
-                Ok(signed) if signed < CRL_REFRESH_BATCH as usize => break,
+                Ok(examined) if examined < CRL_REFRESH_BATCH as usize => break,
                 Ok(_) => {}
                 Err(error) => {
                     warn!(%error, "crl re-signing failed; trying again at the next interval");

@@ -235,35 +235,49 @@ impl Core {
     }
 
     /// Re-signs up to `limit` stored CRLs whose time has come (the background task), each
-    /// once across replicas; returns how many this process re-signed.
+    /// once across replicas; returns how many it looked at (`limit`: there may be more). A
+    /// CRL that fails is logged and left claimed until its claim lapses, so the next call
+    /// moves on to the others rather than stopping at it.
     pub async fn refresh_due_crls(&self, limit: u32) -> AtlasResult<usize> {
         let now = self.clock.now();
         let due = self.store.crls_due(now, limit).await.map_err(store_error)?;
-        let mut signed = 0;
+        let examined = due.len();
         for (project_id, generation) in due {
-            if !self
-                .store
-                .claim_crl_refresh(&project_id, generation, now, now + REFRESH_CLAIM)
-                .await
-                .map_err(store_error)?
-            {
-                continue;
+            if let Err(error) = self.refresh_due_crl(&project_id, generation, now).await {
+                warn!(%project_id, generation, %error, "re-signing a due crl failed; trying again when its claim lapses");
             }
-            let ca = match self.crl_cas(&project_id, true).await {
-                Ok(cas) => cas.into_iter().find(|(g, _)| *g == generation),
-                Err(error) => {
-                    warn!(%project_id, %error, "cannot load the ca of a due crl");
-                    None
-                }
-            };
-            let Some((_, ca)) = ca else { continue };
-            let key = (project_id.clone(), generation);
-            let lock = self.crls.signing_lock(&key).await;
-            let _guard = lock.lock().await;
-            self.sign_and_store(&project_id, generation, ca).await?;
-            signed += 1;
         }
-        Ok(signed)
+        Ok(examined)
+    }
+
+    /// Re-signs one due CRL if this process wins its claim.
+    async fn refresh_due_crl(
+        &self,
+        project_id: &ProjectId,
+        generation: u32,
+        now: OffsetDateTime,
+    ) -> AtlasResult<()> {
+        if !self
+            .store
+            .claim_crl_refresh(project_id, generation, now, now + REFRESH_CLAIM)
+            .await
+            .map_err(store_error)?
+        {
+            return Ok(());
+        }
+        let Some((_, ca)) = self
+            .crl_cas(project_id, true)
+            .await?
+            .into_iter()
+            .find(|(g, _)| *g == generation)
+        else {
+            return Ok(());
+        };
+        let key = (project_id.clone(), generation);
+        let lock = self.crls.signing_lock(&key).await;
+        let _guard = lock.lock().await;
+        self.sign_and_store(project_id, generation, ca).await?;
+        Ok(())
     }
 
     /// The CRL to serve for one CA generation: the cached one while the stored CRL has its

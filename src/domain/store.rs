@@ -565,8 +565,9 @@ pub trait CrlStore: Send + Sync + 'static {
         until: OffsetDateTime,
     ) -> StoreResult<bool>;
     /// Lists up to `limit` stored CRLs of live projects whose re-signing time has come by
-    /// `now`, oldest first (a deleted project's CA keys are destroyed: its CRLs are not
-    /// served).
+    /// `now` and that no claim holds at `now`, oldest first (a deleted project's CA keys are
+    /// destroyed: its CRLs are not served). Claimed ones are left out so that a CRL being
+    /// re-signed elsewhere, or failing, does not keep the others from their turn.
     async fn crls_due(&self, now: OffsetDateTime, limit: u32)
     -> StoreResult<Vec<(ProjectId, u32)>>;
     /// Lists the certificates of a project CA generation that are revoked and unexpired at

@@ -158,7 +158,7 @@ impl CrlStore for SqlStore {
         let rows: Vec<(String, i64)> = dispatch!(&self.db, |pools: DB| {
             sqlx::query_as(
                 "SELECT project_id, generation FROM project_crls \
-                 WHERE refresh_at <= $1 AND crl_der IS NOT NULL \
+                 WHERE refresh_at <= $1 AND claimed_until <= $1 AND crl_der IS NOT NULL \
                  AND project_id IN (SELECT id FROM projects WHERE deleted_at IS NULL) \
                  ORDER BY refresh_at, project_id, generation LIMIT $2",
             )

@@ -13,7 +13,8 @@ use dbcert::domain::{
     AccessListAdd, AccessListEntry, Actor, ApiKeyId, ApiKeyRecord, AuditAction, AuditEvent,
     AuditFilter, AuditOutcome, AuditScope, CertificateLimit, CertificateRecord, DatabaseName,
     DatabaseUser, DatabaseUserRole, MetaStore, NewCertificate, OrgId, OrgRole, Organization, Page,
-    Project, ProjectId, ProjectRole, Store, StoreError, StoreResult, StoredCa, Username, X509Type,
+    Project, ProjectId, ProjectRole, Store, StoreError, StoreResult, StoredCa, StoredCrl, Username,
+    X509Type,
 };
 use dbcert::storage::{POSTGRES_ACQUIRE_TIMEOUT, PostgresStore, SqliteStore};
 use time::OffsetDateTime;
@@ -101,6 +102,7 @@ macro_rules! conformance_suite {
             api_key_project_roles_are_replaced,
             api_key_secrets_are_updated_by_public_key,
             api_key_access_lists_add_read_delete_and_cap,
+            due_crls_leave_out_claimed_ones_until_the_claim_lapses,
             database_users_crud,
             concurrent_database_user_inserts_have_one_winner,
             user_security_round_trip,
@@ -742,6 +744,70 @@ async fn api_key_access_lists_add_read_delete_and_cap(store: Arc<dyn Store>) {
     // Deleting the key takes its list.
     assert!(store.delete_api_key(&org.id, &key.id).await.unwrap());
     assert!(store.api_key_access_list(&key.id).await.unwrap().is_empty());
+}
+
+async fn due_crls_leave_out_claimed_ones_until_the_claim_lapses(store: Arc<dyn Store>) {
+    let org = new_org(store.as_ref()).await;
+    let t = now();
+    let stored = |number: u64, refresh_at: OffsetDateTime| StoredCrl {
+        number,
+        der: vec![0x30, 0x00],
+        this_update: t - secs(100),
+        next_update: t + secs(100),
+        refresh_at,
+    };
+    let mut projects = Vec::new();
+    for (i, refresh_at) in [t - secs(20), t - secs(10)].into_iter().enumerate() {
+        let project = new_project(store.as_ref(), &org, &format!("crl{i}")).await;
+        let number = store.next_crl_number(&project.id, 1).await.unwrap();
+        assert!(
+            store
+                .store_crl(&project.id, 1, &stored(number, refresh_at))
+                .await
+                .unwrap()
+        );
+        projects.push(project.id);
+    }
+    let due = |at: OffsetDateTime| {
+        let store = store.clone();
+        async move { store.crls_due(at, 10).await.unwrap() }
+    };
+    let both = vec![(projects[0].clone(), 1), (projects[1].clone(), 1)];
+    assert_eq!(due(t).await, both, "oldest first");
+    assert_eq!(store.crls_due(t, 1).await.unwrap(), both[..1]);
+
+    // A claimed CRL (re-signed elsewhere, or failing) gives the next one its turn, until the
+    // claim lapses.
+    assert!(
+        store
+            .claim_crl_refresh(&projects[0], 1, t, t + secs(120))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_crl_refresh(&projects[0], 1, t, t + secs(120))
+            .await
+            .unwrap(),
+        "one claim at a time"
+    );
+    assert_eq!(store.crls_due(t, 1).await.unwrap(), both[1..]);
+    assert_eq!(due(t + secs(120)).await, both);
+
+    // Storing a newer CRL releases the claim and moves its time on.
+    let number = store.next_crl_number(&projects[0], 1).await.unwrap();
+    assert!(
+        store
+            .store_crl(&projects[0], 1, &stored(number, t + secs(50)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(due(t).await, both[1..]);
+    assert_eq!(
+        due(t + secs(50)).await,
+        [both[1].clone(), both[0].clone()],
+        "by re-signing time"
+    );
 }
 
 async fn api_key_project_roles_are_replaced(store: Arc<dyn Store>) {
