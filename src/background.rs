@@ -41,6 +41,10 @@ const DUE_USERS_BATCH: u32 = 100;
 const CRL_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// The most CRLs one look re-signs before looking again.
 const CRL_REFRESH_BATCH: u32 = 100;
+/// How often the unsealed CA keys held in memory are checked against the projects deleted
+/// through other replicas (a deletion through this process forgets them at once). A cached
+/// project lookup per project held, so cheap.
+const CA_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The gRPC service names whose health is reported (besides "" for the whole server).
 const SERVICE_NAMES: &[&str] = &[
@@ -67,6 +71,7 @@ pub struct Background {
     purge: Option<JoinHandle<()>>,
     due_users: JoinHandle<()>,
     crl_refresh: JoinHandle<()>,
+    ca_sweep: JoinHandle<()>,
 }
 
 /// Sets the status of the whole server and of every service.
@@ -137,11 +142,13 @@ impl Background {
         };
         let due_users = tokio::spawn(delete_due_database_users(core.clone(), stop.clone()));
         let crl_refresh = tokio::spawn(refresh_crls(core.clone(), stop.clone()));
+        let ca_sweep = tokio::spawn(forget_deleted_project_cas(core.clone(), stop.clone()));
         Self {
             probe,
             purge,
             due_users,
             crl_refresh,
+            ca_sweep,
         }
     }
 
@@ -153,6 +160,7 @@ impl Background {
         self.due_users.abort();
         // A CRL being signed is stored or not; either is harmless (it is due again).
         self.crl_refresh.abort();
+        self.ca_sweep.abort();
         if let Some(purge) = self.purge {
             // It stops at the signal between batches; a batch in flight may complete or not,
             // either is harmless (the next run deletes what is left).
@@ -305,6 +313,21 @@ async fn refresh_crls(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Forgets, every [`CA_SWEEP_INTERVAL`], the unsealed CA keys this process holds of projects
+/// deleted through another replica: the store destroyed them, and no copy should stay in
+/// memory. A failure is logged and tried again at the next interval.
+async fn forget_deleted_project_cas(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(CA_SWEEP_INTERVAL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        if let Err(error) = core.forget_deleted_project_cas().await {
+            warn!(%error, "checking the held ca keys against deleted projects failed; trying again later");
         }
     }
 }

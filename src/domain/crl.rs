@@ -143,6 +143,41 @@ impl CrlCache {
             .insert(key, ca);
     }
 
+    /// Forgets a project's CRLs, unsealed CAs and signing locks; returns whether it held any
+    /// CA.
+    pub(super) async fn forget_project(&self, project_id: &ProjectId) -> bool {
+        let held = {
+            let mut cas = self
+                .cas
+                .lock()
+                .expect("crl ca cache lock must not be poisoned");
+            let before = cas.len();
+            cas.retain(|(id, _), _| id != project_id);
+            cas.len() < before
+        };
+        self.crls
+            .lock()
+            .expect("crl cache lock must not be poisoned")
+            .retain(|(id, _), _| id != project_id);
+        self.signing
+            .lock()
+            .await
+            .retain(|(id, _), _| id != project_id);
+        held
+    }
+
+    /// The projects whose unsealed CAs are held.
+    pub(super) fn projects(&self) -> Vec<ProjectId> {
+        let cas = self
+            .cas
+            .lock()
+            .expect("crl ca cache lock must not be poisoned");
+        let mut projects: Vec<ProjectId> = cas.keys().map(|(id, _)| id.clone()).collect();
+        projects.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        projects.dedup();
+        projects
+    }
+
     async fn signing_lock(&self, key: &CrlKey) -> Arc<tokio::sync::Mutex<()>> {
         self.signing
             .lock()
@@ -451,13 +486,15 @@ impl Core {
         let mut cas = Vec::with_capacity(stored.len());
         for ca in stored {
             let key = (project_id.clone(), ca.generation);
+            // Destroyed (the project was deleted through some replica): a copy held here goes.
+            let Some(sealed) = ca.sealed_key else {
+                self.crls.forget_project(project_id).await;
+                return Err(AtlasError::internal("project ca key was destroyed"));
+            };
             if let Some(cached) = self.crls.ca(&key) {
                 cas.push((ca.generation, cached));
                 continue;
             }
-            let Some(sealed) = ca.sealed_key else {
-                return Err(AtlasError::internal("project ca key was destroyed"));
-            };
             let secret = self
                 .keyring
                 .open(&ca_key_context(project_id, ca.generation), &sealed)

@@ -333,12 +333,48 @@ impl Core {
         }
     }
 
-    /// Forgets a cached CA (its project was deleted).
-    pub(super) fn forget_ca(&self, project_id: &ProjectId) {
-        self.ca_cache
+    /// Forgets the unsealed CAs of a project held in this process, for issuing and for its
+    /// CRLs and OCSP answers (the project was deleted: its CA keys are destroyed in the store,
+    /// and no copy should outlive them here). Returns whether any was held.
+    pub(super) async fn forget_project_cas(&self, project_id: &ProjectId) -> bool {
+        let issuing = self
+            .ca_cache
             .lock()
             .expect("ca cache lock must not be poisoned")
-            .remove(project_id);
+            .remove(project_id)
+            .is_some();
+        let revocation = self.crls.forget_project(project_id).await;
+        issuing || revocation
+    }
+
+    /// Forgets the unsealed CAs held here of projects deleted through any replica (the
+    /// background task's sweep; a deletion through this process forgets them at once).
+    /// Returns how many projects' CAs went.
+    pub async fn forget_deleted_project_cas(&self) -> AtlasResult<usize> {
+        let mut held: Vec<ProjectId> = self
+            .ca_cache
+            .lock()
+            .expect("ca cache lock must not be poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        held.extend(self.crls.projects());
+        held.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        held.dedup();
+        let mut forgotten = 0;
+        for project_id in held {
+            let live = self
+                .store
+                .project(&project_id)
+                .await
+                .map_err(store_error)?
+                .is_some();
+            if !live && self.forget_project_cas(&project_id).await {
+                info!(%project_id, "forgot the ca keys of a deleted project");
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
     }
 
     /// Loads and unseals the project's issuing CA.

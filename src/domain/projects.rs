@@ -144,7 +144,7 @@ impl Core {
             .delete_project(&project.id, self.clock.now())
             .await
             .map_err(store_error)?;
-        self.forget_ca(&project.id);
+        self.forget_project_cas(&project.id).await;
         if !deleted {
             return Err(AtlasError::group_not_found(project.id.as_str()));
         }

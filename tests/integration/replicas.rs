@@ -397,3 +397,57 @@ async fn http_digest_nonces_and_conflicts_across_replicas() {
     assert_eq!(conflict["errorCode"], "USER_ALREADY_EXISTS");
     assert_eq!(conflict["error"], 409);
 }
+
+/// A project deleted through one replica: the other forgets the unsealed CA keys it held for
+/// the project (issuing, and signing its CRLs), as the store destroyed them; the replica that
+/// deleted it forgets its own at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_projects_ca_keys_leave_every_replicas_memory() {
+    let Some((_db, shared)) = shared().await else {
+        return;
+    };
+    let (a, b) = tokio::join!(Replica::start("a", &shared), Replica::start("b", &shared));
+    tokio::join!(a.wait_serving(), b.wait_serving());
+    let (via_a, via_b) = (
+        Clients::new(a.channel().await, shared.key.clone()),
+        Clients::new(b.channel().await, shared.key.clone()),
+    );
+    let group_id = via_b.create_project("deleted-elsewhere").await;
+    via_b.create_managed_user(&group_id, "alice").await;
+    // Both replicas unseal the CA: each issues, and each serves the CRL.
+    for clients in [&via_a, &via_b] {
+        clients.issue(&group_id, "alice", Some(1)).await.unwrap();
+    }
+    for replica in [&a, &b] {
+        let crl = reqwest::get(format!(
+            "http://{}/api/dbcert/v1/groups/{group_id}/crl",
+            replica.http_addr
+        ))
+        .await
+        .unwrap();
+        assert_eq!(crl.status(), 200, "{}", replica.name);
+    }
+
+    via_a
+        .projects()
+        .delete_project(dbcert::proto::v1::DeleteProjectRequest {
+            group_id: group_id.clone(),
+        })
+        .await
+        .unwrap();
+    // B learns of it from the store (its sweep), A forgot them when it deleted.
+    let forgotten = "forgot the ca keys of a deleted project";
+    assert!(
+        b.process.wait_for_log(forgotten).await,
+        "B kept the CA keys:\n{}",
+        b.log_text()
+    );
+    let line = b
+        .log_text()
+        .lines()
+        .find(|l| l.contains(forgotten))
+        .unwrap()
+        .to_owned();
+    assert!(line.contains(&group_id), "{line}");
+    assert!(!a.log_text().contains(forgotten), "A forgot them at once");
+}
