@@ -308,6 +308,7 @@ impl App {
             listeners.grpc,
             tls.grpc,
             limits.header_read_timeout,
+            limits.max_connections,
         )
         .map(move |conn| {
             conn.map(|conn| KeepAliveIo::new(conn, Arc::new(Activity::default()), grpc_timeouts))
@@ -327,7 +328,12 @@ impl App {
                 let metrics_addr = listener.local_addr()?;
                 info!(%metrics_addr, "metrics served on their own listener");
                 Some(tokio::spawn(http_server::serve(
-                    listener::incoming(listener, None, limits.header_read_timeout),
+                    listener::incoming(
+                        listener,
+                        None,
+                        limits.header_read_timeout,
+                        limits.max_connections,
+                    ),
                     metrics,
                     limits,
                     background::stopped(stop_rx.clone()),
@@ -336,7 +342,12 @@ impl App {
             None => None,
         };
         let http_server = http_server::serve(
-            listener::incoming(listeners.http, tls.http, limits.header_read_timeout),
+            listener::incoming(
+                listeners.http,
+                tls.http,
+                limits.header_read_timeout,
+                limits.max_connections,
+            ),
             if metrics_server.is_some() {
                 gateway
             } else {

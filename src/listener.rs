@@ -4,7 +4,9 @@
 //!
 //! TLS handshakes run on their own tasks, bounded in number and in time, so a client that opens
 //! connections and never finishes a handshake neither stalls the accept loop nor holds memory
-//! for long.
+//! for long. Open connections are bounded per listener: each holds a slot until it is dropped,
+//! and a connection accepted while none is free is closed at once, so a flood of idle
+//! connections cannot take every file descriptor (and with them the store's connections).
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
@@ -36,10 +38,11 @@ pub struct PeerInfo {
     pub client_public_key: Option<String>,
 }
 
-/// An accepted connection, plain or TLS.
+/// An accepted connection, plain or TLS, holding its listener's connection slot until dropped.
 pub struct Conn {
     io: Io,
     peer: PeerInfo,
+    _slot: OwnedSemaphorePermit,
 }
 
 enum Io {
@@ -50,15 +53,23 @@ enum Io {
 /// The connections of a listener, as a stream (what tonic's `serve_with_incoming` takes).
 pub type Incoming = ReceiverStream<io::Result<Conn>>;
 
-/// Accepts connections on `listener` until the returned stream is dropped; with `tls`, only
-/// those whose handshake completes within `handshake_timeout`.
+/// Accepts connections on `listener` until the returned stream is dropped, at most
+/// `max_connections` open at once; with `tls`, only those whose handshake completes within
+/// `handshake_timeout`.
 pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<TlsReloader>>,
     handshake_timeout: Duration,
+    max_connections: usize,
 ) -> Incoming {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(accept_loop(listener, tls, handshake_timeout, tx));
+    tokio::spawn(accept_loop(
+        listener,
+        tls,
+        handshake_timeout,
+        max_connections,
+        tx,
+    ));
     ReceiverStream::new(rx)
 }
 
@@ -66,9 +77,13 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<TlsReloader>>,
     handshake_timeout: Duration,
+    max_connections: usize,
     tx: mpsc::Sender<io::Result<Conn>>,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let slots = Arc::new(Semaphore::new(max_connections));
+    // Whether the last connection was refused for want of a slot: one warning per episode.
+    let mut full = false;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -82,6 +97,18 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if !full {
+                warn!(
+                    max_connections,
+                    "connection limit reached: new connections are closed until one ends"
+                );
+                full = true;
+            }
+            debug!(%remote_addr, "connection limit reached: connection closed");
+            continue;
+        };
+        full = false;
         // Without TCP_NODELAY each response waits on the peer's delayed ACK.
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%error, "failed to set TCP_NODELAY");
@@ -95,6 +122,7 @@ async fn accept_loop(
                 .send(Ok(Conn {
                     io: Io::Plain(tcp),
                     peer,
+                    _slot: slot,
                 }))
                 .await
                 .is_err()
@@ -132,6 +160,7 @@ async fn accept_loop(
                     client_public_key,
                     ..peer
                 },
+                _slot: slot,
             };
             let _ = tx.send(Ok(conn)).await;
         });

@@ -34,6 +34,8 @@ const EXEMPT_PREFIX: &str = "/grpc.health.v1.Health/";
 pub struct Limits {
     /// Requests in progress at once over both listeners; more are refused (503/UNAVAILABLE).
     pub max_concurrent_requests: usize,
+    /// Open connections per listener; more are closed as they are accepted (`listener.rs`).
+    pub max_connections: usize,
     /// The longest a request may run (504/DEADLINE_EXCEEDED).
     pub request_timeout: Duration,
     /// The longest a client may take to send a request's head (HTTP/1, from its first byte)
@@ -92,10 +94,12 @@ impl Default for Limits {
         use crate::config::{
             DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
             DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONCURRENT_REQUESTS,
-            DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT, default_duration,
+            DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT,
+            default_duration,
         };
         Self {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             request_timeout: default_duration(DEFAULT_REQUEST_TIMEOUT),
             header_read_timeout: default_duration(DEFAULT_HEADER_READ_TIMEOUT),
             http_idle_timeout: default_duration(DEFAULT_HTTP_IDLE_TIMEOUT),

@@ -39,6 +39,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
 pub const DEFAULT_HTTP_IDLE_TIMEOUT: &str = "120s";
 /// Requests in progress at once over both listeners.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
+/// Open connections per listener (keep it below the process's open-files limit).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// The largest request head (bytes).
 pub const DEFAULT_MAX_HEADER_BYTES: u32 = 16 * 1024;
 /// Concurrent HTTP/2 streams per connection.
@@ -182,6 +184,10 @@ pub struct ServeArgs {
     /// Requests in progress at once over both listeners; more get 503 / UNAVAILABLE.
     #[arg(long, env = "DBCERT_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
     pub max_concurrent_requests: usize,
+    /// Open connections per listener; beyond it a new connection is closed at once (and a
+    /// warning logged) until one ends. Keep it below the open-files limit (`ulimit -n`).
+    #[arg(long, env = "DBCERT_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// The largest request head in bytes (HTTP/1 headers, HTTP/2 header list).
     #[arg(long, env = "DBCERT_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
     pub max_header_bytes: u32,
@@ -521,6 +527,7 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace,
             limits: Limits {
                 max_concurrent_requests: self.max_concurrent_requests.max(1),
+                max_connections: self.max_connections.max(1),
                 request_timeout: self.request_timeout,
                 header_read_timeout: self.header_read_timeout,
                 http_idle_timeout: self.http_idle_timeout,

@@ -29,6 +29,7 @@ impl fmt::Debug for ServeArgs {
             header_read_timeout,
             http_idle_timeout,
             max_concurrent_requests,
+            max_connections,
             max_header_bytes,
             http2_max_concurrent_streams,
             auth_failure_burst,
@@ -67,6 +68,7 @@ impl fmt::Debug for ServeArgs {
             .field("header_read_timeout", header_read_timeout)
             .field("http_idle_timeout", http_idle_timeout)
             .field("max_concurrent_requests", max_concurrent_requests)
+            .field("max_connections", max_connections)
             .field("max_header_bytes", max_header_bytes)
             .field("http2_max_concurrent_streams", http2_max_concurrent_streams)
             .field("auth_failure_burst", auth_failure_burst)

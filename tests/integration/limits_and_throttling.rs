@@ -1,7 +1,8 @@
 //! The network limits: failed authentications throttled per address and per key over both
 //! listeners (429 `RATE_LIMITED` / `RESOURCE_EXHAUSTED` with Retry-After), the global
 //! concurrency limit shedding load (503 / `UNAVAILABLE` with Retry-After, health exempt), and the
-//! request timeout cutting a slow body (504 `TIMEOUT`).
+//! request timeout cutting a slow body (504 `TIMEOUT`), and the open connections bounded per
+//! listener (`--max-connections`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +16,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_types::StatusExt as _;
 
 use crate::harness::atlas::{Alg, Atlas, authorization};
+use crate::harness::binary::{Spawned, serve_command};
 use crate::harness::{self, Key, TestServer, assert_error};
 
 fn throttled(burst: u32) -> impl FnOnce(&mut dbcert::config::Config) {
@@ -253,4 +255,87 @@ async fn a_slow_body_is_cut_by_the_request_timeout() {
         200
     );
     server.stop().await;
+}
+
+/// Sends an unauthenticated request on a kept-alive connection and returns its whole answer
+/// (head and `Content-Length` body); empty when the server closed the connection without one.
+/// Bounded in time.
+async fn first_answer(tcp: &mut TcpStream) -> String {
+    let request = "GET /api/atlas/v1.0/orgs HTTP/1.1\r\nHost: dbcert\r\n\r\n";
+    // A closed connection may refuse the write or answer the read with EOF or a reset.
+    if tcp.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if bytes.len() >= end + 4 + length {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("the server must answer or close within the bound");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_cap_are_closed_until_one_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = serve_command(&dir.path().join("data"));
+    command.args(["--max-connections", "2"]);
+    let server = Spawned::start(command).await;
+    server.wait_serving().await;
+    let addr = server.http_addr;
+
+    // Two kept-alive connections, each answered: the listener's two slots.
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    for tcp in [&mut first, &mut second] {
+        let answer = first_answer(tcp).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+    }
+    // A third is accepted and closed at once, unanswered, with a warning.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(first_answer(&mut third).await, "");
+    assert!(
+        server.wait_for_log("connection limit reached").await,
+        "{}",
+        server.log()
+    );
+    // The gRPC listener has slots of its own.
+    assert_eq!(health(server.grpc_addr).await, 1);
+
+    // One ends: its slot comes back once the server has seen the close.
+    drop(first);
+    let mut answered = false;
+    for _ in 0..100 {
+        let mut next = TcpStream::connect(addr).await.unwrap();
+        if first_answer(&mut next).await.starts_with("HTTP/1.1 401") {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered, "the slot must come back when a connection ends");
+    // The second is still served.
+    assert!(first_answer(&mut second).await.starts_with("HTTP/1.1 401"));
 }
