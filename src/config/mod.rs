@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use zeroize::Zeroizing;
 
 use crate::auth::{ThrottleSettings, TrustedProxies};
-use crate::domain::{CaSubject, CoreSettings, KeyPoolConfig, KeyType};
+use crate::domain::{CaSubject, CoreSettings, KeyPoolConfig, KeyType, RevocationPointerSettings};
 use crate::gateway::PublicUrl;
 use crate::middleware::Limits;
 use crate::storage::redact_url;
@@ -109,6 +109,15 @@ pub enum LogFormat {
     Plain,
     /// One JSON object per line.
     Json,
+}
+
+/// A revocation pointer leaves may carry (`--leaf-revocation-pointers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RevocationPointer {
+    /// A CRL Distribution Points extension: `{public-url}/api/dbcert/v1/groups/{groupId}/crl/{generation}`.
+    Crl,
+    /// An Authority Information Access extension (OCSP): `{public-url}/api/dbcert/v1/groups/{groupId}/ocsp`.
+    Ocsp,
 }
 
 /// Flags of `dbcert serve`.
@@ -216,6 +225,17 @@ pub struct ServeArgs {
     /// used in `links` instead of the request's Host and forwarded headers.
     #[arg(long, env = "DBCERT_PUBLIC_URL", value_parser = PublicUrl::parse)]
     pub public_url: Option<PublicUrl>,
+    /// Revocation pointers written into leaf certificates, comma-separated: `crl` (a CRL
+    /// Distribution Point naming the CRL of the CA that signs the leaf) and/or `ocsp` (an
+    /// Authority Information Access OCSP URL). Needs --public-url, which the URLs start with.
+    /// Default: none, the leaf is exactly Atlas's profile.
+    #[arg(
+        long,
+        env = "DBCERT_LEAF_REVOCATION_POINTERS",
+        value_delimiter = ',',
+        value_parser = parse_revocation_pointer
+    )]
+    pub leaf_revocation_pointers: Vec<RevocationPointer>,
     /// PEM certificate chain served by both listeners; with --tls-key-file, turns TLS on.
     #[arg(long, env = "DBCERT_TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<PathBuf>,
@@ -480,6 +500,12 @@ pub enum ConfigError {
     /// Both a master key and a master key file were given.
     #[error("give either DBCERT_MASTER_KEY or --master-key-file, not both")]
     TwoMasterKeys,
+    /// Revocation pointers were asked for without the public URL they start with.
+    #[error(
+        "--leaf-revocation-pointers (DBCERT_LEAF_REVOCATION_POINTERS) needs --public-url \
+         (DBCERT_PUBLIC_URL): the CRL and OCSP URLs written into certificates start with it"
+    )]
+    RevocationPointersWithoutPublicUrl,
 }
 
 impl ServeArgs {
@@ -502,6 +528,8 @@ impl ServeArgs {
                 Some((public.to_owned(), Zeroizing::new(private.to_owned())))
             }
         };
+        let leaf_revocation_pointers =
+            leaf_revocation_pointers(&self.leaf_revocation_pointers, self.public_url.as_ref())?;
         Ok(Config {
             data_dir: self.data_dir,
             database_url,
@@ -517,6 +545,7 @@ impl ServeArgs {
                 max_certificates_per_user: self.max_certificates_per_user,
                 crl_validity: time::Duration::try_from(self.crl_validity)
                     .expect("the crl validity must be within a year (checked at parsing)"),
+                leaf_revocation_pointers,
             },
             shutdown_grace: self.shutdown_grace,
             limits: Limits {
@@ -556,6 +585,22 @@ impl ServeArgs {
     }
 }
 
+/// The revocation pointers of leaves: none unless asked for, and then on the public URL.
+fn leaf_revocation_pointers(
+    pointers: &[RevocationPointer],
+    public_url: Option<&PublicUrl>,
+) -> Result<Option<RevocationPointerSettings>, ConfigError> {
+    if pointers.is_empty() {
+        return Ok(None);
+    }
+    let public_url = public_url.ok_or(ConfigError::RevocationPointersWithoutPublicUrl)?;
+    Ok(Some(RevocationPointerSettings {
+        base_url: public_url.as_str().to_owned(),
+        crl: pointers.contains(&RevocationPointer::Crl),
+        ocsp: pointers.contains(&RevocationPointer::Ocsp),
+    }))
+}
+
 /// The retention of `days` days (0: none, keep forever).
 fn audit_retention(days: u32) -> Option<Duration> {
     (days > 0).then(|| Duration::from_secs(u64::from(days) * 24 * 60 * 60))
@@ -587,6 +632,12 @@ impl Config {
             audit_retention: audit_retention(DEFAULT_AUDIT_RETENTION_DAYS),
         }
     }
+}
+
+/// Parses one of `--leaf-revocation-pointers` (` crl` and `OCSP` too, as the other lists).
+fn parse_revocation_pointer(text: &str) -> Result<RevocationPointer, String> {
+    RevocationPointer::from_str(text.trim(), true)
+        .map_err(|_| format!("unknown revocation pointer {text:?} (use crl, ocsp)"))
 }
 
 /// Parses `RSA_4096,ECDSA_P256` (empty: none).
