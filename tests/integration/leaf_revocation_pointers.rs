@@ -108,7 +108,6 @@ async fn issue(clients: &Clients, group_id: &str, username: &str, csr_pem: &str)
                 KeyType::Unspecified as i32
             },
             csr_pem: (!csr_pem.is_empty()).then(|| csr_pem.to_owned()),
-            ..Default::default()
         })
         .await
         .unwrap()
