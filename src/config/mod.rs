@@ -10,11 +10,14 @@ use ipnet::IpNet;
 use zeroize::Zeroizing;
 
 use crate::auth::{ThrottleSettings, TrustedProxies};
-use crate::domain::{CaSubject, CoreSettings, KeyPoolConfig, KeyType, RevocationPointerSettings};
+use crate::domain::{CaSubject, CoreSettings, KeyPoolConfig, KeyType};
 use crate::gateway::PublicUrl;
 use crate::middleware::Limits;
 use crate::storage::redact_url;
 use crate::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSettings};
+
+pub use self::revocation_pointers::RevocationPointer;
+use self::revocation_pointers::{leaf_revocation_pointers, parse_revocation_pointer};
 
 /// The default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
@@ -109,15 +112,6 @@ pub enum LogFormat {
     Plain,
     /// One JSON object per line.
     Json,
-}
-
-/// A revocation pointer leaves may carry (`--leaf-revocation-pointers`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum RevocationPointer {
-    /// A CRL Distribution Points extension: `{public-url}/api/dbcert/v1/groups/{groupId}/crl/{generation}`.
-    Crl,
-    /// An Authority Information Access extension (OCSP): `{public-url}/api/dbcert/v1/groups/{groupId}/ocsp`.
-    Ocsp,
 }
 
 /// Flags of `dbcert serve`.
@@ -585,22 +579,6 @@ impl ServeArgs {
     }
 }
 
-/// The revocation pointers of leaves: none unless asked for, and then on the public URL.
-fn leaf_revocation_pointers(
-    pointers: &[RevocationPointer],
-    public_url: Option<&PublicUrl>,
-) -> Result<Option<RevocationPointerSettings>, ConfigError> {
-    if pointers.is_empty() {
-        return Ok(None);
-    }
-    let public_url = public_url.ok_or(ConfigError::RevocationPointersWithoutPublicUrl)?;
-    Ok(Some(RevocationPointerSettings {
-        base_url: public_url.as_str().to_owned(),
-        crl: pointers.contains(&RevocationPointer::Crl),
-        ocsp: pointers.contains(&RevocationPointer::Ocsp),
-    }))
-}
-
 /// The retention of `days` days (0: none, keep forever).
 fn audit_retention(days: u32) -> Option<Duration> {
     (days > 0).then(|| Duration::from_secs(u64::from(days) * 24 * 60 * 60))
@@ -632,12 +610,6 @@ impl Config {
             audit_retention: audit_retention(DEFAULT_AUDIT_RETENTION_DAYS),
         }
     }
-}
-
-/// Parses one of `--leaf-revocation-pointers` (` crl` and `OCSP` too, as the other lists).
-fn parse_revocation_pointer(text: &str) -> Result<RevocationPointer, String> {
-    RevocationPointer::from_str(text.trim(), true)
-        .map_err(|_| format!("unknown revocation pointer {text:?} (use crl, ocsp)"))
 }
 
 /// Parses `RSA_4096,ECDSA_P256` (empty: none).
@@ -717,5 +689,6 @@ fn parse_crl_validity(text: &str) -> Result<Duration, String> {
 }
 
 mod redacted_debug;
+mod revocation_pointers;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Unit tests of the settings: parsing, defaults, refusals and redaction.
 
 use super::*;
+use crate::domain::RevocationPointerSettings;
 
 #[test]
 fn parses_durations() {
