@@ -225,7 +225,13 @@ fn raw_limit(leaf: KeyType, ca_type: KeyType, threads: usize, secs: f64) -> Raw 
                 let mut n = 0u64;
                 loop {
                     let issued = ca
-                        .issue(&username, validity, dbcert::domain::random_serial(), leaf)
+                        .issue(
+                            &username,
+                            validity,
+                            dbcert::domain::random_serial(),
+                            leaf,
+                            &dbcert::domain::RevocationPointers::NONE,
+                        )
                         .unwrap();
                     std::hint::black_box(&issued);
                     n += 1;

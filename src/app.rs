@@ -416,6 +416,14 @@ fn front_doors(
             "links name this public URL"
         );
     }
+    if let Some(pointers) = &config.core.leaf_revocation_pointers {
+        info!(
+            crl = pointers.crl,
+            ocsp = pointers.ocsp,
+            base_url = %pointers.base_url,
+            "certificates issued from now on carry revocation pointers"
+        );
+    }
     let links = gateway::Links {
         public_url: config.public_url.clone(),
         tls: config.tls.is_some(),

@@ -16,6 +16,9 @@ use crate::middleware::Limits;
 use crate::storage::redact_url;
 use crate::tls::{ClientCertMode, MutualTls, PrincipalRule, TlsFiles, TlsSettings};
 
+pub use self::revocation_pointers::RevocationPointer;
+use self::revocation_pointers::{leaf_revocation_pointers, parse_revocation_pointer};
+
 /// The default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
 /// The default HTTP (Atlas REST gateway) listen address.
@@ -222,6 +225,17 @@ pub struct ServeArgs {
     /// used in `links` instead of the request's Host and forwarded headers.
     #[arg(long, env = "DBCERT_PUBLIC_URL", value_parser = PublicUrl::parse)]
     pub public_url: Option<PublicUrl>,
+    /// Revocation pointers written into leaf certificates, comma-separated: `crl` (a CRL
+    /// Distribution Point naming the CRL of the CA that signs the leaf) and/or `ocsp` (an
+    /// Authority Information Access OCSP URL). Needs --public-url, which the URLs start with.
+    /// Default: none, the leaf is exactly Atlas's profile.
+    #[arg(
+        long,
+        env = "DBCERT_LEAF_REVOCATION_POINTERS",
+        value_delimiter = ',',
+        value_parser = parse_revocation_pointer
+    )]
+    pub leaf_revocation_pointers: Vec<RevocationPointer>,
     /// PEM certificate chain served by both listeners; with --tls-key-file, turns TLS on.
     #[arg(long, env = "DBCERT_TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<PathBuf>,
@@ -486,6 +500,12 @@ pub enum ConfigError {
     /// Both a master key and a master key file were given.
     #[error("give either DBCERT_MASTER_KEY or --master-key-file, not both")]
     TwoMasterKeys,
+    /// Revocation pointers were asked for without the public URL they start with.
+    #[error(
+        "--leaf-revocation-pointers (DBCERT_LEAF_REVOCATION_POINTERS) needs --public-url \
+         (DBCERT_PUBLIC_URL): the CRL and OCSP URLs written into certificates start with it"
+    )]
+    RevocationPointersWithoutPublicUrl,
 }
 
 impl ServeArgs {
@@ -508,6 +528,8 @@ impl ServeArgs {
                 Some((public.to_owned(), Zeroizing::new(private.to_owned())))
             }
         };
+        let leaf_revocation_pointers =
+            leaf_revocation_pointers(&self.leaf_revocation_pointers, self.public_url.as_ref())?;
         Ok(Config {
             data_dir: self.data_dir,
             database_url,
@@ -523,6 +545,7 @@ impl ServeArgs {
                 max_certificates_per_user: self.max_certificates_per_user,
                 crl_validity: time::Duration::try_from(self.crl_validity)
                     .expect("the crl validity must be within a year (checked at parsing)"),
+                leaf_revocation_pointers,
             },
             shutdown_grace: self.shutdown_grace,
             limits: Limits {
@@ -673,5 +696,6 @@ fn parse_crl_validity(text: &str) -> Result<Duration, String> {
 }
 
 mod redacted_debug;
+mod revocation_pointers;
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,7 @@ impl fmt::Debug for ServeArgs {
             auth_failure_refill,
             trusted_proxies,
             public_url,
+            leaf_revocation_pointers,
             tls_cert_file,
             tls_key_file,
             grpc_client_ca_file,
@@ -77,6 +78,7 @@ impl fmt::Debug for ServeArgs {
             .field("auth_failure_refill", auth_failure_refill)
             .field("trusted_proxies", trusted_proxies)
             .field("public_url", public_url)
+            .field("leaf_revocation_pointers", leaf_revocation_pointers)
             .field("tls_cert_file", tls_cert_file)
             .field("tls_key_file", tls_key_file)
             .field("grpc_client_ca_file", grpc_client_ca_file)

@@ -1,6 +1,7 @@
 //! Unit tests of the settings: parsing, defaults, refusals and redaction.
 
 use super::*;
+use crate::domain::RevocationPointerSettings;
 
 #[test]
 fn parses_durations() {
@@ -41,6 +42,9 @@ fn the_command_line_defaults_are_the_types_defaults() {
         config.core.max_certificates_per_user,
         core.max_certificates_per_user
     );
+    // Leaves are exactly Atlas's profile unless the operator opts in.
+    assert_eq!(config.core.leaf_revocation_pointers, None);
+    assert_eq!(core.leaf_revocation_pointers, None);
     // The test configuration throttles as the command line does by default.
     assert_eq!(config.throttle, Config::for_test(PathBuf::new()).throttle);
 }
@@ -118,6 +122,46 @@ fn parses_public_url() {
         let error = config(&["--public-url", bad]).unwrap_err().to_string();
         assert!(error.contains("--public-url"), "{error}");
     }
+}
+
+#[test]
+fn parses_leaf_revocation_pointers() {
+    let config = |args: &[&str]| {
+        let cli = Cli::try_parse_from([&["dbcert", "serve"], args].concat())
+            .map_err(|e| e.to_string())?;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        args.into_config()
+            .map(|config| config.core.leaf_revocation_pointers)
+            .map_err(|e| e.to_string())
+    };
+    let url = ["--public-url", "https://dbcert.example.com/"];
+    assert_eq!(config(&url), Ok(None));
+    let both = |crl, ocsp| {
+        Ok(Some(RevocationPointerSettings {
+            base_url: "https://dbcert.example.com".to_owned(),
+            crl,
+            ocsp,
+        }))
+    };
+    for (value, expected) in [
+        ("crl,ocsp", both(true, true)),
+        ("ocsp, crl", both(true, true)),
+        ("crl", both(true, false)),
+        ("ocsp", both(false, true)),
+    ] {
+        let args = [&url[..], &["--leaf-revocation-pointers", value]].concat();
+        assert_eq!(config(&args), expected, "{value}");
+    }
+    let unknown = config(&[&url[..], &["--leaf-revocation-pointers", "cdp"]].concat());
+    assert!(unknown.unwrap_err().contains("cdp"));
+    // Without the public URL the URLs would have no host: refused, naming both settings.
+    let error = config(&["--leaf-revocation-pointers", "crl"]).unwrap_err();
+    assert!(
+        error.contains("--leaf-revocation-pointers") && error.contains("--public-url"),
+        "{error}"
+    );
 }
 
 #[test]

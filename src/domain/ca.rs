@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use super::csr::CsrPublicKey;
 use super::key_type::KeyType;
 use super::model::{ProjectId, Username};
+use super::revocation_pointers::RevocationPointers;
 use super::secret::SecretDer;
 use super::validity::{BACKDATE, Validity};
 
@@ -50,6 +51,9 @@ pub enum CaError {
     /// A stored CA certificate or key does not parse.
     #[error("stored project ca is unreadable")]
     Unreadable,
+    /// A revocation pointer does not encode (a URL that is not ASCII).
+    #[error("leaf revocation pointer does not encode")]
+    Extension,
 }
 
 /// A freshly generated project CA, with its key in the clear (to be sealed before storing).
@@ -191,15 +195,17 @@ impl ProjectCa {
         validity: Validity,
         serial: i64,
         key_type: KeyType,
+        pointers: &RevocationPointers,
     ) -> Result<IssuedCertificate, CaError> {
         let mut key = key_type.generate()?;
-        let issued = self.issue_with_key(username, validity, serial, &key, key_type);
+        let issued = self.issue_with_key(username, validity, serial, &key, key_type, pointers);
         zeroize::Zeroize::zeroize(&mut key);
         issued
     }
 
     /// Issues a client certificate for the given key of the given type: the Atlas profile of
-    /// reference §2 (only the key and, with an ECDSA CA, the signature algorithm differ).
+    /// reference §2 (only the key and, with an ECDSA CA, the signature algorithm differ), plus
+    /// the revocation pointers the operator opted into ([`RevocationPointers::NONE`]: none).
     pub fn issue_with_key(
         &self,
         username: &Username,
@@ -207,8 +213,9 @@ impl ProjectCa {
         serial: i64,
         key: &KeyPair,
         key_type: KeyType,
+        pointers: &RevocationPointers,
     ) -> Result<IssuedCertificate, CaError> {
-        let mut issued = self.sign_leaf(username, validity, serial, key, key_type)?;
+        let mut issued = self.sign_leaf(username, validity, serial, key, key_type, pointers)?;
         issued.private_key_pem = Zeroizing::new(key.serialize_pem());
         Ok(issued)
     }
@@ -221,11 +228,13 @@ impl ProjectCa {
         validity: Validity,
         serial: i64,
         key: &CsrPublicKey,
+        pointers: &RevocationPointers,
     ) -> Result<IssuedCertificate, CaError> {
-        self.sign_leaf(username, validity, serial, key, key.key_type())
+        self.sign_leaf(username, validity, serial, key, key.key_type(), pointers)
     }
 
-    /// Signs the Atlas leaf profile for a public key; the result has no private key.
+    /// Signs the Atlas leaf profile (with the opted-in revocation pointers) for a public key;
+    /// the result has no private key.
     fn sign_leaf(
         &self,
         username: &Username,
@@ -233,6 +242,7 @@ impl ProjectCa {
         serial: i64,
         key: &impl PublicKeyData,
         key_type: KeyType,
+        pointers: &RevocationPointers,
     ) -> Result<IssuedCertificate, CaError> {
         debug_assert!(serial > 0, "serials are positive");
         let mut params = CertificateParams::default();
@@ -251,6 +261,8 @@ impl ProjectCa {
         eku.set_criticality(true);
         params.custom_extensions = vec![eku];
         params.use_authority_key_identifier_extension = false;
+        // Only what the operator opted into (`--leaf-revocation-pointers`); none by default.
+        pointers.apply(&mut params)?;
 
         let cert = params.signed_by(key, &self.issuer)?;
         Ok(IssuedCertificate {

@@ -12,6 +12,7 @@ use super::ca_rotation::IssuingCa;
 use super::error::{AtlasError, AtlasResult};
 use super::key_pool::KeyPool;
 use super::model::{Project, ProjectId};
+use super::revocation_pointers::RevocationPointerSettings;
 use super::secret::Keyring;
 use super::store::{Store, StoreError};
 
@@ -43,6 +44,9 @@ pub struct CoreSettings {
     pub max_certificates_per_user: u64,
     /// How long a CRL is valid (`--crl-validity`); it is re-signed after half of it.
     pub crl_validity: time::Duration,
+    /// The revocation pointers leaves carry (`--leaf-revocation-pointers`); `None`, the
+    /// default, keeps leaves exactly Atlas's profile.
+    pub leaf_revocation_pointers: Option<RevocationPointerSettings>,
 }
 
 impl CoreSettings {
@@ -64,6 +68,7 @@ impl Default for CoreSettings {
             },
             max_certificates_per_user: Self::DEFAULT_MAX_CERTIFICATES_PER_USER,
             crl_validity: super::crl::DEFAULT_CRL_VALIDITY,
+            leaf_revocation_pointers: None,
         }
     }
 }

@@ -20,6 +20,7 @@ mod ocsp;
 mod organizations;
 mod projects;
 mod revocation;
+mod revocation_pointers;
 mod roles;
 mod rotation;
 mod secret;
@@ -53,6 +54,9 @@ pub use self::organizations::{Bootstrap, DEFAULT_ORG_NAME};
 pub use self::revocation::{
     CertificateState, CertificateStatus, Revocation, RevocationReason, RevocationStore,
     RevokeOutcome, RevokeRequest, RevokedCertificate, invalid_serial, revocation_event,
+};
+pub use self::revocation_pointers::{
+    DBCERT_API_PATH, RevocationPointerSettings, RevocationPointers,
 };
 pub use self::rotation::{
     MASTER_KEY_CHECK_META, RotationError, RotationReport, check_master_key, rotate_master_key,

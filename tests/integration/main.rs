@@ -45,6 +45,7 @@ mod gateway_resources;
 mod gateway_router;
 mod gateway_user_attributes;
 mod hostile_inputs;
+mod leaf_revocation_pointers;
 mod openapi_contract;
 mod proptest_gateway;
 mod sec_input;

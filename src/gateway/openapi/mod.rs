@@ -421,6 +421,10 @@ fn path_parameters(path: &str) -> Vec<Value> {
                 "eventId" => "The event's id: 24 hexadecimal characters.",
                 "databaseName" => "`$external` for X.509 users, `admin` for others.",
                 "username" => "The database user's name (percent-encoded).",
+                "generation" => {
+                    "A project CA generation: 1 for the project's first CA, one more \
+                                 per rotation."
+                }
                 _ => "",
             };
             json!({

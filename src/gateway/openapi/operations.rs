@@ -835,6 +835,30 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         api: Api::Dbcert,
         method: "get",
+        path: "/groups/{groupId}/crl/{generation}",
+        id: "getProjectCrlOfGeneration",
+        tag: "Certificate Revocation",
+        summary: "Return the certificate revocation list of one CA generation (DER)",
+        description: "No key needed: a CRL is public. The CRL signed by the project's CA of \
+                      `{generation}` while that CA is in the project's trust bundle: the URL a \
+                      leaf's CRL Distribution Point names under `--leaf-revocation-pointers \
+                      crl` (after a rotation an older CA's leaves keep pointing at their own \
+                      CA's CRL). Caching as `GET …/crl`. 404 `GROUP_NOT_FOUND`, \
+                      `PROJECT_CA_NOT_FOUND` before the project's first certificate, or \
+                      `RESOURCE_NOT_FOUND` for a generation not in the trust bundle (or not a \
+                      positive decimal without leading zeros).",
+        body: None,
+        success: Success::Public {
+            content_type: "application/pkix-crl",
+            description: "The CRL, DER.",
+            request: None,
+        },
+        query: Query::Flags,
+        errors: &[404],
+    },
+    Operation {
+        api: Api::Dbcert,
+        method: "get",
         path: "/groups/{groupId}/crl.pem",
         id: "getProjectCrlPem",
         tag: "Certificate Revocation",

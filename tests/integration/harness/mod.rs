@@ -1,11 +1,13 @@
 //! The harness every integration test uses: the server in-process ([`server`]) or as the real
-//! binary ([`binary`]), gRPC clients with API keys ([`clients`]), an HTTP Digest client for
-//! the Atlas gateway ([`atlas`]), fresh PostgreSQL databases ([`pg`]), and external tools with
-//! the rule for skipping a test when one is missing ([`tools`]).
+//! binary ([`binary`]), a TCP front door bound before a server starts ([`front_door`]), gRPC
+//! clients with API keys ([`clients`]), an HTTP Digest client for the Atlas gateway
+//! ([`atlas`]), fresh PostgreSQL databases ([`pg`]), and external tools with the rule for
+//! skipping a test when one is missing ([`tools`]).
 
 pub mod atlas;
 pub mod binary;
 pub mod clients;
+pub mod front_door;
 pub mod pg;
 pub mod server;
 pub mod tools;
