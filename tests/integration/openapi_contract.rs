@@ -88,7 +88,7 @@ async fn the_document_describes_every_route_and_nothing_else() {
     assert!(
         undocumented.is_empty() && unserved.is_empty(),
         "the route table and the OpenAPI document differ.\n\
-         served but not documented (add them to src/gateway/openapi/operations.rs): \
+         served but not documented (add them to src/gateway/openapi/operations/atlas.rs or dbcert.rs): \
          {undocumented:#?}\n\
          documented but not served: {unserved:#?}"
     );
