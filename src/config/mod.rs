@@ -190,7 +190,12 @@ pub struct ServeArgs {
     pub max_concurrent_requests: usize,
     /// Open connections per listener; beyond it a new connection is closed at once (and a
     /// warning logged) until one ends. Keep it below the open-files limit (`ulimit -n`).
-    #[arg(long, env = "DBCERT_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(
+        long,
+        env = "DBCERT_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize)
+    )]
     pub max_connections: usize,
     /// The largest request head in bytes (HTTP/1 headers, HTTP/2 header list).
     #[arg(long, env = "DBCERT_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]

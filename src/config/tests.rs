@@ -233,3 +233,20 @@ fn secrets_on_the_command_line_are_refused_naming_the_variable() {
     let config = args.into_config().unwrap();
     assert!(!config.allow_insecure_permissions);
 }
+
+#[test]
+fn max_connections_is_bounded() {
+    let parse = |value: &str| {
+        let cli = Cli::try_parse_from(["dbcert", "serve", "--max-connections", value])?;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        Ok::<_, clap::Error>(args.into_config().unwrap().limits.max_connections)
+    };
+    assert_eq!(parse("2").unwrap(), 2);
+    assert_eq!(parse("1000000").unwrap(), 1_000_000);
+    // 0 would refuse every connection; a huge value would panic the accept loop's semaphore.
+    for bad in ["0", "1000001", "18446744073709551615", "-1"] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}

@@ -40,9 +40,11 @@ impl AccessListEntry {
         })
     }
 
-    /// Parses Atlas's `cidrBlock`: `address/prefix` whose host bits are zero.
+    /// Parses Atlas's `cidrBlock`: `address/prefix` whose host bits are zero. The spec's
+    /// pattern also takes the `/` percent-encoded (`%2F`, as in a path), so that is read too.
     pub fn parse_cidr_block(text: &str) -> AtlasResult<Self> {
-        parse_cidr(text).ok_or_else(|| invalid("cidrBlock", text))
+        let decoded = text.replacen("%2F", "/", 1).replacen("%2f", "/", 1);
+        parse_cidr(&decoded).ok_or_else(|| invalid("cidrBlock", text))
     }
 
     /// Parses the `{ipAddress}` of a path: an address or a CIDR block (its `/` percent-encoded).
@@ -210,13 +212,20 @@ impl Core {
 }
 
 impl Core {
-    /// A key's access list (any member of its organization reads it).
+    /// A key's access list (any member of its organization reads it, and a key its own).
     pub async fn api_key_access_list(
         &self,
         principal: &Principal,
         org_id: &str,
         api_key_id: &str,
     ) -> AtlasResult<Vec<AccessListItem>> {
+        if api_key_id == principal.key_id.as_str() && org_id == principal.org_id.as_str() {
+            return self
+                .store
+                .api_key_access_list(&principal.key_id)
+                .await
+                .map_err(store_error);
+        }
         let org = self.authorized_org(principal, org_id, Access::Read).await?;
         let id = self.org_api_key(&org.id, api_key_id).await?;
         self.store
@@ -406,6 +415,12 @@ mod tests {
         assert_eq!(mapped.cidr_block(), "10.1.2.3/32");
         let mapped = AccessListEntry::parse_cidr_block("::ffff:10.0.0.0/104").unwrap();
         assert_eq!(mapped.cidr_block(), "10.0.0.0/8");
+        // The spec's pattern takes the slash percent-encoded too.
+        for encoded in ["198.51.100.0%2F24", "198.51.100.0%2f24"] {
+            let block = AccessListEntry::parse_cidr_block(encoded).unwrap();
+            assert_eq!(block.cidr_block(), "198.51.100.0/24");
+        }
+        assert!(AccessListEntry::parse_cidr_block("198.51.100.0%2F%2F24").is_err());
         for bad in [
             "",
             "10.0.0.1/8",

@@ -144,11 +144,11 @@ impl Core {
             .delete_project(&project.id, self.clock.now())
             .await
             .map_err(store_error)?;
-        self.forget_project_cas(&project.id).await;
+        let forgot_ca_keys = self.forget_project_cas(&project.id).await;
         if !deleted {
             return Err(AtlasError::group_not_found(project.id.as_str()));
         }
-        info!(project_id = %project.id, key_id = %principal.key_id, "deleted project");
+        info!(project_id = %project.id, key_id = %principal.key_id, forgot_ca_keys, "deleted project");
         self.audit(AuditEvent::by(
             principal,
             self.clock.now(),

@@ -3,18 +3,22 @@
 //! Its shape is the v2 spec's `SystemStatus` (`openapi/atlas-api-transformed.yaml` in
 //! mongodb/atlas-sdk-go): the calling key (`apiKey`: `accessList`, `id`, `publicKey`, `roles`),
 //! `appName`, `build`, `links`, `throttling`. It describes the Digest-verified key, so it is
-//! rendered from the principal the authentication produced: no RPC is involved, and nothing is
-//! looked up again.
+//! rendered from the principal the authentication produced, with one RPC for the key's own
+//! access list (which a key may always read).
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::Gateway;
 use super::api_keys::ApiKeyRole;
 use super::extract::{Authenticated, RequestContext};
-use super::resource::{Handled, Link, entity, self_link};
+use super::resource::{Handled, Link, entity, rpc, self_link};
 use super::routes::Routes;
+use crate::proto::v1;
+use crate::proto::v1::api_key_service_server::ApiKeyService;
 
 /// The routes under one API version's prefix: the prefix itself.
 pub fn routes(routes: Routes) -> Routes {
@@ -39,15 +43,46 @@ pub struct SystemStatus {
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallingKey {
-    /// Always empty: dbcert keeps no access lists.
-    access_list: Vec<String>,
+    /// The key's access list (empty: usable from anywhere).
+    access_list: Vec<AccessListItem>,
     id: String,
     public_key: String,
     roles: Vec<ApiKeyRole>,
 }
 
-async fn system_status(ctx: RequestContext, auth: Authenticated) -> Handled {
+/// An entry of the calling key's access list (the spec's `AccessListItem`); `ipAddress` only
+/// when the entry is one address, as in the access list's own answers.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessListItem {
+    cidr_block: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_address: Option<String>,
+}
+
+async fn system_status(
+    State(gateway): State<Gateway>,
+    ctx: RequestContext,
+    auth: Authenticated,
+) -> Handled {
     let principal = &auth.0.0;
+    let request = v1::ListApiKeyAccessListRequest {
+        org_id: principal.org_id.to_string(),
+        api_key_id: principal.key_id.to_string(),
+        // A key holds at most 100 entries, one default page.
+        ..Default::default()
+    };
+    let access_list =
+        ApiKeyService::list_api_key_access_list(&*gateway.services, rpc(&auth, request))
+            .await?
+            .into_inner()
+            .results
+            .into_iter()
+            .map(|e| AccessListItem {
+                cidr_block: e.cidr_block,
+                ip_address: e.ip_address,
+            })
+            .collect();
     let mut roles: Vec<ApiKeyRole> = principal
         .org_roles
         .iter()
@@ -76,7 +111,7 @@ async fn system_status(ctx: RequestContext, auth: Authenticated) -> Handled {
     );
     let status = SystemStatus {
         api_key: CallingKey {
-            access_list: Vec::new(),
+            access_list,
             id: principal.key_id.to_string(),
             public_key: principal.public_key.clone(),
             roles,

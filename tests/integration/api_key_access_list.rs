@@ -172,6 +172,30 @@ async fn a_key_with_an_access_list_authenticates_only_from_listed_addresses() {
     blocks.sort_unstable();
     assert_eq!(blocks, ["127.0.0.0/31", "127.0.0.5/32", "2001:db8::7/128"]);
 
+    // The API root shows the calling key's list.
+    let root = home.atlas.get("/api/atlas/v1.0").await;
+    assert_eq!(root.status, 200, "{}", root.body);
+    let mut shown: Vec<(String, Option<String>)> = root.json()["apiKey"]["accessList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["cidrBlock"].as_str().unwrap().to_owned(),
+                e["ipAddress"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        [
+            ("127.0.0.0/31".to_owned(), None),
+            ("127.0.0.5/32".to_owned(), Some("127.0.0.5".to_owned())),
+            ("2001:db8::7/128".to_owned(), Some("2001:db8::7".to_owned())),
+        ]
+    );
+
     // Listed: the /31 holds 127.0.0.1; 127.0.0.5 itself.
     assert_eq!(home.rest().await.0, 200);
     assert_eq!(home.grpc().await.0, Code::Ok);

@@ -23,7 +23,7 @@ pub const ATLAS: &[Operation] = &[
         id: "getSystemStatus",
         tag: "Root",
         summary: "Return the calling key and the service",
-        description: "Any key: its id, public key and roles (`accessList` is always empty); \
+        description: "Any key: its id, public key and roles and its `accessList` (`cidrBlock`, `ipAddress` for one address); \
                       `appName` is `dbcert`, `build` its version.",
         body: None,
         success: Success::Entity(Status::Always(200), schema::<SystemStatus>),
