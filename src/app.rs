@@ -308,7 +308,7 @@ impl App {
             listeners.grpc,
             tls.grpc,
             limits.header_read_timeout,
-            limits.max_connections,
+            limits.connections(),
         )
         .map(move |conn| {
             conn.map(|conn| KeepAliveIo::new(conn, Arc::new(Activity::default()), grpc_timeouts))
@@ -332,7 +332,7 @@ impl App {
                         listener,
                         None,
                         limits.header_read_timeout,
-                        limits.max_connections,
+                        limits.connections(),
                     ),
                     metrics,
                     limits,
@@ -346,7 +346,7 @@ impl App {
                 listeners.http,
                 tls.http,
                 limits.header_read_timeout,
-                limits.max_connections,
+                limits.connections(),
             ),
             if metrics_server.is_some() {
                 gateway

@@ -4,14 +4,17 @@
 //!
 //! TLS handshakes run on their own tasks, bounded in number and in time, so a client that opens
 //! connections and never finishes a handshake neither stalls the accept loop nor holds memory
-//! for long. Open connections are bounded per listener: each holds a slot until it is dropped,
-//! and a connection accepted while none is free is closed at once, so a flood of idle
-//! connections cannot take every file descriptor (and with them the store's connections).
+//! for long. Open connections are bounded per listener and per client address (an IPv4
+//! address, or an IPv6 /64): each holds its slots until it is dropped, and a connection
+//! accepted while either bound is reached is closed at once. So a flood of idle connections
+//! cannot take every file descriptor (and with them the store's connections), and one client
+//! cannot take every slot from the others.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,6 +25,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
 
+use crate::auth::throttle::source;
 use crate::tls::TlsReloader;
 
 /// The most TLS handshakes in progress at once; connections beyond are closed at once.
@@ -38,11 +42,67 @@ pub struct PeerInfo {
     pub client_public_key: Option<String>,
 }
 
-/// An accepted connection, plain or TLS, holding its listener's connection slot until dropped.
+/// An accepted connection, plain or TLS, holding its slots until dropped.
 pub struct Conn {
     io: Io,
     peer: PeerInfo,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
+}
+
+/// The bounds on a listener's open connections.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Open connections in all.
+    pub total: usize,
+    /// Open connections from one client address (IPv4, or IPv6 /64).
+    pub per_address: usize,
+}
+
+/// A connection's place under both bounds, given back when it is dropped.
+struct Slot {
+    _total: OwnedSemaphorePermit,
+    _address: AddressSlot,
+}
+
+/// The open connections of each client address.
+struct PerAddress {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection counted against its client address.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    source: IpAddr,
+}
+
+impl PerAddress {
+    /// Counts a connection from `ip` unless its address holds `max` already.
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let source = source(ip);
+        let mut open = self.open.lock().expect("connection table lock");
+        let count = open.entry(source).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: Arc::clone(self),
+            source,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().expect("connection table lock");
+        if let Some(count) = open.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.source);
+            }
+        }
+    }
 }
 
 enum Io {
@@ -53,23 +113,16 @@ enum Io {
 /// The connections of a listener, as a stream (what tonic's `serve_with_incoming` takes).
 pub type Incoming = ReceiverStream<io::Result<Conn>>;
 
-/// Accepts connections on `listener` until the returned stream is dropped, at most
-/// `max_connections` open at once; with `tls`, only those whose handshake completes within
-/// `handshake_timeout`.
+/// Accepts connections on `listener` until the returned stream is dropped, within `limits`;
+/// with `tls`, only those whose handshake completes within `handshake_timeout`.
 pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<TlsReloader>>,
     handshake_timeout: Duration,
-    max_connections: usize,
+    limits: ConnectionLimits,
 ) -> Incoming {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(accept_loop(
-        listener,
-        tls,
-        handshake_timeout,
-        max_connections,
-        tx,
-    ));
+    tokio::spawn(accept_loop(listener, tls, handshake_timeout, limits, tx));
     ReceiverStream::new(rx)
 }
 
@@ -77,13 +130,17 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<TlsReloader>>,
     handshake_timeout: Duration,
-    max_connections: usize,
+    limits: ConnectionLimits,
     tx: mpsc::Sender<io::Result<Conn>>,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
-    let slots = Arc::new(Semaphore::new(max_connections));
-    // Whether the last connection was refused for want of a slot: one warning per episode.
-    let mut full = false;
+    let slots = Arc::new(Semaphore::new(limits.total));
+    let per_address = Arc::new(PerAddress {
+        max: limits.per_address,
+        open: Mutex::new(HashMap::new()),
+    });
+    // Whether the last connection was refused by a bound: one warning per episode.
+    let (mut full, mut address_full) = (false, false);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -97,10 +154,23 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Some(address_slot) = per_address.acquire(remote_addr.ip()) else {
+            if !address_full {
+                warn!(
+                    %remote_addr,
+                    max_connections_per_address = limits.per_address,
+                    "connection limit per address reached: its new connections are closed until one ends"
+                );
+                address_full = true;
+            }
+            debug!(%remote_addr, "connection limit per address reached: connection closed");
+            continue;
+        };
+        address_full = false;
+        let Ok(total_slot) = slots.clone().try_acquire_owned() else {
             if !full {
                 warn!(
-                    max_connections,
+                    max_connections = limits.total,
                     "connection limit reached: new connections are closed until one ends"
                 );
                 full = true;
@@ -109,6 +179,10 @@ async fn accept_loop(
             continue;
         };
         full = false;
+        let slot = Slot {
+            _total: total_slot,
+            _address: address_slot,
+        };
         // Without TCP_NODELAY each response waits on the peer's delayed ACK.
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%error, "failed to set TCP_NODELAY");

@@ -36,6 +36,8 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Open connections per listener; more are closed as they are accepted (`listener.rs`).
     pub max_connections: usize,
+    /// Open connections per client address (IPv4, or IPv6 /64) and listener.
+    pub max_connections_per_address: usize,
     /// The longest a request may run (504/DEADLINE_EXCEEDED).
     pub request_timeout: Duration,
     /// The longest a client may take to send a request's head (HTTP/1, from its first byte)
@@ -88,18 +90,29 @@ pub fn is_caused_by<E: std::error::Error + 'static>(
 
 // === impl Limits ===
 
+impl Limits {
+    /// The bounds on each listener's open connections.
+    pub fn connections(&self) -> crate::listener::ConnectionLimits {
+        crate::listener::ConnectionLimits {
+            total: self.max_connections,
+            per_address: self.max_connections_per_address,
+        }
+    }
+}
+
 impl Default for Limits {
     /// The command line's defaults (`crate::config`'s `DEFAULT_*`).
     fn default() -> Self {
         use crate::config::{
             DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
             DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONCURRENT_REQUESTS,
-            DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT,
-            default_duration,
+            DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_MAX_HEADER_BYTES,
+            DEFAULT_REQUEST_TIMEOUT, default_duration,
         };
         Self {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             request_timeout: default_duration(DEFAULT_REQUEST_TIMEOUT),
             header_read_timeout: default_duration(DEFAULT_HEADER_READ_TIMEOUT),
             http_idle_timeout: default_duration(DEFAULT_HTTP_IDLE_TIMEOUT),

@@ -45,6 +45,8 @@ pub const DEFAULT_HTTP_IDLE_TIMEOUT: &str = "120s";
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
 /// Open connections per listener (keep it below the process's open-files limit).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Open connections per client address and listener: a tenth of the whole.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 1_000;
 /// The largest request head (bytes).
 pub const DEFAULT_MAX_HEADER_BYTES: u32 = 16 * 1024;
 /// Concurrent HTTP/2 streams per connection.
@@ -197,6 +199,16 @@ pub struct ServeArgs {
         value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize)
     )]
     pub max_connections: usize,
+    /// Open connections per client address (an IPv4 address, or an IPv6 /64) and listener;
+    /// beyond it that address's new connections are closed at once until one ends. Behind a
+    /// proxy every connection comes from the proxy: keep it above the proxy's pool.
+    #[arg(
+        long,
+        env = "DBCERT_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize)
+    )]
+    pub max_connections_per_address: usize,
     /// The largest request head in bytes (HTTP/1 headers, HTTP/2 header list).
     #[arg(long, env = "DBCERT_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
     pub max_header_bytes: u32,
@@ -480,6 +492,7 @@ impl ServeArgs {
             limits: Limits {
                 max_concurrent_requests: self.max_concurrent_requests.max(1),
                 max_connections: self.max_connections.max(1),
+                max_connections_per_address: self.max_connections_per_address.max(1),
                 request_timeout: self.request_timeout,
                 header_read_timeout: self.header_read_timeout,
                 http_idle_timeout: self.http_idle_timeout,

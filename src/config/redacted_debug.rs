@@ -30,6 +30,7 @@ impl fmt::Debug for ServeArgs {
             http_idle_timeout,
             max_concurrent_requests,
             max_connections,
+            max_connections_per_address,
             max_header_bytes,
             http2_max_concurrent_streams,
             auth_failure_burst,
@@ -70,6 +71,7 @@ impl fmt::Debug for ServeArgs {
             .field("http_idle_timeout", http_idle_timeout)
             .field("max_concurrent_requests", max_concurrent_requests)
             .field("max_connections", max_connections)
+            .field("max_connections_per_address", max_connections_per_address)
             .field("max_header_bytes", max_header_bytes)
             .field("http2_max_concurrent_streams", http2_max_concurrent_streams)
             .field("auth_failure_burst", auth_failure_burst)

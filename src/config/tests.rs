@@ -245,6 +245,8 @@ fn max_connections_is_bounded() {
     };
     assert_eq!(parse("2").unwrap(), 2);
     assert_eq!(parse("1000000").unwrap(), 1_000_000);
+    let cli = Cli::try_parse_from(["dbcert", "serve", "--max-connections-per-address", "0"]);
+    assert!(cli.is_err(), "0 per address");
     // 0 would refuse every connection; a huge value would panic the accept loop's semaphore.
     for bad in ["0", "1000001", "18446744073709551615", "-1"] {
         assert!(parse(bad).is_err(), "{bad}");

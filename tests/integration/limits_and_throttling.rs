@@ -339,3 +339,62 @@ async fn connections_beyond_the_cap_are_closed_until_one_ends() {
     // The second is still served.
     assert!(first_answer(&mut second).await.starts_with("HTTP/1.1 401"));
 }
+
+/// Connects to `addr` from the loopback address `from` (Linux routes 127.0.0.0/8 to lo).
+async fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_take_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = serve_command(&dir.path().join("data"));
+    command.args([
+        "--max-connections",
+        "10",
+        "--max-connections-per-address",
+        "2",
+    ]);
+    let server = Spawned::start(command).await;
+    server.wait_serving().await;
+    let addr = server.http_addr;
+
+    // 127.0.0.2 holds its two connections; its third is closed unanswered.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = connect_from("127.0.0.2", addr).await;
+        let answer = first_answer(&mut tcp).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+        held.push(tcp);
+    }
+    let mut third = connect_from("127.0.0.2", addr).await;
+    assert_eq!(first_answer(&mut third).await, "");
+    assert!(
+        server
+            .wait_for_log("connection limit per address reached")
+            .await,
+        "{}",
+        server.log()
+    );
+    // Another address is served meanwhile.
+    let mut other = connect_from("127.0.0.3", addr).await;
+    assert!(first_answer(&mut other).await.starts_with("HTTP/1.1 401"));
+
+    // One of 127.0.0.2's ends: its slot comes back once the server has seen the close.
+    held.pop();
+    let mut answered = false;
+    for _ in 0..100 {
+        let mut next = connect_from("127.0.0.2", addr).await;
+        if first_answer(&mut next).await.starts_with("HTTP/1.1 401") {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        answered,
+        "the address's slot must come back when a connection ends"
+    );
+}
