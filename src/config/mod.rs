@@ -196,7 +196,7 @@ pub struct ServeArgs {
         long,
         env = "DBCERT_MAX_CONNECTIONS",
         default_value_t = DEFAULT_MAX_CONNECTIONS,
-        value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize)
+        value_parser = parse_connection_count
     )]
     pub max_connections: usize,
     /// Open connections per client address (an IPv4 address, or an IPv6 /64) and listener;
@@ -206,7 +206,7 @@ pub struct ServeArgs {
         long,
         env = "DBCERT_MAX_CONNECTIONS_PER_ADDRESS",
         default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
-        value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize)
+        value_parser = parse_connection_count
     )]
     pub max_connections_per_address: usize,
     /// The largest request head in bytes (HTTP/1 headers, HTTP/2 header list).
@@ -585,6 +585,15 @@ pub(crate) fn default_duration(default: &'static str) -> Duration {
 }
 
 /// Parses a duration that is not zero.
+/// A bound on open connections: 1 to 1,000,000 (0 would refuse every connection; a huge value
+/// would overflow the accept loop's semaphore).
+fn parse_connection_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=1_000_000) => Ok(n),
+        _ => Err(format!("{text:?} is not a count from 1 to 1000000")),
+    }
+}
+
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         Duration::ZERO => Err(format!("{text:?} must be longer than zero")),

@@ -88,18 +88,24 @@ fn ip(address: &str) -> ApiKeyAccessListAddition {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_key_with_an_access_list_authenticates_only_from_listed_addresses() {
+/// Starts the binary with a bootstrap key and no cache (a change to a list is seen at once; the
+/// cache TTL bounds it otherwise); returns its data directory, the key and the server.
+async fn start() -> (tempfile::TempDir, Key, Spawned) {
     let dir = tempfile::tempdir().unwrap();
     let key = Key::random();
     let mut command: Command = serve_command(&dir.path().join("data"));
-    // No cache: a change is seen at once (the cache TTL bounds it otherwise).
     command.args(["--cache-ttl", "0s"]).env(
         "DBCERT_BOOTSTRAP_API_KEY",
         format!("{}:{}", key.public, key.private),
     );
     let server = Spawned::start(command).await;
     server.wait_serving().await;
+    (dir, key, server)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_with_an_access_list_authenticates_only_from_listed_addresses() {
+    let (_dir, key, server) = start().await;
     let home = Peer::new(&server, "127.0.0.1", &key).await;
     let listed = Peer::new(&server, "127.0.0.5", &key).await;
     let other = Peer::new(&server, "127.0.0.2", &key).await;
@@ -277,15 +283,7 @@ async fn a_key_with_an_access_list_authenticates_only_from_listed_addresses() {
 /// add, 204 for a delete, Atlas's errors, paging, and readOnly attributes sent back ignored.
 #[tokio::test(flavor = "multi_thread")]
 async fn rest_routes_list_add_get_and_delete_entries_in_atlas_shape() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::random();
-    let mut command: Command = serve_command(&dir.path().join("data"));
-    command.args(["--cache-ttl", "0s"]).env(
-        "DBCERT_BOOTSTRAP_API_KEY",
-        format!("{}:{}", key.public, key.private),
-    );
-    let server = Spawned::start(command).await;
-    server.wait_serving().await;
+    let (_dir, key, server) = start().await;
     let home = Peer::new(&server, "127.0.0.1", &key).await;
     let atlas = &home.atlas;
     let org_id = atlas.get(TARGET).await.json()["results"][0]["id"]

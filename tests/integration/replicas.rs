@@ -89,6 +89,18 @@ async fn shared() -> Option<(TestDatabase, Shared)> {
     Some((db, shared))
 }
 
+/// Starts replicas "a" and "b" at the same moment (both migrate), waits until both serve, and
+/// returns them with a gRPC client of each.
+async fn two_replicas(shared: &Shared) -> (Replica, Replica, Clients, Clients) {
+    let (a, b) = tokio::join!(Replica::start("a", shared), Replica::start("b", shared));
+    tokio::join!(a.wait_serving(), b.wait_serving());
+    let (via_a, via_b) = (
+        Clients::new(a.channel().await, shared.key.clone()),
+        Clients::new(b.channel().await, shared.key.clone()),
+    );
+    (a, b, via_a, via_b)
+}
+
 /// The serial number in a PEM certificate, read independently of the service.
 fn pem_serial(pem: &str) -> i64 {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
@@ -106,12 +118,7 @@ async fn two_replicas_act_as_one_service() {
         return;
     };
     // Both start (and migrate) at the same moment.
-    let (a, b) = tokio::join!(Replica::start("a", &shared), Replica::start("b", &shared));
-    tokio::join!(a.wait_serving(), b.wait_serving());
-    let (via_a, via_b) = (
-        Clients::new(a.channel().await, shared.key.clone()),
-        Clients::new(b.channel().await, shared.key.clone()),
-    );
+    let (a, b, via_a, via_b) = two_replicas(&shared).await;
 
     let group_id = via_a.create_project("replicated").await;
     via_a.create_managed_user(&group_id, "alice").await;
@@ -406,12 +413,7 @@ async fn a_deleted_projects_ca_keys_leave_every_replicas_memory() {
     let Some((_db, shared)) = shared().await else {
         return;
     };
-    let (a, b) = tokio::join!(Replica::start("a", &shared), Replica::start("b", &shared));
-    tokio::join!(a.wait_serving(), b.wait_serving());
-    let (via_a, via_b) = (
-        Clients::new(a.channel().await, shared.key.clone()),
-        Clients::new(b.channel().await, shared.key.clone()),
-    );
+    let (a, b, via_a, via_b) = two_replicas(&shared).await;
     let group_id = via_b.create_project("deleted-elsewhere").await;
     via_b.create_managed_user(&group_id, "alice").await;
     // Both replicas unseal the CA: each issues, and each serves the CRL.
