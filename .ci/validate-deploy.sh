@@ -6,7 +6,7 @@
 #     kubernetes-validate, strict (unknown fields are errors), against the oldest and the newest
 #     Kubernetes versions it bundles that we support;
 #   - deploy/compose/nginx.conf with Debian's nginx (`nginx -t`), the proxy image's nginx;
-#   - that every DBCERT_* variable the files set is one `dbcert serve` reads (src/config/mod.rs),
+#   - that every DBCERT_* variable the files set is one `dbcert serve` reads (src/config/*.rs),
 #     that the compose network's addresses agree (the replicas trust the proxy's address,
 #     nginx's upstreams are the replicas' addresses), that compose sets DBCERT_PUBLIC_URL on
 #     the proxy's published port, that `kubectl apply -f deploy/kubernetes/` (which reads only
@@ -51,7 +51,7 @@ echo "-- cross-checks: variables and addresses"
 "$venv/bin/python" - <<'PY'
 import re, sys, pathlib, yaml
 
-config = pathlib.Path("src/config/mod.rs").read_text()
+config = "".join(p.read_text() for p in sorted(pathlib.Path("src/config").glob("*.rs")))
 known = set(re.findall(r'env = "(DBCERT_[A-Z0-9_]+)"', config))
 known |= set(re.findall(r'"(DBCERT_(?:MASTER_KEY|BOOTSTRAP_API_KEY))"', config))
 errors = []
@@ -59,7 +59,7 @@ errors = []
 def check_names(where, names):
     for name in names:
         if name.startswith("DBCERT_") and name not in known:
-            errors.append(f"{where}: {name} is not a variable of dbcert (src/config/mod.rs)")
+            errors.append(f"{where}: {name} is not a variable of dbcert (src/config/*.rs)")
 
 compose = yaml.safe_load(pathlib.Path("deploy/compose/compose.yaml").read_text())
 services = compose["services"]
