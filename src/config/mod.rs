@@ -470,8 +470,7 @@ impl ServeArgs {
                 Some((public.to_owned(), Zeroizing::new(private.to_owned())))
             }
         };
-        let leaf_revocation_pointers =
-leaf_revocation_pointers(
+        let leaf_revocation_pointers = leaf_revocation_pointers(
             &self.leaf_revocation_pointers,
             self.leaf_revocation_pointer_url.as_ref(),
             self.public_url.as_ref(),

@@ -179,7 +179,10 @@ fn parses_the_leaf_revocation_pointer_url() {
             .map_err(|e| e.to_string())
     };
     let pointers = ["--leaf-revocation-pointers", "crl,ocsp"];
-    let pointer_url = ["--leaf-revocation-pointer-url", "http://crl.example.com:8080/"];
+    let pointer_url = [
+        "--leaf-revocation-pointer-url",
+        "http://crl.example.com:8080/",
+    ];
     let public_url = ["--public-url", "https://dbcert.example.com"];
     // Alone, and over the public URL (which still names links): the pointer URL wins.
     let expected = Ok(Some("http://crl.example.com:8080".to_owned()));
@@ -194,8 +197,8 @@ fn parses_the_leaf_revocation_pointer_url() {
     );
     // Checked as the public URL is: scheme and host only.
     for bad in ["crl.example.com", "ftp://x", "http://x/crl", "http://u@x"] {
-        let error = config(&[&pointers[..], &["--leaf-revocation-pointer-url", bad]].concat())
-            .unwrap_err();
+        let error =
+            config(&[&pointers[..], &["--leaf-revocation-pointer-url", bad]].concat()).unwrap_err();
         assert!(error.contains("--leaf-revocation-pointer-url"), "{error}");
     }
     // Without pointers it would do nothing: refused, with or without the public URL.
