@@ -423,6 +423,15 @@ fn front_doors(
             base_url = %pointers.base_url,
             "certificates issued from now on carry revocation pointers"
         );
+        if pointers.base_url.starts_with("https://") {
+            warn!(
+                base_url = %pointers.base_url,
+                "the revocation pointers are https URLs: openssl's -crl_download and many \
+                 relying parties fetch CRLs over http only, and RFC 5280 advises http for CRL \
+                 distribution points (the CRL and OCSP answers are signed); consider \
+                 --leaf-revocation-pointer-url http://<host>"
+            );
+        }
     }
     let links = gateway::Links {
         public_url: config.public_url.clone(),

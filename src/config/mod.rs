@@ -245,8 +245,8 @@ pub struct ServeArgs {
     pub public_url: Option<PublicUrl>,
     /// Revocation pointers written into leaf certificates, comma-separated: `crl` (a CRL
     /// Distribution Point naming the CRL of the CA that signs the leaf) and/or `ocsp` (an
-    /// Authority Information Access OCSP URL). Needs --public-url, which the URLs start with.
-    /// Default: none, the leaf is exactly Atlas's profile.
+    /// Authority Information Access OCSP URL). The URLs start with --leaf-revocation-pointer-url,
+    /// else --public-url (one is needed). Default: none, the leaf is exactly Atlas's profile.
     #[arg(
         long,
         env = "DBCERT_LEAF_REVOCATION_POINTERS",
@@ -254,6 +254,11 @@ pub struct ServeArgs {
         value_parser = parse_revocation_pointer
     )]
     pub leaf_revocation_pointers: Vec<RevocationPointer>,
+    /// The base URL of the revocation pointers (`http://crl.example.com`: scheme and host, no
+    /// path) instead of --public-url: plain http for an https API, since relying parties fetch
+    /// CRLs over http. Only with --leaf-revocation-pointers.
+    #[arg(long, env = "DBCERT_LEAF_REVOCATION_POINTER_URL", value_parser = PublicUrl::parse)]
+    pub leaf_revocation_pointer_url: Option<PublicUrl>,
     /// PEM certificate chain served by both listeners; with --tls-key-file, turns TLS on.
     #[arg(long, env = "DBCERT_TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<PathBuf>,
@@ -441,12 +446,20 @@ pub enum ConfigError {
     /// Both a master key and a master key file were given.
     #[error("give either DBCERT_MASTER_KEY or --master-key-file, not both")]
     TwoMasterKeys,
-    /// Revocation pointers were asked for without the public URL they start with.
+    /// Revocation pointers were asked for without a base URL for them to start with.
     #[error(
-        "--leaf-revocation-pointers (DBCERT_LEAF_REVOCATION_POINTERS) needs --public-url \
+        "--leaf-revocation-pointers (DBCERT_LEAF_REVOCATION_POINTERS) needs \
+         --leaf-revocation-pointer-url (DBCERT_LEAF_REVOCATION_POINTER_URL) or --public-url \
          (DBCERT_PUBLIC_URL): the CRL and OCSP URLs written into certificates start with it"
     )]
-    RevocationPointersWithoutPublicUrl,
+    RevocationPointersWithoutUrl,
+    /// A pointer URL was given without pointers to use it in.
+    #[error(
+        "--leaf-revocation-pointer-url (DBCERT_LEAF_REVOCATION_POINTER_URL) is only used with \
+         --leaf-revocation-pointers (DBCERT_LEAF_REVOCATION_POINTERS), which is not set: \
+         set both, or neither"
+    )]
+    RevocationPointerUrlWithoutPointers,
 }
 
 impl ServeArgs {
@@ -469,8 +482,11 @@ impl ServeArgs {
                 Some((public.to_owned(), Zeroizing::new(private.to_owned())))
             }
         };
-        let leaf_revocation_pointers =
-            leaf_revocation_pointers(&self.leaf_revocation_pointers, self.public_url.as_ref())?;
+        let leaf_revocation_pointers = leaf_revocation_pointers(
+            &self.leaf_revocation_pointers,
+            self.leaf_revocation_pointer_url.as_ref(),
+            self.public_url.as_ref(),
+        )?;
         Ok(Config {
             data_dir: self.data_dir,
             database_url,

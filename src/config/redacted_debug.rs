@@ -40,6 +40,7 @@ impl fmt::Debug for ServeArgs {
             trusted_proxies,
             public_url,
             leaf_revocation_pointers,
+            leaf_revocation_pointer_url,
             tls_cert_file,
             tls_key_file,
             grpc_client_ca_file,
@@ -81,6 +82,7 @@ impl fmt::Debug for ServeArgs {
             .field("trusted_proxies", trusted_proxies)
             .field("public_url", public_url)
             .field("leaf_revocation_pointers", leaf_revocation_pointers)
+            .field("leaf_revocation_pointer_url", leaf_revocation_pointer_url)
             .field("tls_cert_file", tls_cert_file)
             .field("tls_key_file", tls_key_file)
             .field("grpc_client_ca_file", grpc_client_ca_file)

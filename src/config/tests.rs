@@ -159,9 +159,58 @@ fn parses_leaf_revocation_pointers() {
     // Without the public URL the URLs would have no host: refused, naming both settings.
     let error = config(&["--leaf-revocation-pointers", "crl"]).unwrap_err();
     assert!(
-        error.contains("--leaf-revocation-pointers") && error.contains("--public-url"),
+        error.contains("--leaf-revocation-pointers")
+            && error.contains("--leaf-revocation-pointer-url")
+            && error.contains("--public-url"),
         "{error}"
     );
+}
+
+#[test]
+fn parses_the_leaf_revocation_pointer_url() {
+    let config = |args: &[&str]| {
+        let cli = Cli::try_parse_from([&["dbcert", "serve"], args].concat())
+            .map_err(|e| e.to_string())?;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        args.into_config()
+            .map(|config| config.core.leaf_revocation_pointers.map(|s| s.base_url))
+            .map_err(|e| e.to_string())
+    };
+    let pointers = ["--leaf-revocation-pointers", "crl,ocsp"];
+    let pointer_url = [
+        "--leaf-revocation-pointer-url",
+        "http://crl.example.com:8080/",
+    ];
+    let public_url = ["--public-url", "https://dbcert.example.com"];
+    // Alone, and over the public URL (which still names links): the pointer URL wins.
+    let expected = Ok(Some("http://crl.example.com:8080".to_owned()));
+    assert_eq!(config(&[&pointers[..], &pointer_url].concat()), expected);
+    assert_eq!(
+        config(&[&pointers[..], &public_url, &pointer_url].concat()),
+        expected
+    );
+    assert_eq!(
+        config(&[&pointers[..], &public_url].concat()),
+        Ok(Some("https://dbcert.example.com".to_owned()))
+    );
+    // Checked as the public URL is: scheme and host only.
+    for bad in ["crl.example.com", "ftp://x", "http://x/crl", "http://u@x"] {
+        let error =
+            config(&[&pointers[..], &["--leaf-revocation-pointer-url", bad]].concat()).unwrap_err();
+        assert!(error.contains("--leaf-revocation-pointer-url"), "{error}");
+    }
+    // Without pointers it would do nothing: refused, with or without the public URL.
+    for args in [&pointer_url[..], &[&public_url[..], &pointer_url].concat()] {
+        let error = config(args).unwrap_err();
+        assert!(
+            error.contains("--leaf-revocation-pointer-url")
+                && error.contains("--leaf-revocation-pointers")
+                && error.contains("not set"),
+            "{error}"
+        );
+    }
 }
 
 #[test]

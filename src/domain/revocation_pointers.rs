@@ -4,8 +4,9 @@
 //! naming the project's OCSP responder. Both are non-critical. Off by default: a leaf is then
 //! exactly Atlas's profile (no extension beyond key usage and extended key usage).
 //!
-//! The URLs depend only on the configured public base URL, the project and the CA generation,
-//! all known where a leaf is signed (`issuer.rs`):
+//! The URLs depend only on the configured base URL (`--leaf-revocation-pointer-url`, else
+//! `--public-url`), the project and the CA generation, all known where a leaf is signed
+//! (`issuer.rs`):
 //!
 //! - CRL: `{base}/api/dbcert/v1/groups/{groupId}/crl/{generation}`, the DER CRL that CA signs,
 //!   served while the CA is in the project's trust bundle (after a rotation an older CA's
@@ -35,7 +36,7 @@ const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7
 /// settings; `None` there is Atlas's profile).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevocationPointerSettings {
-    /// `scheme://host[:port]`, no trailing slash (`--public-url`).
+    /// `scheme://host[:port]`, no trailing slash (`--leaf-revocation-pointer-url`, else `--public-url`).
     pub base_url: String,
     /// Write the CRL Distribution Points extension.
     pub crl: bool,

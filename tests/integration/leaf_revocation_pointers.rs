@@ -5,8 +5,11 @@
 //! with "certificate revoked" once the certificate is revoked); `ocsp -url $(x509 -ocsp_uri)`
 //! answers good, then revoked. After a CA rotation a new leaf names the new generation's CRL
 //! while an old leaf's URL keeps serving its own CA's CRL (`crl -verify` against the old CA).
-//! Off (the default), leaves carry neither extension; the flag without `--public-url` refuses
-//! to start. The public URL is a [`FrontDoor`] bound before the server starts.
+//! Off (the default), leaves carry neither extension. With `--leaf-revocation-pointer-url`
+//! the pointers start with it, not with an https `--public-url` (never fetched here): openssl
+//! downloads the CRL through it. The pointers without either URL, or the pointer URL without
+//! the pointers, refuse to start; https pointers start with a warning. The URL the pointers
+//! name is a [`FrontDoor`] bound before the server starts.
 
 use std::path::Path;
 
@@ -79,11 +82,24 @@ fn ocsp_at_the_leafs_url(ca: &str, leaf: &str) -> String {
     ])
 }
 
-/// The binary with the pointers on (through the environment variable) behind `front`.
+/// The binary with the pointers on (through the environment variable) behind `front`, the
+/// public URL.
 async fn start(dir: &Path, key: &Key, front: &FrontDoor, pointers: &str) -> Spawned {
+    start_with(dir, key, front, pointers, &["--public-url", &front.url()]).await
+}
+
+/// The binary with the pointers on and `url_args` naming their base, `front` forwarding to it.
+async fn start_with(
+    dir: &Path,
+    key: &Key,
+    front: &FrontDoor,
+    pointers: &str,
+    url_args: &[&str],
+) -> Spawned {
     let mut command = serve_command(dir);
     command
-        .args(["--public-url", &front.url(), "--key-pool-size", "0"])
+        .args(url_args)
+        .args(["--key-pool-size", "0"])
         .env("DBCERT_LEAF_REVOCATION_POINTERS", pointers)
         .env(
             "DBCERT_BOOTSTRAP_API_KEY",
@@ -361,19 +377,164 @@ async fn leaves_carry_only_the_pointers_asked_for_and_none_by_default() {
     );
 }
 
+/// The warning logged at start when the pointers are https URLs.
+const HTTPS_WARNING: &str = "the revocation pointers are https URLs";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pointers_without_a_public_url_refuse_to_start() {
+async fn a_separate_http_pointer_url_behind_an_https_public_url() {
+    if tools_missing() {
+        return;
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::random();
+    // The API's public URL is https and never reached; the pointers name the front door.
+    let front = FrontDoor::bind();
+    let process = start_with(
+        data_dir.path(),
+        &key,
+        &front,
+        "crl,ocsp",
+        &[
+            "--public-url",
+            "https://dbcert.invalid",
+            "--leaf-revocation-pointer-url",
+            &front.url(),
+        ],
+    )
+    .await;
+    let clients = process.clients(&key).await;
+    let atlas = Atlas {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", process.http_addr),
+        key: key.clone(),
+        alg: Alg::Md5,
+    };
+    let group_id = clients
+        .create_project_with_ca("pointer-url", KeyType::EcdsaP256)
+        .await;
+    for user in ["alice", "bob"] {
+        clients.create_managed_user(&group_id, user).await;
+    }
+    let (alice_pem, alice_serial) = issue(&clients, &group_id, "alice", "").await;
+    let (bob_pem, _) = issue(&clients, &group_id, "bob", &csr(dir.path(), "bob")).await;
+    let ca = write(
+        dir.path(),
+        "ca.pem",
+        &clients.project_ca_pem(&group_id).await,
+    );
+    let alice = write(dir.path(), "alice.pem", &alice_pem);
+    let bob = write(dir.path(), "bob.pem", &bob_pem);
+
+    // Both extensions name the pointer URL (http), on both issue paths.
+    let group_url = format!("{}/api/dbcert/v1/groups/{group_id}", front.url());
+    assert!(group_url.starts_with("http://127.0.0.1:"), "{group_url}");
+    let expected = format!(
+        "X509v3 CRL Distribution Points: \n    Full Name:\n      URI:{group_url}/crl/1\n\
+         Authority Information Access: \n    OCSP - URI:{group_url}/ocsp\n"
+    );
+    let printed = pointer_extensions(&alice);
+    assert_eq!(printed.replace("\n\n", "\n"), expected, "{printed}");
+    assert_eq!(pointer_extensions(&bob), printed, "the CSR's leaf");
+    // The public URL still names the REST links.
+    let resp = atlas
+        .get(&format!("/api/atlas/v1.0/groups/{group_id}"))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(
+        resp.body
+            .contains("https://dbcert.invalid/api/atlas/v1.0/groups/"),
+        "{}",
+        resp.body
+    );
+    // http pointers: no warning.
+    assert!(!process.log().contains(HTTPS_WARNING), "{}", process.log());
+
+    // openssl downloads the CRL through the pointer URL, and asks the responder there.
+    let (ok, out) = verify_downloading_the_crl(&ca, &alice);
+    assert!(ok && out.contains("OK"), "{out}");
+    let out = ocsp_at_the_leafs_url(&ca, &alice);
+    assert!(out.contains(&format!("{alice}: good")), "{out}");
+    let revoke =
+        format!("/api/dbcert/v1/groups/{group_id}/databaseUsers/alice/certs/{alice_serial}/revoke");
+    let resp = atlas.post(&revoke, r#"{"reason":"keyCompromise"}"#).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let (ok, out) = verify_downloading_the_crl(&ca, &alice);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let out = ocsp_at_the_leafs_url(&ca, &alice);
+    assert!(out.contains(&format!("{alice}: revoked")), "{out}");
+    let (ok, out) = verify_downloading_the_crl(&ca, &bob);
+    assert!(ok, "bob is not revoked: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_pointers_start_with_a_warning() {
+    let key = Key::random();
+    // An https public URL alone, then an https pointer URL over an http public URL: both warn
+    // (and start); an http pointer URL over an https public URL does not warn (the test above).
+    for url_args in [
+        &["--public-url", "https://dbcert.invalid"][..],
+        &[
+            "--public-url",
+            "http://dbcert.invalid",
+            "--leaf-revocation-pointer-url",
+            "https://crl.invalid",
+        ],
+    ] {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut command = serve_command(data_dir.path());
+        command
+            .args(url_args)
+            .args(["--leaf-revocation-pointers", "crl", "--key-pool-size", "0"])
+            .env(
+                "DBCERT_BOOTSTRAP_API_KEY",
+                format!("{}:{}", key.public, key.private),
+            );
+        let process = Spawned::start(command).await;
+        assert!(
+            process.wait_for_log(HTTPS_WARNING).await,
+            "{url_args:?}: {}",
+            process.log()
+        );
+        assert!(process.log().contains("-crl_download"), "{}", process.log());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pointers_without_a_url_or_the_url_without_pointers_refuse_to_start() {
     let data_dir = tempfile::tempdir().unwrap();
     let out = data_dir.path().join("out.log");
-    let mut by_flag = serve_command(&data_dir.path().join("data"));
+    let command = || serve_command(&data_dir.path().join("data"));
+    // The pointers with neither URL: refused, naming both.
+    let mut by_flag = command();
     by_flag.args(["--leaf-revocation-pointers", "crl"]);
-    let mut by_env = serve_command(&data_dir.path().join("data"));
+    let mut by_env = command();
     by_env.env("DBCERT_LEAF_REVOCATION_POINTERS", "ocsp,crl");
     for command in [by_flag, by_env] {
         let (status, log) = run_to_exit(command, &out).await;
         assert!(!status.success(), "{log}");
         assert!(
-            log.contains("--leaf-revocation-pointers") && log.contains("--public-url"),
+            log.contains("--leaf-revocation-pointers (")
+                && log.contains("needs --leaf-revocation-pointer-url")
+                && log.contains("or --public-url"),
+            "{log}"
+        );
+        assert!(!log.contains("dbcert serving"), "{log}");
+    }
+    // The pointer URL without the pointers would do nothing: refused, with or without a
+    // public URL.
+    let mut by_flag = command();
+    by_flag.args(["--leaf-revocation-pointer-url", "http://crl.invalid"]);
+    let mut by_env = command();
+    by_env
+        .args(["--public-url", "https://dbcert.invalid"])
+        .env("DBCERT_LEAF_REVOCATION_POINTER_URL", "http://crl.invalid");
+    for command in [by_flag, by_env] {
+        let (status, log) = run_to_exit(command, &out).await;
+        assert!(!status.success(), "{log}");
+        assert!(
+            log.contains("--leaf-revocation-pointer-url")
+                && log.contains("only used with --leaf-revocation-pointers"),
             "{log}"
         );
         assert!(!log.contains("dbcert serving"), "{log}");
