@@ -430,6 +430,10 @@ fn path_parameters(path: &str) -> Vec<Value> {
                 "eventId" => "The event's id: 24 hexadecimal characters.",
                 "databaseName" => "`$external` for X.509 users, `admin` for others.",
                 "username" => "The database user's name (percent-encoded).",
+                "ipAddress" => {
+                    "An access list entry: an IPv4 or IPv6 address, or a CIDR block with its \
+                                 `/` percent-encoded (`192.0.2.0%2F24`)."
+                }
                 "generation" => {
                     "A project CA generation: 1 for the project's first CA, one more \
                                  per rotation."
