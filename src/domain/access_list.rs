@@ -312,9 +312,16 @@ impl Core {
             .await?;
         let id = self.org_api_key(&org.id, api_key_id).await?;
         let entry = AccessListEntry::parse_path(ip_address)?;
-        if id == principal.key_id {
+        // The check and the removal under one lock: two removals by the key of two entries
+        // that each leave the other cannot both pass (in this process; across replicas the
+        // store's cache TTL bounds what a check may miss).
+        let _own = if id == principal.key_id {
+            let guard = self.own_access_list.lock().await;
             self.refuse_own_lockout(principal, &id, &entry).await?;
-        }
+            Some(guard)
+        } else {
+            None
+        };
         if !self
             .store
             .delete_api_key_access_list_entry(&id, &entry)

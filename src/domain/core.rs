@@ -92,6 +92,9 @@ pub struct Core {
     pub(super) crls: super::crl::CrlCache,
     /// Bounds the OCSP answers being signed at once (`ocsp.rs`).
     pub(super) ocsp_signers: super::ocsp::OcspSigners,
+    /// Serializes a key's removal of its own access list entries in this process, so the
+    /// check that the caller keeps an entry holds for the removal (`access_list.rs`).
+    pub(super) own_access_list: tokio::sync::Mutex<()>,
 }
 
 impl Core {
@@ -115,6 +118,7 @@ impl Core {
             key_pool: KeyPool::disabled(),
             crls: Default::default(),
             ocsp_signers: Default::default(),
+            own_access_list: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -461,3 +461,72 @@ async fn rest_routes_list_add_get_and_delete_entries_in_atlas_shape() {
         .await
         .assert_error(403, "IP_ADDRESS_NOT_ON_ACCESS_LIST");
 }
+
+/// A key removing, at once, the two entries that each let its caller in: one removal passes,
+/// the other is refused, and the caller still authenticates, round after round.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_removals_cannot_lock_the_caller_out() {
+    let (_dir, key, server) = start().await;
+    let home = Peer::new(&server, "127.0.0.1", &key).await;
+    let org_id = home
+        .grpc
+        .orgs()
+        .list_organizations(ListOrganizationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .results[0]
+        .id
+        .clone();
+    let key_id = home
+        .grpc
+        .api_keys()
+        .list_api_keys(ListApiKeysRequest {
+            org_id: org_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results[0]
+        .id
+        .clone();
+    let remove = |block: &str| {
+        let clients = home.grpc.clone();
+        let request = ApiKeyAccessListEntryRequest {
+            org_id: org_id.clone(),
+            api_key_id: key_id.clone(),
+            ip_address: block.to_owned(),
+        };
+        async move {
+            clients
+                .api_keys()
+                .delete_api_key_access_list_entry(request)
+                .await
+        }
+    };
+    for round in 0..20 {
+        // 127.0.0.5 keeps the list non-empty; the /31 and the /32 each hold 127.0.0.1.
+        home.grpc
+            .api_keys()
+            .add_api_key_access_list(AddApiKeyAccessListRequest {
+                org_id: org_id.clone(),
+                api_key_id: key_id.clone(),
+                entries: vec![cidr("127.0.0.0/31"), ip("127.0.0.1"), ip("127.0.0.5")],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(remove("127.0.0.0/31"), remove("127.0.0.1"));
+        let refused: Vec<_> = [&a, &b]
+            .into_iter()
+            .filter_map(|r| r.as_ref().err())
+            .collect();
+        assert_eq!(refused.len(), 1, "round {round}: {a:?} {b:?}");
+        assert_eq!(
+            error_code(refused[0]),
+            "CANNOT_REMOVE_CALLER_FROM_ACCESS_LIST"
+        );
+        assert_eq!(home.grpc().await.0, Code::Ok, "round {round}");
+    }
+}
