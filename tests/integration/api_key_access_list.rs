@@ -50,6 +50,34 @@ impl Peer {
         }
     }
 
+    /// The organization and the id of the (only) key, read over gRPC.
+    async fn org_and_key(&self) -> (String, String) {
+        let org_id = self
+            .grpc
+            .orgs()
+            .list_organizations(ListOrganizationsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .results[0]
+            .id
+            .clone();
+        let key_id = self
+            .grpc
+            .api_keys()
+            .list_api_keys(ListApiKeysRequest {
+                org_id: org_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .results[0]
+            .id
+            .clone();
+        (org_id, key_id)
+    }
+
     /// The REST status and errorCode of a read.
     async fn rest(&self) -> (u16, String) {
         let resp = self.atlas.get(TARGET).await;
@@ -114,29 +142,7 @@ async fn a_key_with_an_access_list_authenticates_only_from_listed_addresses() {
     assert_eq!(other.rest().await.0, 200);
     assert_eq!(other.grpc().await.0, Code::Ok);
 
-    let org_id = home
-        .grpc
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
-    let key_id = home
-        .grpc
-        .api_keys()
-        .list_api_keys(ListApiKeysRequest {
-            org_id: org_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
+    let (org_id, key_id) = home.org_and_key().await;
     let add = |entries: Vec<ApiKeyAccessListAddition>| AddApiKeyAccessListRequest {
         org_id: org_id.clone(),
         api_key_id: key_id.clone(),
@@ -468,29 +474,7 @@ async fn rest_routes_list_add_get_and_delete_entries_in_atlas_shape() {
 async fn concurrent_removals_cannot_lock_the_caller_out() {
     let (_dir, key, server) = start().await;
     let home = Peer::new(&server, "127.0.0.1", &key).await;
-    let org_id = home
-        .grpc
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
-    let key_id = home
-        .grpc
-        .api_keys()
-        .list_api_keys(ListApiKeysRequest {
-            org_id: org_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
+    let (org_id, key_id) = home.org_and_key().await;
     let remove = |block: &str| {
         let clients = home.grpc.clone();
         let request = ApiKeyAccessListEntryRequest {
