@@ -3,6 +3,17 @@
 use super::*;
 use crate::domain::RevocationPointerSettings;
 
+/// The settings of `dbcert serve ARGS`, or the error (of the command line or of the settings)
+/// as text.
+fn serve_config(args: &[&str]) -> Result<Config, String> {
+    let cli =
+        Cli::try_parse_from([&["dbcert", "serve"], args].concat()).map_err(|e| e.to_string())?;
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    args.into_config().map_err(|e| e.to_string())
+}
+
 #[test]
 fn parses_durations() {
     assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
@@ -75,13 +86,7 @@ fn parses_key_pool_flags() {
 
 #[test]
 fn parses_audit_retention() {
-    let config = |args: &[&str]| {
-        let cli = Cli::try_parse_from([&["dbcert", "serve"], args].concat())?;
-        let Command::Serve(args) = cli.command else {
-            panic!("serve")
-        };
-        Ok::<_, clap::Error>(args.into_config().unwrap().audit_retention)
-    };
+    let config = |args: &[&str]| serve_config(args).map(|config| config.audit_retention);
     assert_eq!(
         config(&[]).unwrap(),
         Some(Duration::from_secs(365 * 86_400))
@@ -98,13 +103,7 @@ fn parses_audit_retention() {
 
 #[test]
 fn parses_public_url() {
-    let config = |args: &[&str]| {
-        let cli = Cli::try_parse_from([&["dbcert", "serve"], args].concat())?;
-        let Command::Serve(args) = cli.command else {
-            panic!("serve")
-        };
-        Ok::<_, clap::Error>(args.into_config().unwrap().public_url)
-    };
+    let config = |args: &[&str]| serve_config(args).map(|config| config.public_url);
     assert_eq!(config(&[]).unwrap(), None);
     assert_eq!(
         config(&["--public-url", "https://dbcert.example.com/"])
@@ -119,23 +118,15 @@ fn parses_public_url() {
         "https://x/api",
         "https://x?a=1",
     ] {
-        let error = config(&["--public-url", bad]).unwrap_err().to_string();
+        let error = config(&["--public-url", bad]).unwrap_err();
         assert!(error.contains("--public-url"), "{error}");
     }
 }
 
 #[test]
 fn parses_leaf_revocation_pointers() {
-    let config = |args: &[&str]| {
-        let cli = Cli::try_parse_from([&["dbcert", "serve"], args].concat())
-            .map_err(|e| e.to_string())?;
-        let Command::Serve(args) = cli.command else {
-            panic!("serve")
-        };
-        args.into_config()
-            .map(|config| config.core.leaf_revocation_pointers)
-            .map_err(|e| e.to_string())
-    };
+    let config =
+        |args: &[&str]| serve_config(args).map(|config| config.core.leaf_revocation_pointers);
     let url = ["--public-url", "https://dbcert.example.com/"];
     assert_eq!(config(&url), Ok(None));
     let both = |crl, ocsp| {
@@ -169,14 +160,7 @@ fn parses_leaf_revocation_pointers() {
 #[test]
 fn parses_the_leaf_revocation_pointer_url() {
     let config = |args: &[&str]| {
-        let cli = Cli::try_parse_from([&["dbcert", "serve"], args].concat())
-            .map_err(|e| e.to_string())?;
-        let Command::Serve(args) = cli.command else {
-            panic!("serve")
-        };
-        args.into_config()
-            .map(|config| config.core.leaf_revocation_pointers.map(|s| s.base_url))
-            .map_err(|e| e.to_string())
+        serve_config(args).map(|config| config.core.leaf_revocation_pointers.map(|s| s.base_url))
     };
     let pointers = ["--leaf-revocation-pointers", "crl,ocsp"];
     let pointer_url = [
@@ -286,16 +270,14 @@ fn secrets_on_the_command_line_are_refused_naming_the_variable() {
 #[test]
 fn max_connections_is_bounded() {
     let parse = |value: &str| {
-        let cli = Cli::try_parse_from(["dbcert", "serve", "--max-connections", value])?;
-        let Command::Serve(args) = cli.command else {
-            panic!("serve")
-        };
-        Ok::<_, clap::Error>(args.into_config().unwrap().limits.max_connections)
+        serve_config(&["--max-connections", value]).map(|config| config.limits.max_connections)
     };
     assert_eq!(parse("2").unwrap(), 2);
     assert_eq!(parse("1000000").unwrap(), 1_000_000);
-    let cli = Cli::try_parse_from(["dbcert", "serve", "--max-connections-per-address", "0"]);
-    assert!(cli.is_err(), "0 per address");
+    assert!(
+        serve_config(&["--max-connections-per-address", "0"]).is_err(),
+        "0 per address"
+    );
     // 0 would refuse every connection; a huge value would panic the accept loop's semaphore.
     for bad in ["0", "1000001", "18446744073709551615", "-1"] {
         assert!(parse(bad).is_err(), "{bad}");
