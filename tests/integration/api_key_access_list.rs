@@ -52,16 +52,7 @@ impl Peer {
 
     /// The organization and the id of the (only) key, read over gRPC.
     async fn org_and_key(&self) -> (String, String) {
-        let org_id = self
-            .grpc
-            .orgs()
-            .list_organizations(ListOrganizationsRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .results[0]
-            .id
-            .clone();
+        let org_id = self.grpc.first_org_id().await;
         let key_id = self
             .grpc
             .api_keys()

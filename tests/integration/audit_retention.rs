@@ -12,7 +12,7 @@ use dbcert::domain::{
     NewCertificate, OrgId, ProjectId,
 };
 use dbcert::proto::v1::{
-    ListOrganizationEventsRequest, ListOrganizationsRequest, ListUserCertificatesRequest,
+    ListOrganizationEventsRequest, ListUserCertificatesRequest,
     audit_service_client::AuditServiceClient,
 };
 use time::OffsetDateTime;
@@ -59,15 +59,7 @@ async fn purges_events_past_the_retention(database_url: Option<String>) {
     // First run, keeping events forever: a project, a user and a certificate.
     let server = TestServer::start_in(dir, key.clone(), with(None)).await;
     let clients = server.clients().await;
-    let org = clients
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
+    let org = clients.first_org_id().await;
     let group_id = clients.create_project("retained").await;
     clients.create_managed_user(&group_id, "erin").await;
     let issued = clients.issue(&group_id, "erin", Some(1)).await.unwrap();

@@ -10,9 +10,8 @@ use dbcert::proto::v1::{
     AssignApiKeyToProjectRequest, AuditEvent, CreateApiKeyRequest, CreateOrganizationRequest,
     CustomerX509, DeleteApiKeyRequest, DeleteCustomerX509Request, DeleteDatabaseUserRequest,
     DeleteProjectRequest, ListAuditEventsRequest, ListOrganizationEventsRequest,
-    ListOrganizationEventsResponse, ListOrganizationsRequest, ListProjectsRequest,
-    UpdateDatabaseUserRequest, UpdateUserSecurityRequest, X509Type,
-    audit_service_client::AuditServiceClient,
+    ListOrganizationEventsResponse, ListProjectsRequest, UpdateDatabaseUserRequest,
+    UpdateUserSecurityRequest, X509Type, audit_service_client::AuditServiceClient,
 };
 use tonic::Code;
 
@@ -74,15 +73,7 @@ async fn events(clients: &Clients, group_id: &str) -> Result<Vec<AuditEvent>, to
 }
 
 pub(crate) async fn org_id(clients: &Clients) -> String {
-    clients
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone()
+    clients.first_org_id().await
 }
 
 /// Creates an ORG_MEMBER key with `role` on the project.

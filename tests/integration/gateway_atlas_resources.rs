@@ -534,8 +534,8 @@ fn collect_hrefs(value: &Value, hrefs: &mut Vec<String>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_operations_over_grpc_with_their_roles() {
     use dbcert::proto::v1::{
-        CreateApiKeyRequest, GetOrganizationRequest, GetProjectByNameRequest,
-        ListOrganizationsRequest, ListProjectsRequest, UpdateProjectRequest,
+        CreateApiKeyRequest, GetOrganizationRequest, GetProjectByNameRequest, ListProjectsRequest,
+        UpdateProjectRequest,
     };
     use tonic::Code;
 
@@ -543,15 +543,7 @@ async fn the_same_operations_over_grpc_with_their_roles() {
 
     let server = TestServer::start().await;
     let clients = server.clients().await;
-    let org_id = clients
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
+    let org_id = clients.first_org_id().await;
     let org = clients
         .orgs()
         .get_organization(GetOrganizationRequest {

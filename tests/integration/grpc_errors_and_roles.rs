@@ -41,15 +41,7 @@ async fn org_key(clients: &Clients, org_id: &str, role: &str) -> (Key, String) {
 }
 
 async fn own_org_id(clients: &Clients) -> String {
-    clients
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone()
+    clients.first_org_id().await
 }
 
 /// A self-signed customer CA certificate made at test time with rcgen, valid or expired.

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 use base64::Engine as _;
-use dbcert::proto::v1::{CreateApiKeyRequest, ListApiKeysRequest, ListOrganizationsRequest};
+use dbcert::proto::v1::{CreateApiKeyRequest, ListApiKeysRequest};
 use md5::{Digest as _, Md5};
 use nix::sys::signal::Signal;
 use sha2::Sha256;
@@ -104,15 +104,7 @@ async fn no_key_material_in_trace_logs() {
     }
 
     // API keys: one created over gRPC, one over REST; both listed; both used.
-    let org_id = clients
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
+    let org_id = clients.first_org_id().await;
     let created = clients
         .api_keys()
         .create_api_key(CreateApiKeyRequest {

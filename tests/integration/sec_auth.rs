@@ -261,16 +261,7 @@ async fn a_forged_nonce_charges_the_address_but_not_the_key() {
 
 /// The `AUTHENTICATION_FAILED` events of the organization from `ip`, as (scheme, address).
 async fn failures_from(owner: &Peer, ip: &str) -> Vec<(String, String)> {
-    let org = owner
-        .grpc
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
+    let org = owner.grpc.first_org_id().await;
     let mut events = Vec::new();
     for page in 1.. {
         let listed = owner

@@ -217,15 +217,7 @@ async fn org_failed_authentications(clients: &Clients, org_id: &str) -> Vec<(Str
 async fn the_audit_trail_records_the_forwarded_client() {
     let server = server("127.0.0.0/8").await;
     let clients = server.clients().await;
-    let org = clients
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
+    let org = clients.first_org_id().await;
     let group_id = clients.create_project("forwarded").await;
 
     // Successful changes: over REST with X-Forwarded-For, over gRPC with the metadata.

@@ -4,8 +4,9 @@
 
 use base64::Engine as _;
 use dbcert::proto::v1::{
-    KeyType, UpdateUserSecurityRequest, api_key_service_client::ApiKeyServiceClient,
-    audit_service_client::AuditServiceClient, certificate_service_client::CertificateServiceClient,
+    KeyType, ListOrganizationsRequest, UpdateUserSecurityRequest,
+    api_key_service_client::ApiKeyServiceClient, audit_service_client::AuditServiceClient,
+    certificate_service_client::CertificateServiceClient,
     database_user_service_client::DatabaseUserServiceClient,
     organization_service_client::OrganizationServiceClient,
     project_service_client::ProjectServiceClient,
@@ -109,6 +110,18 @@ impl Clients {
     /// is generated on the project's first certificate; an RSA-4096 one (the product's default,
     /// as Atlas) costs about a second of CPU, so tests take ECDSA where RSA is not what they
     /// test. Tests of RSA or of Atlas's exact profile use [`Self::create_project_with_ca`].
+    /// The id of the first organization the key sees (the bootstrap key's own, in tests).
+    pub async fn first_org_id(&self) -> String {
+        self.orgs()
+            .list_organizations(ListOrganizationsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .results[0]
+            .id
+            .clone()
+    }
+
     pub async fn create_project(&self, name: &str) -> String {
         self.create_project_with_ca(name, KeyType::EcdsaP256).await
     }

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use dbcert::proto::v1::{
     AssignApiKeyToProjectRequest, CertificateStatus, CreateApiKeyRequest,
-    DeleteDatabaseUserRequest, ListAuditEventsRequest, ListOrganizationsRequest,
-    ListUserCertificateStatusesRequest, ListUserCertificatesRequest, RevocationReason,
-    RevokeUserCertificateRequest, RevokeUserCertificatesRequest, UserCertificateStatus,
+    DeleteDatabaseUserRequest, ListAuditEventsRequest, ListUserCertificateStatusesRequest,
+    ListUserCertificatesRequest, RevocationReason, RevokeUserCertificateRequest,
+    RevokeUserCertificatesRequest, UserCertificateStatus,
 };
 use serde_json::Value;
 use tonic::Code;
@@ -29,15 +29,7 @@ const DBCERT: &str = "/api/dbcert/v1";
 // === helpers ===
 
 async fn project_key(clients: &Clients, group_id: &str, role: &str) -> Key {
-    let org_id = clients
-        .orgs()
-        .list_organizations(ListOrganizationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .results[0]
-        .id
-        .clone();
+    let org_id = clients.first_org_id().await;
     let created = clients
         .api_keys()
         .create_api_key(CreateApiKeyRequest {
