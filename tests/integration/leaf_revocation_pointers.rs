@@ -84,6 +84,34 @@ fn ocsp_at_the_leafs_url(ca: &str, leaf: &str) -> String {
 
 /// The binary with the pointers on (through the environment variable) behind `front`, the
 /// public URL.
+/// openssl, following the leaves' pointers: alice's CRL download verifies and OCSP says good;
+/// after her certificate's revocation (keyCompromise, over REST) the downloaded CRL lists it and
+/// the responder says revoked with the reason; bob's still verifies.
+async fn revocation_is_seen_through_the_pointers(
+    atlas: &Atlas,
+    group_id: &str,
+    alice_serial: i64,
+    ca: &str,
+    alice: &str,
+    bob: &str,
+) {
+    let (ok, out) = verify_downloading_the_crl(ca, alice);
+    assert!(ok && out.contains("OK"), "{out}");
+    let out = ocsp_at_the_leafs_url(ca, alice);
+    assert!(out.contains(&format!("{alice}: good")), "{out}");
+    let revoke =
+        format!("/api/dbcert/v1/groups/{group_id}/databaseUsers/alice/certs/{alice_serial}/revoke");
+    let resp = atlas.post(&revoke, r#"{"reason":"keyCompromise"}"#).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let (ok, out) = verify_downloading_the_crl(ca, alice);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let out = ocsp_at_the_leafs_url(ca, alice);
+    assert!(out.contains(&format!("{alice}: revoked")), "{out}");
+    assert!(out.contains("Reason: keyCompromise"), "{out}");
+    let (ok, out) = verify_downloading_the_crl(ca, bob);
+    assert!(ok, "bob is not revoked: {out}");
+}
+
 async fn start(dir: &Path, key: &Key, front: &FrontDoor, pointers: &str) -> Spawned {
     start_with(dir, key, front, pointers, &["--public-url", &front.url()]).await
 }
@@ -205,24 +233,16 @@ async fn leaves_point_at_their_own_cas_crl_and_the_ocsp_responder() {
         ]
     );
 
-    // openssl downloads the CRL the leaf names and accepts the leaf; OCSP says good.
-    let (ok, out) = verify_downloading_the_crl(&first_ca, &alice);
-    assert!(ok && out.contains("OK"), "{out}");
-    let out = ocsp_at_the_leafs_url(&first_ca, &alice);
-    assert!(out.contains(&format!("{alice}: good")), "{out}");
-
-    // Revoked: the downloaded CRL lists it, and the responder says so.
-    let revoke =
-        format!("/api/dbcert/v1/groups/{group_id}/databaseUsers/alice/certs/{alice_serial}/revoke");
-    let resp = atlas.post(&revoke, r#"{"reason":"keyCompromise"}"#).await;
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    let (ok, out) = verify_downloading_the_crl(&first_ca, &alice);
-    assert!(!ok && out.contains("certificate revoked"), "{out}");
-    let out = ocsp_at_the_leafs_url(&first_ca, &alice);
-    assert!(out.contains(&format!("{alice}: revoked")), "{out}");
-    assert!(out.contains("Reason: keyCompromise"), "{out}");
-    let (ok, out) = verify_downloading_the_crl(&first_ca, &bob);
-    assert!(ok, "bob is not revoked: {out}");
+    // openssl follows the leaf's pointers before and after alice's revocation.
+    revocation_is_seen_through_the_pointers(
+        &atlas,
+        &group_id,
+        alice_serial,
+        &first_ca,
+        &alice,
+        &bob,
+    )
+    .await;
 
     // A rotation: a new leaf names generation 2's CRL, which its CA signs.
     let resp = atlas
@@ -451,20 +471,8 @@ async fn a_separate_http_pointer_url_behind_an_https_public_url() {
     assert!(!process.log().contains(HTTPS_WARNING), "{}", process.log());
 
     // openssl downloads the CRL through the pointer URL, and asks the responder there.
-    let (ok, out) = verify_downloading_the_crl(&ca, &alice);
-    assert!(ok && out.contains("OK"), "{out}");
-    let out = ocsp_at_the_leafs_url(&ca, &alice);
-    assert!(out.contains(&format!("{alice}: good")), "{out}");
-    let revoke =
-        format!("/api/dbcert/v1/groups/{group_id}/databaseUsers/alice/certs/{alice_serial}/revoke");
-    let resp = atlas.post(&revoke, r#"{"reason":"keyCompromise"}"#).await;
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    let (ok, out) = verify_downloading_the_crl(&ca, &alice);
-    assert!(!ok && out.contains("certificate revoked"), "{out}");
-    let out = ocsp_at_the_leafs_url(&ca, &alice);
-    assert!(out.contains(&format!("{alice}: revoked")), "{out}");
-    let (ok, out) = verify_downloading_the_crl(&ca, &bob);
-    assert!(ok, "bob is not revoked: {out}");
+    revocation_is_seen_through_the_pointers(&atlas, &group_id, alice_serial, &ca, &alice, &bob)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
